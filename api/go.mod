@@ -1,0 +1,3 @@
+module github.com/jobwire/jobwire/api
+
+go 1.26

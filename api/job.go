@@ -1,0 +1,176 @@
+package api
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// State is where a job is in its life. Queued and active jobs may still change; the other three are
+// terminal: once a job reaches one, nothing but an explicit re-queue changes it again.
+type State string
+
+// The states of a job.
+const (
+	StateQueued    State = "queued"
+	StateActive    State = "active"
+	StateCompleted State = "completed"
+	StateFailed    State = "failed"
+	StateCancelled State = "cancelled"
+)
+
+// Terminal reports whether s is a final state (completed, failed or cancelled).
+func (s State) Terminal() bool {
+	return s == StateCompleted || s == StateFailed || s == StateCancelled
+}
+
+// Progress is how far a running job has come. Percent is derived from Done and Total (0..100).
+type Progress struct {
+	Done    int    `json:"done"`
+	Total   int    `json:"total"`
+	Percent int    `json:"percent"`
+	Message string `json:"message,omitempty"`
+}
+
+// NewProgress returns a Progress with Percent computed from done and total and clamped to 0..100.
+func NewProgress(done, total int, message string) Progress {
+	p := Progress{Done: done, Total: total, Message: message}
+	if total > 0 {
+		p.Percent = min(max(done*100/total, 0), 100)
+	}
+	return p
+}
+
+// JobError says why a job failed. Code is stable and machine-readable; Message is for people.
+type JobError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// JobState is the latest state of one job, as stored in the JOB_STATE bucket and sent to clients.
+// Revision is the KV revision of this value; it increases across the whole bucket and is the SSE event id.
+type JobState struct {
+	ID         string          `json:"id"`
+	Type       string          `json:"type"`
+	Name       string          `json:"name,omitempty"`
+	State      State           `json:"state"`
+	Progress   Progress        `json:"progress"`
+	Result     json.RawMessage `json:"result"`
+	Error      *JobError       `json:"error"`
+	Attempt    int             `json:"attempt"`
+	CreatedAt  time.Time       `json:"createdAt"`
+	UpdatedAt  time.Time       `json:"updatedAt"`
+	StartedAt  *time.Time      `json:"startedAt,omitempty"`
+	FinishedAt *time.Time      `json:"finishedAt,omitempty"`
+	RunAt      *time.Time      `json:"runAt,omitempty"`
+	Revision   uint64          `json:"revision"`
+	// EventSeq is the JOB_EVENTS stream sequence of the last event folded into this state. The projector
+	// uses it to skip redelivered events.
+	EventSeq uint64 `json:"eventSeq"`
+}
+
+// SubmitRequest is the body of POST /v1/jobs.
+type SubmitRequest struct {
+	Type  string          `json:"type"`
+	Input json.RawMessage `json:"input"`
+	// RunAt, when set and in the future, delays the job's start until then.
+	RunAt *time.Time `json:"runAt,omitempty"`
+}
+
+// JobList is a page of jobs, newest first. NextCursor is empty on the last page.
+type JobList struct {
+	Jobs       []JobState `json:"jobs"`
+	NextCursor string     `json:"nextCursor,omitempty"`
+}
+
+// History is the list of a job's events, oldest first, as stored in JOB_EVENTS.
+type History struct {
+	Events []json.RawMessage `json:"events"`
+}
+
+// PlaylistImport is the input of a playlist.import job.
+type PlaylistImport struct {
+	Name    string `json:"name"`
+	Format  string `json:"format"`
+	Content string `json:"content"`
+}
+
+// The playlist formats the importer reads.
+const (
+	FormatM3U  = "m3u"
+	FormatXSPF = "xspf"
+	FormatCSV  = "csv"
+	FormatJSON = "json"
+)
+
+// JobTypePlaylistImport is the job type that imports a playlist into the caller's library.
+const JobTypePlaylistImport = "playlist.import"
+
+// ImportResult is the result of a completed (or cancelled) playlist.import job.
+type ImportResult struct {
+	// Added counts tracks this job put into the library.
+	Added int `json:"added"`
+	// Duplicates counts entries that repeat a track earlier in the same playlist.
+	Duplicates int `json:"duplicates"`
+	// Existing counts tracks that were already in the library from an earlier import.
+	Existing int `json:"existing"`
+	// Invalid counts lines or entries that could not be read as a track.
+	Invalid int `json:"invalid"`
+	// InvalidLines lists the first invalid entries (at most 100) with their line number and reason.
+	InvalidLines []InvalidLine `json:"invalidLines"`
+}
+
+// InvalidLine is one playlist entry the importer skipped, and why.
+type InvalidLine struct {
+	Line   int    `json:"line"`
+	Text   string `json:"text"`
+	Reason string `json:"reason"`
+}
+
+// Track is one entry of a user's library.
+type Track struct {
+	Key         string    `json:"key"`
+	Artist      string    `json:"artist"`
+	Title       string    `json:"title"`
+	Album       string    `json:"album,omitempty"`
+	DurationSec int       `json:"durationSec,omitempty"`
+	JobID       string    `json:"jobId"`
+	AddedAt     time.Time `json:"addedAt"`
+}
+
+// TrackList is a page of a user's library, ordered by key. NextCursor is empty on the last page.
+type TrackList struct {
+	Tracks     []Track `json:"tracks"`
+	NextCursor string  `json:"nextCursor,omitempty"`
+}
+
+// LegacyProgress is the message of the legacy routes GET /library/sync/{jobId} and
+// GET /library/sync/{jobId}/progress, byte-compatible with the BullMQ-era frontend: the field order is
+// part of the contract, progress is a percent number and state uses BullMQ's names.
+type LegacyProgress struct {
+	Error    *string         `json:"error"`
+	JobID    string          `json:"jobId"`
+	Progress int             `json:"progress"`
+	Result   json.RawMessage `json:"result"`
+	State    string          `json:"state"`
+}
+
+// Legacy returns the legacy view of s: queued becomes "waiting", cancelled becomes "failed".
+func (s *JobState) Legacy() LegacyProgress {
+	lp := LegacyProgress{JobID: s.ID, Progress: s.Progress.Percent, Result: s.Result}
+	if len(lp.Result) == 0 {
+		lp.Result = json.RawMessage("null")
+	}
+	switch s.State {
+	case StateQueued:
+		lp.State = "waiting"
+	case StateCancelled:
+		lp.State = "failed"
+	default:
+		lp.State = string(s.State)
+	}
+	if s.Error != nil {
+		msg := s.Error.Message
+		lp.Error = &msg
+	}
+	return lp
+}

@@ -1,0 +1,14 @@
+// Package streams is jobwire's JetStream topology as code: the names of every stream, KV bucket and
+// consumer, their configurations and Ensure, which creates or updates them idempotently; the subjects
+// and keys (built only from validated tokens); the versioned job events; and Fold, the pure function
+// that turns a job's events into its JobState.
+//
+// Layout (see DESIGN.md §4):
+//
+//	JOBS            stream  jobs.queue.<type>            work queue, deduplicated on Nats-Msg-Id = job id
+//	JOBS_DLQ        stream  jobs.dlq.<type>              dead letters: jobs whose attempts ran out
+//	JOB_EVENTS      stream  jobs.events.<owner>.<jobId>  the event log, source of truth
+//	JOB_STATE       KV      <owner>.<jobId>              latest JobState; finished jobs expire with a marker
+//	LIBRARY         KV      <owner>.<trackKey>           tracks that imports produced
+//	JOB_IDEMPOTENCY KV      <owner>.<keyHash>            Idempotency-Key -> job, kept 24 h
+package streams

@@ -1,0 +1,187 @@
+package streams
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+)
+
+// Names of the streams and buckets.
+const (
+	StreamJobs        = "JOBS"
+	StreamDeadLetters = "JOBS_DLQ"
+	StreamEvents      = "JOB_EVENTS"
+	BucketState       = "JOB_STATE"
+	BucketLibrary     = "LIBRARY"
+	BucketIdempotency = "JOB_IDEMPOTENCY"
+)
+
+// Durable consumer names. Worker consumers are named per job type by WorkerConsumer.
+const (
+	ConsumerProjector = "projector"
+	ConsumerMirror    = "mirror-redis"
+)
+
+// Subject prefixes.
+const (
+	subjectQueue  = "jobs.queue."
+	subjectDLQ    = "jobs.dlq."
+	subjectEvents = "jobs.events."
+	// SubjectCancel is where cancel requests are broadcast to workers: jobs.cancel.<owner>.<jobId>.
+	subjectCancel = "jobs.cancel."
+)
+
+// Errors of the validators.
+var (
+	ErrInvalidJobID   = errors.New("invalid job id")
+	ErrInvalidOwner   = errors.New("invalid owner")
+	ErrInvalidJobType = errors.New("invalid job type")
+)
+
+// MaxSubjectLen bounds a user id (the token's sub) so keys and subjects stay small.
+const MaxSubjectLen = 256
+
+var jobTypeRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}(\.[a-z][a-z0-9_]{0,31}){0,3}$`)
+
+// ValidJobType reports whether t has the shape of a job type: dot-separated lowercase words.
+func ValidJobType(t string) bool { return jobTypeRE.MatchString(t) }
+
+// NewJobID returns a new job id: a ULID, so ids sort by creation time.
+func NewJobID(now time.Time) string {
+	return ulid.MustNew(ulid.Timestamp(now), ulid.DefaultEntropy()).String()
+}
+
+// ValidJobID reports whether id is a canonical ULID (26 characters of Crockford base32, upper case).
+// Only ids that pass it are ever put into a subject or key.
+func ValidJobID(id string) bool {
+	if len(id) != ulid.EncodedSize {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'Z') || c == 'I' || c == 'L' || c == 'O' || c == 'U' {
+			return false
+		}
+	}
+	// The first character can only be 0..7: larger values overflow 48 bits of time.
+	return id[0] <= '7'
+}
+
+// JobIDTime returns the creation time encoded in a valid job id.
+func JobIDTime(id string) time.Time {
+	u, err := ulid.ParseStrict(id)
+	if err != nil {
+		return time.Time{}
+	}
+	return ulid.Time(u.Time())
+}
+
+// OwnerToken maps a user id (a token's sub, any non-empty UTF-8 string up to MaxSubjectLen bytes) to a
+// token that is safe in a subject and a KV key. Letters, digits and '-' stay as they are; every other
+// byte, '_' included, becomes '_' followed by two upper-case hex digits. The mapping is injective, so two
+// different users never share a token, and readable for the usual ids ("alice", "user-42").
+func OwnerToken(sub string) (string, error) {
+	if sub == "" || len(sub) > MaxSubjectLen {
+		return "", fmt.Errorf("%w: length %d", ErrInvalidOwner, len(sub))
+	}
+	var b strings.Builder
+	b.Grow(len(sub))
+	const hexdigits = "0123456789ABCDEF"
+	for i := 0; i < len(sub); i++ {
+		c := sub[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('_')
+		b.WriteByte(hexdigits[c>>4])
+		b.WriteByte(hexdigits[c&0xF])
+	}
+	return b.String(), nil
+}
+
+// ValidOwnerToken reports whether tok could have come from OwnerToken.
+func ValidOwnerToken(tok string) bool {
+	if tok == "" || len(tok) > 3*MaxSubjectLen {
+		return false
+	}
+	for i := 0; i < len(tok); i++ {
+		c := tok[i]
+		switch {
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-':
+		case c == '_' && i+2 < len(tok) && isUpperHex(tok[i+1]) && isUpperHex(tok[i+2]):
+			i += 2
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func isUpperHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'A' && c <= 'F' }
+
+// QueueSubject is the JOBS subject for a job type.
+func QueueSubject(jobType string) string { return subjectQueue + jobType }
+
+// DeadLetterSubject is the JOBS_DLQ subject for a job type.
+func DeadLetterSubject(jobType string) string { return subjectDLQ + jobType }
+
+// EventSubject is the JOB_EVENTS subject of one job. owner must be an OwnerToken and jobID valid.
+func EventSubject(owner, jobID string) string { return subjectEvents + owner + "." + jobID }
+
+// OwnerEventsFilter is the JOB_EVENTS filter for all jobs of one owner.
+func OwnerEventsFilter(owner string) string { return subjectEvents + owner + ".*" }
+
+// ParseEventSubject splits a JOB_EVENTS subject into owner token and job id.
+func ParseEventSubject(subject string) (owner, jobID string, ok bool) {
+	rest, found := strings.CutPrefix(subject, subjectEvents)
+	if !found {
+		return "", "", false
+	}
+	owner, jobID, found = strings.Cut(rest, ".")
+	return owner, jobID, found && ValidOwnerToken(owner) && ValidJobID(jobID)
+}
+
+// CancelSubject is the core NATS subject on which a cancel request for one job is broadcast.
+func CancelSubject(owner, jobID string) string { return subjectCancel + owner + "." + jobID }
+
+// CancelWildcard matches every cancel request.
+const CancelWildcard = subjectCancel + ">"
+
+// StateKey is the JOB_STATE key of one job.
+func StateKey(owner, jobID string) string { return owner + "." + jobID }
+
+// ParseStateKey splits a JOB_STATE key into owner token and job id.
+func ParseStateKey(key string) (owner, jobID string, ok bool) {
+	owner, jobID, found := strings.Cut(key, ".")
+	return owner, jobID, found && ValidOwnerToken(owner) && ValidJobID(jobID)
+}
+
+// OwnerKeys is the KV key filter for all keys of one owner (JOB_STATE, LIBRARY).
+func OwnerKeys(owner string) string { return owner + ".*" }
+
+// TrackKey returns the LIBRARY key of a track for an owner: the owner token, a dot and a hex digest of
+// the track's identity (normalised artist and title), so the same track always lands on the same key.
+func TrackKey(owner, identity string) string {
+	sum := sha256.Sum256([]byte(identity))
+	return owner + "." + hex.EncodeToString(sum[:16])
+}
+
+// IdempotencyKey returns the JOB_IDEMPOTENCY key for an owner's Idempotency-Key header value. The value
+// is hashed, so any header content is safe.
+func IdempotencyKey(owner, headerValue string) string {
+	sum := sha256.Sum256([]byte(headerValue))
+	return owner + "." + hex.EncodeToString(sum[:16])
+}
+
+// WorkerConsumer is the durable consumer name of the workers of a job type. Consumer names cannot hold
+// dots, so "playlist.import" becomes "worker-playlist_import".
+func WorkerConsumer(jobType string) string {
+	return "worker-" + strings.ReplaceAll(jobType, ".", "_")
+}

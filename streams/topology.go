@@ -1,0 +1,186 @@
+package streams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Config sets the parts of the topology an operator may tune. The zero value is valid: SetDefaults
+// fills in the documented defaults.
+type Config struct {
+	// Replicas of every stream and bucket (JOBWIRE_REPLICAS). Default 1; use 3 on a cluster. Raising it
+	// on an existing topology upgrades it in place.
+	Replicas int
+	// EventsMaxAge is how long JOB_EVENTS keeps events (JOBWIRE_EVENTS_MAX_AGE). Default 7 days.
+	EventsMaxAge time.Duration
+	// StateRetention is how long a finished job's state stays in JOB_STATE before it expires with a
+	// delete marker that watchers see (JOBWIRE_STATE_RETENTION). Default 24 h.
+	StateRetention time.Duration
+	// IdempotencyWindow is how long an Idempotency-Key maps to its job. Default 24 h.
+	IdempotencyWindow time.Duration
+	// DedupeWindow is the JetStream duplicate window of JOBS and JOB_EVENTS. Default 2 min.
+	DedupeWindow time.Duration
+	// DeadLetterMaxAge is how long JOBS_DLQ keeps dead letters. Default 30 days.
+	DeadLetterMaxAge time.Duration
+	// Storage of every stream and bucket. Default file.
+	Storage jetstream.StorageType
+}
+
+// Defaults of Config.
+const (
+	DefaultEventsMaxAge      = 7 * 24 * time.Hour
+	DefaultStateRetention    = 24 * time.Hour
+	DefaultIdempotencyWindow = 24 * time.Hour
+	DefaultDedupeWindow      = 2 * time.Minute
+	DefaultDeadLetterMaxAge  = 30 * 24 * time.Hour
+	// deleteMarkerTTL is how long the marker of an expired JOB_STATE key stays, so a watcher that
+	// resumes later still learns that the job is gone.
+	deleteMarkerTTL = time.Hour
+)
+
+// SetDefaults fills zero fields with their defaults.
+func (c *Config) SetDefaults() {
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.EventsMaxAge == 0 {
+		c.EventsMaxAge = DefaultEventsMaxAge
+	}
+	if c.StateRetention == 0 {
+		c.StateRetention = DefaultStateRetention
+	}
+	if c.IdempotencyWindow == 0 {
+		c.IdempotencyWindow = DefaultIdempotencyWindow
+	}
+	if c.DedupeWindow == 0 {
+		c.DedupeWindow = DefaultDedupeWindow
+	}
+	if c.DeadLetterMaxAge == 0 {
+		c.DeadLetterMaxAge = DefaultDeadLetterMaxAge
+	}
+}
+
+// Validate reports a configuration JetStream would refuse or that breaks an invariant.
+func (c *Config) Validate() error {
+	switch {
+	case c.Replicas < 1 || c.Replicas > 5:
+		return fmt.Errorf("replicas must be 1..5, got %d", c.Replicas)
+	case c.StateRetention < time.Second:
+		return fmt.Errorf("state retention must be at least 1s, got %s", c.StateRetention)
+	case c.DedupeWindow > c.EventsMaxAge:
+		return fmt.Errorf("dedupe window %s longer than events max age %s", c.DedupeWindow, c.EventsMaxAge)
+	}
+	return nil
+}
+
+// StreamConfigs returns the configurations of JOBS, JOBS_DLQ and JOB_EVENTS.
+func (c Config) StreamConfigs() []jetstream.StreamConfig {
+	c.SetDefaults()
+	return []jetstream.StreamConfig{
+		{
+			Name:        StreamJobs,
+			Description: "jobwire work queue: one message per job to run",
+			Subjects:    []string{subjectQueue + ">"},
+			Retention:   jetstream.WorkQueuePolicy,
+			Storage:     c.Storage,
+			Replicas:    c.Replicas,
+			Duplicates:  c.DedupeWindow,
+			Discard:     jetstream.DiscardOld,
+			// Scheduled jobs (runAt) are stored as schedules that publish into jobs.queue.<type>.
+			AllowMsgSchedules: true,
+			AllowMsgTTL:       true,
+		},
+		{
+			Name:        StreamDeadLetters,
+			Description: "jobwire dead letters: jobs whose attempts ran out, re-queued by `jobwire jobs retry`",
+			Subjects:    []string{subjectDLQ + ">"},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     c.Storage,
+			Replicas:    c.Replicas,
+			MaxAge:      c.DeadLetterMaxAge,
+			Duplicates:  c.DedupeWindow,
+		},
+		{
+			Name:        StreamEvents,
+			Description: "jobwire job events: the source of truth, one subject per job",
+			Subjects:    []string{subjectEvents + ">"},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     c.Storage,
+			Replicas:    c.Replicas,
+			MaxAge:      c.EventsMaxAge,
+			Duplicates:  c.DedupeWindow,
+			AllowDirect: true,
+		},
+	}
+}
+
+// BucketConfigs returns the configurations of JOB_STATE, LIBRARY and JOB_IDEMPOTENCY.
+func (c Config) BucketConfigs() []jetstream.KeyValueConfig {
+	c.SetDefaults()
+	return []jetstream.KeyValueConfig{
+		{
+			Bucket:         BucketState,
+			Description:    "jobwire latest state per job (<owner>.<jobId>), a projection of JOB_EVENTS",
+			History:        1,
+			Storage:        c.Storage,
+			Replicas:       c.Replicas,
+			LimitMarkerTTL: deleteMarkerTTL,
+		},
+		{
+			Bucket:      BucketLibrary,
+			Description: "jobwire imported tracks (<owner>.<trackKey>)",
+			History:     1,
+			Storage:     c.Storage,
+			Replicas:    c.Replicas,
+		},
+		{
+			Bucket:      BucketIdempotency,
+			Description: "jobwire Idempotency-Key to job id (<owner>.<keyHash>)",
+			History:     1,
+			Storage:     c.Storage,
+			Replicas:    c.Replicas,
+			TTL:         c.IdempotencyWindow,
+		},
+	}
+}
+
+// Ensure creates or updates every stream and bucket of the topology. It is idempotent: on a topology
+// that already matches it changes nothing, so every service calls it at start. Consumers are not
+// created here: each is ensured by the service that reads from it, with that service's settings.
+func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("ensure topology: %w", err)
+	}
+	for _, sc := range c.StreamConfigs() {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
+		}
+	}
+	for _, kc := range c.BucketConfigs() {
+		if _, err := js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
+			return fmt.Errorf("ensure bucket %s: %w", kc.Bucket, err)
+		}
+	}
+	return nil
+}
+
+// Check reports whether the whole topology exists, without changing it. Readiness probes use it.
+func Check(ctx context.Context, js jetstream.JetStream) error {
+	var errs []error
+	for _, name := range []string{StreamJobs, StreamDeadLetters, StreamEvents} {
+		if _, err := js.Stream(ctx, name); err != nil {
+			errs = append(errs, fmt.Errorf("stream %s: %w", name, err))
+		}
+	}
+	for _, name := range []string{BucketState, BucketLibrary, BucketIdempotency} {
+		if _, err := js.KeyValue(ctx, name); err != nil {
+			errs = append(errs, fmt.Errorf("bucket %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
