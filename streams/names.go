@@ -30,9 +30,11 @@ const (
 
 // Subject prefixes.
 const (
-	subjectQueue  = "jobs.queue."
-	subjectDLQ    = "jobs.dlq."
-	subjectEvents = "jobs.events."
+	subjectQueue = "jobs.queue."
+	subjectDLQ   = "jobs.dlq."
+	// subjectSchedule holds one schedule message per delayed job: jobs.schedule.<jobId>.
+	subjectSchedule = "jobs.schedule."
+	subjectEvents   = "jobs.events."
 	// SubjectCancel is where cancel requests are broadcast to workers: jobs.cancel.<owner>.<jobId>.
 	subjectCancel = "jobs.cancel."
 )
@@ -128,6 +130,9 @@ func isUpperHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'A' && c <= '
 
 // QueueSubject is the JOBS subject for a job type.
 func QueueSubject(jobType string) string { return subjectQueue + jobType }
+
+// ScheduleSubject is the JOBS subject of the schedule that releases a delayed job into its queue.
+func ScheduleSubject(jobID string) string { return subjectSchedule + jobID }
 
 // DeadLetterSubject is the JOBS_DLQ subject for a job type.
 func DeadLetterSubject(jobType string) string { return subjectDLQ + jobType }

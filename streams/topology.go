@@ -84,7 +84,7 @@ func (c Config) StreamConfigs() []jetstream.StreamConfig {
 		{
 			Name:        StreamJobs,
 			Description: "jobwire work queue: one message per job to run",
-			Subjects:    []string{subjectQueue + ">"},
+			Subjects:    []string{subjectQueue + ">", subjectSchedule + ">"},
 			Retention:   jetstream.WorkQueuePolicy,
 			Storage:     c.Storage,
 			Replicas:    c.Replicas,

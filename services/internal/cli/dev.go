@@ -1,0 +1,99 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/jobwire/jobwire/services/internal/auth"
+	"github.com/jobwire/jobwire/services/internal/devserver"
+)
+
+func newDevCmd() *cobra.Command {
+	var user string
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run everything in one process on an embedded NATS server (data in JOBWIRE_DATA_DIR)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p := newProcess("dev", "text")
+			env := p.env
+			ns, err := devserver.Start(devserver.Options{
+				DataDir:     env.String("JOBWIRE_DATA_DIR"),
+				Port:        env.Int("JOBWIRE_NATS_PORT"),
+				MonitorAddr: env.String("JOBWIRE_NATS_MONITOR_ADDR"),
+			})
+			if err != nil {
+				return err
+			}
+			defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+			if err := p.connect(cmd.Context(), "jobwire-dev", ns.ClientURL()); err != nil {
+				return err
+			}
+			defer p.close()
+
+			secret := env.String("JOBWIRE_JWT_SECRET")
+			if secret == "" {
+				secret = randomSecret()
+				p.log.Warn("JOBWIRE_JWT_SECRET not set: using a random secret, tokens end with this process")
+			}
+			gw, err := p.gatewayService([]byte(secret))
+			if err != nil {
+				return err
+			}
+			runners, err := p.workerServices()
+			if err != nil {
+				return err
+			}
+			svcs := append([]service{p.projectorService()}, runners...)
+			m, err := p.mirrorService()
+			if err != nil {
+				return err
+			}
+			if m != nil {
+				svcs = append(svcs, m)
+			}
+			svcs = append(svcs, gw, &announcer{p: p, gw: gw, secret: secret, user: user, natsURL: ns.ClientURL()})
+			return run(cmd.Context(), p.log, svcs...)
+		},
+	}
+	cmd.Flags().StringVar(&user, "user", "dev", "user the printed development token is for")
+	return cmd
+}
+
+// announcer prints how to use the dev server once everything is up.
+type announcer struct {
+	p       *process
+	gw      interface{ Addr() string }
+	secret  string
+	user    string
+	natsURL string
+}
+
+func (a *announcer) Start(context.Context) error { return a.announce() }
+
+func (a *announcer) Stop() {}
+
+func (a *announcer) announce() error {
+	token, err := auth.NewSigner([]byte(a.secret), a.p.env.String("JOBWIRE_JWT_ISSUER")).Sign(a.user, 24*time.Hour, "", "")
+	if err != nil {
+		return err
+	}
+	_, port, _ := net.SplitHostPort(a.gw.Addr())
+	base := "http://127.0.0.1:" + port
+	var b strings.Builder
+	fmt.Fprintf(&b, "\njobwire dev is running\n")
+	fmt.Fprintf(&b, "  web page:   %s/#token=%s\n", base, token)
+	fmt.Fprintf(&b, "  NATS:       %s  (nats stream ls; system account: --user %s --password %s)\n", a.natsURL, devserver.SystemUser, devserver.SystemPassword)
+	fmt.Fprintf(&b, "  token (%s, 24 h):\n    export JOBWIRE_TOKEN=%s\n", a.user, token)
+	fmt.Fprintf(&b, "  try:\n    curl -s -H \"Authorization: Bearer $JOBWIRE_TOKEN\" -H 'Content-Type: application/json' \\\n")
+	fmt.Fprintf(&b, "      -d '{\"type\":\"playlist.import\",\"input\":{\"name\":\"demo\",\"format\":\"csv\",\"content\":\"artist,title\\nNina Simone,Feeling Good\"}}' %s/v1/jobs\n", base)
+	fmt.Fprintf(&b, "    curl -N \"%s/v1/events?access_token=$JOBWIRE_TOKEN\"\n\n", base)
+	_, err = os.Stdout.WriteString(b.String())
+	return err
+}

@@ -1,0 +1,356 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/jobwire/jobwire/api"
+	"github.com/jobwire/jobwire/services/internal/auth"
+	"github.com/jobwire/jobwire/services/internal/config"
+	"github.com/jobwire/jobwire/services/internal/gateway"
+	"github.com/jobwire/jobwire/services/internal/importer"
+	"github.com/jobwire/jobwire/services/internal/jobtypes"
+	"github.com/jobwire/jobwire/services/internal/mirror"
+	"github.com/jobwire/jobwire/services/internal/natsconn"
+	"github.com/jobwire/jobwire/services/internal/projector"
+	"github.com/jobwire/jobwire/services/internal/runner"
+	"github.com/jobwire/jobwire/streams"
+)
+
+// service is a long-running part of a process.
+type service interface {
+	Start(ctx context.Context) error
+	Stop()
+}
+
+// run starts the services in order, waits for ctx (a signal), and stops them in reverse order.
+func run(ctx context.Context, log *slog.Logger, svcs ...service) error {
+	started := make([]service, 0, len(svcs))
+	stopAll := func() {
+		for i := len(started) - 1; i >= 0; i-- {
+			started[i].Stop()
+		}
+	}
+	for _, s := range svcs {
+		startCtx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := s.Start(startCtx)
+		cancel()
+		if err != nil {
+			stopAll()
+			return err
+		}
+		started = append(started, s)
+	}
+	<-ctx.Done()
+	log.Info("shutting down")
+	stopAll()
+	return nil
+}
+
+// process holds what every service process shares: configuration, logger, NATS, metrics.
+type process struct {
+	env  *config.Env
+	log  *slog.Logger
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	reg  *prometheus.Registry
+	topo streams.Config
+}
+
+func newProcess(name, logFormat string) *process {
+	env := config.FromOS()
+	p := &process{env: env, log: newLogger(env, logFormat).With("service", name), reg: prometheus.NewRegistry()}
+	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	p.topo = streams.Config{
+		Replicas:       env.Int("JOBWIRE_REPLICAS"),
+		EventsMaxAge:   env.Duration("JOBWIRE_EVENTS_MAX_AGE"),
+		StateRetention: env.Duration("JOBWIRE_STATE_RETENTION"),
+	}
+	return p
+}
+
+// connect connects to NATS (url, or NATS_URL) and ensures the topology.
+func (p *process) connect(ctx context.Context, name, url string) error {
+	if url == "" {
+		url = p.env.String("NATS_URL")
+	}
+	nc, js, err := natsconn.Connect(natsconn.Options{URL: url, Name: name, Logger: p.log,
+		User: p.env.String("NATS_USER"), Password: p.env.String("NATS_PASSWORD"), CredsFile: p.env.String("NATS_CREDS")})
+	if err != nil {
+		return err
+	}
+	p.nc, p.js = nc, js
+	p.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "jobwire_nats_connected", Help: "1 while the NATS connection is up."},
+		func() float64 {
+			if nc.IsConnected() {
+				return 1
+			}
+			return 0
+		}))
+	ensureCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		err := streams.Ensure(ensureCtx, js, p.topo)
+		if err == nil {
+			return nil
+		}
+		if ensureCtx.Err() != nil {
+			nc.Close()
+			return fmt.Errorf("ensure topology (is NATS at %s reachable, with JetStream?): %w", url, err)
+		}
+		p.log.Warn("ensure topology, retrying", "err", err)
+		time.Sleep(time.Second)
+	}
+}
+
+func (p *process) close() {
+	if p.nc != nil {
+		_ = p.nc.Drain()
+	}
+}
+
+// gatewayService builds the gateway from the environment.
+func (p *process) gatewayService(secret []byte) (*gateway.Gateway, error) {
+	env := p.env
+	var opts []auth.VerifierOption
+	if iss := env.String("JOBWIRE_JWT_ISSUER"); iss != "" {
+		opts = append(opts, auth.WithIssuer(iss))
+	}
+	if aud := env.String("JOBWIRE_JWT_AUDIENCE"); aud != "" {
+		opts = append(opts, auth.WithAudience(aud))
+	}
+	verifier, err := auth.NewVerifier(secret, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("JOBWIRE_JWT_SECRET: %w", err)
+	}
+	kv, err := p.js.KeyValue(context.Background(), streams.BucketLibrary)
+	if err != nil {
+		return nil, fmt.Errorf("open library: %w", err)
+	}
+	cfg := gateway.Config{
+		Addr:              env.String("JOBWIRE_HTTP_ADDR"),
+		BodyLimit:         env.Int("JOBWIRE_BODY_LIMIT"),
+		MaxStreamsPerUser: env.Int("JOBWIRE_SSE_MAX_PER_USER"),
+		MaxStreams:        env.Int("JOBWIRE_SSE_MAX_STREAMS"),
+	}
+	cfg.SSE.Heartbeat = env.Duration("JOBWIRE_SSE_HEARTBEAT")
+	cfg.SSE.MaxDuration = env.Duration("JOBWIRE_SSE_MAX_DURATION")
+	cfg.SSE.WriteTimeout = env.Duration("JOBWIRE_SSE_WRITE_TIMEOUT")
+	if err := env.Err(); err != nil {
+		return nil, err
+	}
+	return gateway.New(cfg, gateway.Deps{NC: p.nc, JS: p.js, Verifier: verifier,
+		Signer: auth.NewSigner(secret, env.String("JOBWIRE_JWT_ISSUER")), Library: importer.NewLibrary(kv),
+		Registry: p.reg, Logger: p.log}), nil
+}
+
+// workerServices builds one runner per job type.
+func (p *process) workerServices() ([]service, error) {
+	env := p.env
+	kv, err := p.js.KeyValue(context.Background(), streams.BucketLibrary)
+	if err != nil {
+		return nil, fmt.Errorf("open library: %w", err)
+	}
+	im := &importer.Importer{Library: importer.NewLibrary(kv), Resolver: importer.LocalResolver{Delay: env.Duration("JOBWIRE_IMPORT_TRACK_DELAY")}}
+	im.Limits.SetDefaults()
+	base := runner.Config{
+		Concurrency:      env.Int("JOBWIRE_WORKER_CONCURRENCY"),
+		AckWait:          env.Duration("JOBWIRE_WORKER_ACK_WAIT"),
+		MaxAttempts:      env.Int("JOBWIRE_WORKER_MAX_ATTEMPTS"),
+		ShutdownGrace:    env.Duration("JOBWIRE_WORKER_SHUTDOWN_GRACE"),
+		ProgressInterval: env.Duration("JOBWIRE_PROGRESS_INTERVAL"),
+	}
+	if err := env.Err(); err != nil {
+		return nil, err
+	}
+	metrics := runner.NewMetrics(p.reg)
+	handlers := map[string]runner.Handler{
+		api.JobTypePlaylistImport: jobtypes.PlaylistImport(im),
+		jobtypes.NoopType:         jobtypes.Noop(),
+	}
+	var out []service
+	for _, typ := range []string{api.JobTypePlaylistImport, jobtypes.NoopType} {
+		cfg := base
+		cfg.JobType = typ
+		r, err := runner.New(cfg, p.nc, p.js, handlers[typ], metrics, p.log)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (p *process) projectorService() *projector.Projector {
+	return projector.New(projector.Config{StateRetention: p.topo.StateRetention}, p.js, p.reg, p.log)
+}
+
+// mirrorService builds the legacy mirror, or nil when REDIS_URL is unset.
+func (p *process) mirrorService() (service, error) {
+	url := p.env.String("REDIS_URL")
+	if url == "" {
+		return nil, nil
+	}
+	cfg := mirror.Config{
+		RedisURL: url,
+		Queue:    p.env.String("JOBWIRE_LEGACY_QUEUE"),
+		MaxAge:   p.env.Duration("JOBWIRE_LEGACY_MAX_AGE"),
+		MaxCount: p.env.Int("JOBWIRE_LEGACY_MAX_COUNT"),
+	}
+	if err := p.env.Err(); err != nil {
+		return nil, err
+	}
+	return mirror.New(cfg, p.js, p.reg, p.log)
+}
+
+// opsServer serves /metrics, /healthz and /readyz for the services without an HTTP API.
+type opsServer struct {
+	addr  string
+	p     *process
+	srv   *http.Server
+	ready func() error
+}
+
+func (o *opsServer) Start(context.Context) error {
+	if o.addr == "" {
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(o.p.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(`{"status":"ok"}`)) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		err := errors.New("nats not connected")
+		if o.p.nc.IsConnected() {
+			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+			err = streams.Check(ctx, o.p.js)
+			cancel()
+		}
+		if err == nil && o.ready != nil {
+			err = o.ready()
+		}
+		if err != nil {
+			http.Error(w, `{"status":"not ready"}`, http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte(`{"status":"ready"}`))
+	})
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return fmt.Errorf("metrics listener %s: %w", o.addr, err)
+	}
+	o.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go o.srv.Serve(ln)
+	o.p.log.Info("metrics listening", "addr", ln.Addr().String())
+	return nil
+}
+
+func (o *opsServer) Stop() {
+	if o.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = o.srv.Shutdown(ctx)
+	}
+}
+
+func newGatewayCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "gateway",
+		Short: "Run the HTTP gateway (REST API, SSE relay, web page) against NATS_URL",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p := newProcess("gateway", "json")
+			secret := p.env.String("JOBWIRE_JWT_SECRET")
+			if secret == "" {
+				return errors.New("JOBWIRE_JWT_SECRET is required (at least 32 bytes)")
+			}
+			if err := p.connect(cmd.Context(), "jobwire-gateway", ""); err != nil {
+				return err
+			}
+			defer p.close()
+			gw, err := p.gatewayService([]byte(secret))
+			if err != nil {
+				return err
+			}
+			return run(cmd.Context(), p.log, gw)
+		},
+	}
+}
+
+func newWorkerCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "worker",
+		Short: "Run jobs from the JOBS work queue against NATS_URL",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p := newProcess("worker", "json")
+			if err := p.connect(cmd.Context(), "jobwire-worker", ""); err != nil {
+				return err
+			}
+			defer p.close()
+			runners, err := p.workerServices()
+			if err != nil {
+				return err
+			}
+			return run(cmd.Context(), p.log, append([]service{&opsServer{addr: p.env.String("JOBWIRE_METRICS_ADDR"), p: p}}, runners...)...)
+		},
+	}
+}
+
+func newProjectorCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "projector",
+		Short: "Fold JOB_EVENTS into the JOB_STATE bucket",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p := newProcess("projector", "json")
+			if err := p.connect(cmd.Context(), "jobwire-projector", ""); err != nil {
+				return err
+			}
+			defer p.close()
+			return run(cmd.Context(), p.log, &opsServer{addr: p.env.String("JOBWIRE_METRICS_ADDR"), p: p}, p.projectorService())
+		},
+	}
+}
+
+func newMirrorCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "mirror",
+		Short: "Mirror job state into Redis in BullMQ's layout for legacy readers (needs REDIS_URL)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p := newProcess("mirror", "json")
+			if p.env.String("REDIS_URL") == "" {
+				return errors.New("REDIS_URL is not set: the mirror has nothing to write to")
+			}
+			if err := p.connect(cmd.Context(), "jobwire-mirror", ""); err != nil {
+				return err
+			}
+			defer p.close()
+			m, err := p.mirrorService()
+			if err != nil {
+				return err
+			}
+			return run(cmd.Context(), p.log, &opsServer{addr: p.env.String("JOBWIRE_METRICS_ADDR"), p: p}, m)
+		},
+	}
+}
+
+func randomSecret() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

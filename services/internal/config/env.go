@@ -1,0 +1,117 @@
+// Package config reads jobwire's configuration from environment variables. Every variable is declared
+// once in Vars with its default and meaning; the README table, `jobwire env` and the deployment tests
+// all come from that list.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Var documents one environment variable.
+type Var struct {
+	Name     string
+	Default  string
+	Services string // which commands read it
+	Help     string
+}
+
+// Vars is every environment variable jobwire reads.
+var Vars = []Var{
+	{"NATS_URL", "nats://127.0.0.1:4222", "gateway worker projector mirror admin", "NATS server URLs, comma-separated"},
+	{"NATS_USER", "", "gateway worker projector mirror admin", "NATS user (with NATS_PASSWORD)"},
+	{"NATS_PASSWORD", "", "gateway worker projector mirror admin", "NATS password"},
+	{"NATS_CREDS", "", "gateway worker projector mirror admin", "NATS credentials file"},
+	{"JOBWIRE_LOG_LEVEL", "info", "all", "debug, info, warn or error"},
+	{"JOBWIRE_LOG_FORMAT", "json", "all", "json or text (dev defaults to text)"},
+	{"JOBWIRE_METRICS_ADDR", ":9090", "worker projector mirror", "address of /metrics, /healthz and /readyz; empty disables"},
+	{"JOBWIRE_REPLICAS", "1", "all", "replicas of every stream and bucket (3 on a cluster)"},
+	{"JOBWIRE_EVENTS_MAX_AGE", "168h", "all", "how long JOB_EVENTS keeps events"},
+	{"JOBWIRE_STATE_RETENTION", "24h", "projector dev", "how long a finished job's state stays in JOB_STATE"},
+	{"JOBWIRE_HTTP_ADDR", ":8080", "gateway dev", "gateway listen address"},
+	{"JOBWIRE_JWT_SECRET", "", "gateway dev token", "HS256 secret, at least 32 bytes (dev makes one up)"},
+	{"JOBWIRE_JWT_ISSUER", "", "gateway dev token", "required iss claim, if set"},
+	{"JOBWIRE_JWT_AUDIENCE", "", "gateway dev", "required aud claim, if set"},
+	{"JOBWIRE_BODY_LIMIT", "1048576", "gateway dev", "largest request body in bytes"},
+	{"JOBWIRE_SSE_HEARTBEAT", "15s", "gateway dev", "interval of : ping comments on quiet streams"},
+	{"JOBWIRE_SSE_MAX_DURATION", "30m", "gateway dev", "streams end after this (jittered) with event: expired"},
+	{"JOBWIRE_SSE_MAX_PER_USER", "8", "gateway dev", "open streams per user per gateway (429 past it)"},
+	{"JOBWIRE_SSE_MAX_STREAMS", "20000", "gateway dev", "open streams per gateway (503 past it)"},
+	{"JOBWIRE_SSE_WRITE_TIMEOUT", "10s", "gateway dev", "a client that cannot take a write this long is dropped"},
+	{"JOBWIRE_WORKER_CONCURRENCY", "4", "worker dev", "jobs run at once per worker process"},
+	{"JOBWIRE_WORKER_ACK_WAIT", "30s", "worker dev", "job lease; a crashed worker's job is redelivered after it"},
+	{"JOBWIRE_WORKER_MAX_ATTEMPTS", "5", "worker dev", "attempts before a job fails and goes to JOBS_DLQ"},
+	{"JOBWIRE_WORKER_SHUTDOWN_GRACE", "25s", "worker dev", "on SIGTERM, time running jobs get to finish before they are handed back"},
+	{"JOBWIRE_PROGRESS_INTERVAL", "100ms", "worker dev", "least time between two progress events of one job"},
+	{"JOBWIRE_IMPORT_TRACK_DELAY", "0s", "worker dev", "per-track delay standing in for a remote catalogue look-up"},
+	{"REDIS_URL", "", "mirror dev", "Redis for the legacy BullMQ mirror; unset: no Redis anywhere"},
+	{"JOBWIRE_LEGACY_QUEUE", "sync", "mirror dev", "BullMQ queue name the mirror writes"},
+	{"JOBWIRE_LEGACY_MAX_AGE", "300s", "mirror dev", "finished jobs kept in Redis this long"},
+	{"JOBWIRE_LEGACY_MAX_COUNT", "10", "mirror dev", "at most this many finished jobs per set in Redis"},
+	{"JOBWIRE_DATA_DIR", "./data", "dev", "where the embedded NATS server keeps its data"},
+	{"JOBWIRE_NATS_PORT", "4222", "dev", "client port of the embedded NATS server"},
+	{"JOBWIRE_NATS_MONITOR_ADDR", "127.0.0.1:8222", "dev", "monitoring address of the embedded NATS server"},
+	{"JOBWIRE_URL", "http://127.0.0.1:8080", "submit watch jobs cancel history library", "gateway URL for the CLI"},
+	{"JOBWIRE_TOKEN", "", "submit watch jobs cancel history library", "token for the CLI"},
+}
+
+// Env reads variables, collecting every error so a bad configuration is reported at once.
+type Env struct {
+	lookup func(string) (string, bool)
+	errs   []error
+}
+
+// FromOS reads the process environment.
+func FromOS() *Env { return &Env{lookup: os.LookupEnv} }
+
+// FromMap reads from m (tests).
+func FromMap(m map[string]string) *Env {
+	return &Env{lookup: func(k string) (string, bool) { v, ok := m[k]; return v, ok }}
+}
+
+func defaultOf(name string) string {
+	for _, v := range Vars {
+		if v.Name == name {
+			return v.Default
+		}
+	}
+	panic("config: undeclared variable " + name)
+}
+
+func (e *Env) raw(name string) string {
+	def := defaultOf(name)
+	if v, ok := e.lookup(name); ok && strings.TrimSpace(v) != "" {
+		return strings.TrimSpace(v)
+	}
+	return def
+}
+
+// String returns the variable or its declared default.
+func (e *Env) String(name string) string { return e.raw(name) }
+
+// Int returns the variable as an integer.
+func (e *Env) Int(name string) int {
+	s := e.raw(name)
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s=%q: not an integer", name, s))
+	}
+	return n
+}
+
+// Duration returns the variable as a Go duration ("250ms", "15s", "24h").
+func (e *Env) Duration(name string) time.Duration {
+	s := e.raw(name)
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s=%q: not a duration (e.g. 15s, 30m)", name, s))
+	}
+	return d
+}
+
+// Err returns every error seen so far.
+func (e *Env) Err() error { return errors.Join(e.errs...) }

@@ -1,0 +1,66 @@
+package gateway
+
+import (
+	"errors"
+	"strconv"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/jobwire/jobwire/api"
+	"github.com/jobwire/jobwire/services/internal/jobstore"
+)
+
+var (
+	errNotFoundRoute = api.Errorf(api.CodeNotFound, "no such route")
+	errJobNotFound   = api.Errorf(api.CodeJobNotFound, "job not found")
+)
+
+// errorHandler turns every error into the JSON error body of the catalogue; unknown errors are 500s
+// whose details stay in the log.
+func (g *Gateway) errorHandler(c *fiber.Ctx, err error) error {
+	var apiErr *api.Error
+	var fe *fiber.Error
+	switch {
+	case errors.As(err, &apiErr):
+	case errors.Is(err, jobstore.ErrNotFound):
+		apiErr = errJobNotFound
+	case errors.Is(err, jobstore.ErrFinished):
+		apiErr = api.Errorf(api.CodeJobFinished, "the job has already finished")
+	case errors.Is(err, jobstore.ErrIdempotencyKey):
+		apiErr = api.Errorf(api.CodeInvalidInput, "Idempotency-Key was already used with a different request")
+	case errors.As(err, &fe):
+		apiErr = fromFiber(fe)
+	default:
+		g.log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
+		apiErr = api.Errorf(api.CodeInternal, "internal error")
+	}
+	if apiErr.Status == 0 {
+		apiErr.Status = apiErr.Code.Status()
+	}
+	if apiErr.Code == api.CodeUnauthorized {
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="jobwire"`)
+	}
+	return c.Status(apiErr.Status).JSON(api.ErrorBody{Error: apiErr})
+}
+
+func fromFiber(fe *fiber.Error) *api.Error {
+	switch fe.Code {
+	case fiber.StatusRequestEntityTooLarge:
+		return api.Errorf(api.CodeBodyTooLarge, "request body too large")
+	case fiber.StatusNotFound:
+		return errNotFoundRoute
+	case fiber.StatusMethodNotAllowed:
+		return api.Errorf(api.CodeMethodNotAllowed, "method not allowed")
+	case fiber.StatusRequestHeaderFieldsTooLarge:
+		return &api.Error{Code: api.CodeBadRequest, Message: "request headers too large", Status: fe.Code}
+	case fiber.StatusRequestTimeout:
+		return &api.Error{Code: api.CodeBadRequest, Message: "request timeout", Status: fe.Code}
+	}
+	if fe.Code >= 500 {
+		return &api.Error{Code: api.CodeInternal, Message: "internal error", Status: fe.Code}
+	}
+	return &api.Error{Code: api.CodeBadRequest, Message: fe.Message, Status: fe.Code}
+}
+
+// retryAfter sets Retry-After in seconds on c.
+func retryAfter(c *fiber.Ctx, seconds int) { c.Set(fiber.HeaderRetryAfter, strconv.Itoa(seconds)) }

@@ -1,0 +1,242 @@
+// Package gateway is jobwire's HTTP front door (Fiber v2): the REST API, the SSE streams relayed from one
+// KV watch per process, the legacy BullMQ-era routes, health, metrics and the web page.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/jobwire/jobwire/api"
+	"github.com/jobwire/jobwire/services/internal/auth"
+	"github.com/jobwire/jobwire/services/internal/jobstore"
+	"github.com/jobwire/jobwire/services/internal/relay"
+	"github.com/jobwire/jobwire/services/internal/sse"
+	"github.com/jobwire/jobwire/streams"
+)
+
+// Config configures the gateway. Zero fields take the documented defaults.
+type Config struct {
+	// Addr is the listen address (JOBWIRE_HTTP_ADDR). Default ":8080".
+	Addr string
+	// BodyLimit is the largest request body in bytes (JOBWIRE_BODY_LIMIT). Default 1 MiB.
+	BodyLimit int
+	// JobTypes are the job types accepted by POST /v1/jobs. Default playlist.import and noop.
+	JobTypes []string
+	// SSE configures the streams (heartbeat, maximum duration, write timeout).
+	SSE sse.Config
+	// MaxStreamsPerUser caps one user's open streams on this gateway (JOBWIRE_SSE_MAX_PER_USER).
+	// Default 8. Past it: 429 with Retry-After.
+	MaxStreamsPerUser int
+	// MaxStreams caps all open streams on this gateway (JOBWIRE_SSE_MAX_STREAMS). Default 20000.
+	// Past it: 503 with Retry-After.
+	MaxStreams int
+	// SnapshotJobs bounds the jobs sent when a multiplexed stream opens (newest first). Default 200.
+	SnapshotJobs int
+	// StreamTokenTTL is the lifetime of tokens from POST /v1/stream-tokens. Default 15 min.
+	StreamTokenTTL time.Duration
+}
+
+// SetDefaults fills zero fields.
+func (c *Config) SetDefaults() {
+	if c.Addr == "" {
+		c.Addr = ":8080"
+	}
+	if c.BodyLimit == 0 {
+		c.BodyLimit = 1 << 20
+	}
+	if len(c.JobTypes) == 0 {
+		c.JobTypes = []string{"playlist.import", "noop"}
+	}
+	if c.MaxStreamsPerUser == 0 {
+		c.MaxStreamsPerUser = 8
+	}
+	if c.MaxStreams == 0 {
+		c.MaxStreams = 20000
+	}
+	if c.SnapshotJobs == 0 {
+		c.SnapshotJobs = 200
+	}
+	if c.StreamTokenTTL == 0 {
+		c.StreamTokenTTL = 15 * time.Minute
+	}
+}
+
+// Deps are the gateway's collaborators.
+type Deps struct {
+	NC       *nats.Conn
+	JS       jetstream.JetStream
+	Verifier *auth.Verifier
+	Signer   *auth.Signer
+	// Library lists a user's tracks (GET /v1/library).
+	Library LibraryLister
+	// Registry receives the gateway's metrics and is served on /metrics.
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+}
+
+// LibraryLister reads a user's library.
+type LibraryLister interface {
+	List(ctx context.Context, owner, cursor string, limit int) (api.TrackList, error)
+}
+
+// Gateway is the HTTP service.
+type Gateway struct {
+	cfg    Config
+	deps   Deps
+	log    *slog.Logger
+	app    *fiber.App
+	store  *jobstore.Store
+	hub    *relay.Hub
+	pool   *sse.Pool
+	limits *streamLimits
+	types  map[string]bool
+
+	mu       sync.Mutex
+	ln       net.Listener
+	serveErr chan error
+	started  bool
+	stopped  bool
+}
+
+// New builds a gateway; Start opens the watch and listens.
+func New(cfg Config, d Deps) *Gateway {
+	cfg.SetDefaults()
+	if d.Registry == nil {
+		d.Registry = prometheus.NewRegistry()
+	}
+	g := &Gateway{cfg: cfg, deps: d, log: d.Logger, types: map[string]bool{}}
+	for _, t := range cfg.JobTypes {
+		g.types[t] = true
+	}
+	g.pool = sse.NewPool(cfg.SSE, sse.NewMetrics(d.Registry), d.Logger)
+	g.limits = newStreamLimits(cfg.MaxStreamsPerUser, cfg.MaxStreams, d.Registry)
+	g.app = fiber.New(fiber.Config{
+		AppName:               "jobwire",
+		BodyLimit:             cfg.BodyLimit,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          30 * time.Second, // streams are hijacked and set their own deadlines
+		IdleTimeout:           60 * time.Second,
+		DisableStartupMessage: true,
+		ErrorHandler:          g.errorHandler,
+		ReadBufferSize:        8192,
+	})
+	g.app.Server().KeepHijackedConns = true
+	g.routes()
+	return g
+}
+
+// App exposes the Fiber app (tests).
+func (g *Gateway) App() *fiber.App { return g.app }
+
+// Hub exposes the relay hub (tests, metrics).
+func (g *Gateway) Hub() *relay.Hub { return g.hub }
+
+// Pool exposes the stream pool (tests, metrics).
+func (g *Gateway) Pool() *sse.Pool { return g.pool }
+
+// Addr returns the address the gateway listens on, once started.
+func (g *Gateway) Addr() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.ln == nil {
+		return ""
+	}
+	return g.ln.Addr().String()
+}
+
+// Start opens the job store and the relay's watch, then listens on cfg.Addr. It returns once the
+// gateway accepts connections.
+func (g *Gateway) Start(ctx context.Context) error {
+	store, err := jobstore.New(ctx, g.deps.NC, g.deps.JS)
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	g.store = store
+	g.hub = relay.NewHub(store.State(), g.deps.Registry, g.log)
+	if err := g.hub.Start(ctx); err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	g.pool.Start()
+	ln, err := net.Listen("tcp", g.cfg.Addr)
+	if err != nil {
+		g.pool.Stop()
+		g.hub.Stop()
+		return fmt.Errorf("gateway: listen on %s: %w", g.cfg.Addr, err)
+	}
+	g.mu.Lock()
+	g.ln, g.started, g.serveErr = ln, true, make(chan error, 1)
+	g.mu.Unlock()
+	go func() { g.serveErr <- g.app.Listener(ln) }()
+	g.log.Info("gateway listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// Stop stops accepting, ends every stream (clients reconnect elsewhere with Last-Event-ID), waits for
+// in-flight requests up to 10 s and closes the watch. Safe to call twice or before Start.
+func (g *Gateway) Stop() {
+	g.mu.Lock()
+	if g.stopped || !g.started {
+		g.stopped = true
+		g.mu.Unlock()
+		return
+	}
+	g.stopped = true
+	g.mu.Unlock()
+	g.pool.Stop()
+	if err := g.app.ShutdownWithTimeout(10 * time.Second); err != nil {
+		g.log.Warn("gateway shutdown", "err", err)
+	}
+	if err := <-g.serveErr; err != nil && !errors.Is(err, net.ErrClosed) {
+		g.log.Warn("gateway serve", "err", err)
+	}
+	g.hub.Stop()
+	g.log.Info("gateway stopped")
+}
+
+func (g *Gateway) routes() {
+	a := g.app
+	a.Get("/healthz", g.healthz)
+	a.Get("/readyz", g.readyz)
+	a.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(g.deps.Registry, promhttp.HandlerOpts{})))
+
+	v1 := a.Group("/v1")
+	v1.Post("/jobs", g.authenticate(false), g.submit)
+	v1.Get("/jobs", g.authenticate(false), g.listJobs)
+	v1.Get("/jobs/:id", g.authenticate(false), g.getJob)
+	v1.Post("/jobs/:id/cancel", g.authenticate(false), g.cancelJob)
+	v1.Get("/jobs/:id/history", g.authenticate(false), g.history)
+	v1.Get("/jobs/:id/events", g.authenticate(true), g.streamJob(sse.FlavorV1))
+	v1.Get("/events", g.authenticate(true), g.streamOwner)
+	v1.Get("/library", g.authenticate(false), g.library)
+	v1.Post("/stream-tokens", g.authenticate(false), g.streamToken)
+
+	legacy := a.Group("/library/sync")
+	legacy.Post("/", g.authenticate(false), g.legacySubmit)
+	legacy.Get("/:id", g.authenticate(true), g.legacyGet)
+	legacy.Get("/:id/progress", g.authenticate(true), g.streamJob(sse.FlavorLegacy))
+
+	a.Use(func(c *fiber.Ctx) error { return errNotFoundRoute })
+}
+
+// ready reports whether NATS is connected, the topology exists and the relay has loaded.
+func (g *Gateway) ready(ctx context.Context) error {
+	if g.deps.NC == nil || !g.deps.NC.IsConnected() {
+		return errors.New("nats not connected")
+	}
+	if g.hub == nil || !g.hub.Ready() {
+		return errors.New("relay not loaded")
+	}
+	return streams.Check(ctx, g.deps.JS)
+}

@@ -1,0 +1,273 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/jobwire/jobwire/api"
+	"github.com/jobwire/jobwire/services/internal/auth"
+	"github.com/jobwire/jobwire/services/internal/jobstore"
+	"github.com/jobwire/jobwire/streams"
+)
+
+// requestTimeout bounds the NATS work of one request.
+const requestTimeout = 10 * time.Second
+
+func (g *Gateway) healthz(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"status": "ok"})
+}
+
+func (g *Gateway) readyz(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
+	defer cancel()
+	if err := g.ready(ctx); err != nil {
+		return api.Errorf(api.CodeNotReady, "not ready: %v", err)
+	}
+	return c.JSON(fiber.Map{"status": "ready"})
+}
+
+// decodeJSON strictly decodes the request body into v: JSON content type, no unknown fields, one value.
+func decodeJSON(c *fiber.Ctx, v any) error {
+	ct := strings.ToLower(strings.TrimSpace(strings.Split(c.Get(fiber.HeaderContentType), ";")[0]))
+	if ct != fiber.MIMEApplicationJSON {
+		return api.Errorf(api.CodeUnsupportedMedia, "Content-Type must be application/json")
+	}
+	dec := json.NewDecoder(bytes.NewReader(c.Body()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var ute *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &ute):
+			return api.Errorf(api.CodeInvalidInput, "field %q must be %s", ute.Field, ute.Type)
+		case strings.HasPrefix(err.Error(), "json: unknown field"):
+			return api.Errorf(api.CodeInvalidInput, "%s", strings.TrimPrefix(err.Error(), "json: "))
+		}
+		return api.Errorf(api.CodeBadRequest, "malformed JSON: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return api.Errorf(api.CodeBadRequest, "malformed JSON: trailing data after the object")
+	}
+	return nil
+}
+
+// validateInput checks a job's input for its type and returns a display name. The worker re-checks
+// everything; this catches what can be told without running the job.
+func validateInput(jobType string, input json.RawMessage) (string, error) {
+	switch jobType {
+	case api.JobTypePlaylistImport:
+		if len(bytes.TrimSpace(input)) == 0 || bytes.Equal(bytes.TrimSpace(input), []byte("null")) {
+			return "", api.Errorf(api.CodeInvalidInput, "input is required")
+		}
+		var in api.PlaylistImport
+		dec := json.NewDecoder(bytes.NewReader(input))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&in); err != nil {
+			return "", api.Errorf(api.CodeInvalidInput, "input: %v", strings.TrimPrefix(err.Error(), "json: "))
+		}
+		switch in.Format {
+		case api.FormatM3U, api.FormatXSPF, api.FormatCSV, api.FormatJSON:
+		case "":
+			return "", api.Errorf(api.CodeInvalidInput, "input.format is required (m3u, xspf, csv or json)")
+		default:
+			return "", api.Errorf(api.CodeInvalidInput, "input.format %q is not one of m3u, xspf, csv, json", in.Format)
+		}
+		if strings.TrimSpace(in.Content) == "" {
+			return "", api.Errorf(api.CodeInvalidInput, "input.content is required")
+		}
+		if !utf8.ValidString(in.Name) || len(in.Name) > 200 {
+			return "", api.Errorf(api.CodeInvalidInput, "input.name must be valid UTF-8 of at most 200 bytes")
+		}
+		return in.Name, nil
+	}
+	// Other registered types take any JSON value; their workers validate it.
+	return "", nil
+}
+
+func (g *Gateway) submit(c *fiber.Ctx) error {
+	var req api.SubmitRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if !g.types[req.Type] {
+		return api.Errorf(api.CodeUnknownJobType, "unknown job type %q", req.Type)
+	}
+	name, err := validateInput(req.Type, req.Input)
+	if err != nil {
+		return err
+	}
+	key := c.Get("Idempotency-Key")
+	if len(key) > 255 {
+		return api.Errorf(api.CodeInvalidInput, "Idempotency-Key longer than 255 bytes")
+	}
+	if req.RunAt != nil && req.RunAt.After(time.Now().Add(366*24*time.Hour)) {
+		return api.Errorf(api.CodeInvalidInput, "runAt more than a year ahead")
+	}
+	return g.submitJob(c, jobstore.Submission{Owner: identity(c).Owner, Type: req.Type, Name: name,
+		Input: req.Input, RunAt: req.RunAt, IdempotencyKey: key}, func(st api.JobState) any { return st })
+}
+
+func (g *Gateway) submitJob(c *fiber.Ctx, sub jobstore.Submission, view func(api.JobState) any) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), requestTimeout)
+	defer cancel()
+	st, created, err := g.store.Submit(ctx, sub)
+	if err != nil {
+		if errors.Is(err, jobstore.ErrIdempotencyKey) {
+			return err
+		}
+		g.log.Error("submit job", "err", err)
+		return api.Errorf(api.CodeUpstreamUnavailable, "could not queue the job, try again")
+	}
+	c.Location("/v1/jobs/" + st.ID)
+	status := fiber.StatusAccepted
+	if !created {
+		status = fiber.StatusOK
+	}
+	return c.Status(status).JSON(view(st))
+}
+
+// jobID returns the validated :id parameter; anything else is a 404 that never reaches NATS.
+func jobID(c *fiber.Ctx) (string, error) {
+	id := c.Params("id")
+	if !streams.ValidJobID(id) {
+		return "", errJobNotFound
+	}
+	return id, nil
+}
+
+func (g *Gateway) getJob(c *fiber.Ctx) error {
+	id, err := jobID(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), requestTimeout)
+	defer cancel()
+	st, err := g.store.Get(ctx, identity(c).Owner, id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(st)
+}
+
+func (g *Gateway) cancelJob(c *fiber.Ctx) error {
+	id, err := jobID(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), requestTimeout)
+	defer cancel()
+	st, err := g.store.Cancel(ctx, identity(c).Owner, id)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusAccepted).JSON(st)
+}
+
+func (g *Gateway) history(c *fiber.Ctx) error {
+	id, err := jobID(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), requestTimeout)
+	defer cancel()
+	events, err := g.store.History(ctx, identity(c).Owner, id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(api.History{Events: events})
+}
+
+// pageParams reads ?limit= (1..max, default def) and ?cursor=.
+func pageParams(c *fiber.Ctx, def, maxLimit int) (int, string, error) {
+	limit := def
+	if s := c.Query("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxLimit {
+			return 0, "", api.Errorf(api.CodeBadRequest, "limit must be 1..%d", maxLimit)
+		}
+		limit = n
+	}
+	return limit, c.Query("cursor"), nil
+}
+
+func (g *Gateway) listJobs(c *fiber.Ctx) error {
+	limit, cursor, err := pageParams(c, 50, 500)
+	if err != nil {
+		return err
+	}
+	if cursor != "" && !streams.ValidJobID(cursor) {
+		return api.Errorf(api.CodeBadRequest, "invalid cursor")
+	}
+	state := api.State(c.Query("state"))
+	switch state {
+	case "", api.StateQueued, api.StateActive, api.StateCompleted, api.StateFailed, api.StateCancelled:
+	default:
+		return api.Errorf(api.CodeBadRequest, "state must be queued, active, completed, failed or cancelled")
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), requestTimeout)
+	defer cancel()
+	list, err := g.store.List(ctx, identity(c).Owner, cursor, limit, state)
+	if err != nil {
+		return err
+	}
+	return c.JSON(list)
+}
+
+func (g *Gateway) library(c *fiber.Ctx) error {
+	limit, cursor, err := pageParams(c, 100, 500)
+	if err != nil {
+		return err
+	}
+	owner := identity(c).Owner
+	if cursor != "" && (!strings.HasPrefix(cursor, owner+".") || len(cursor) > len(owner)+1+64) {
+		return api.Errorf(api.CodeBadRequest, "invalid cursor")
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), requestTimeout)
+	defer cancel()
+	page, err := g.deps.Library.List(ctx, owner, cursor, limit)
+	if err != nil {
+		return fmt.Errorf("list library: %w", err)
+	}
+	return c.JSON(page)
+}
+
+type streamTokenRequest struct {
+	JobID string `json:"jobId,omitempty"`
+}
+
+type streamTokenResponse struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// streamToken issues a short-lived token that only opens streams, for EventSource URLs.
+func (g *Gateway) streamToken(c *fiber.Ctx) error {
+	var req streamTokenRequest
+	if len(c.Body()) > 0 {
+		if err := decodeJSON(c, &req); err != nil {
+			return err
+		}
+	}
+	id := identity(c)
+	if req.JobID != "" && !streams.ValidJobID(req.JobID) {
+		return errJobNotFound
+	}
+	ttl := g.cfg.StreamTokenTTL
+	if exp := time.Until(id.ExpiresAt); exp < ttl {
+		ttl = exp
+	}
+	tok, err := g.deps.Signer.Sign(id.Subject, ttl, auth.ScopeStream, req.JobID)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(streamTokenResponse{Token: tok, ExpiresAt: time.Now().Add(ttl).UTC()})
+}

@@ -1,0 +1,46 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/jobwire/jobwire/api"
+	"github.com/jobwire/jobwire/services/internal/jobstore"
+)
+
+// legacySubmitResponse is what the BullMQ-era POST /library/sync answered.
+type legacySubmitResponse struct {
+	JobID string `json:"jobId"`
+}
+
+// legacySubmit serves POST /library/sync: the body is a playlist.import input; the answer {"jobId"}.
+func (g *Gateway) legacySubmit(c *fiber.Ctx) error {
+	var in api.PlaylistImport
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	raw, _ := json.Marshal(in)
+	name, err := validateInput(api.JobTypePlaylistImport, raw)
+	if err != nil {
+		return err
+	}
+	return g.submitJob(c, jobstore.Submission{Owner: identity(c).Owner, Type: api.JobTypePlaylistImport, Name: name,
+		Input: raw, IdempotencyKey: c.Get("Idempotency-Key")}, func(st api.JobState) any { return legacySubmitResponse{JobID: st.ID} })
+}
+
+// legacyGet serves GET /library/sync/{id}: the job in the legacy JSON shape.
+func (g *Gateway) legacyGet(c *fiber.Ctx) error {
+	id, err := jobID(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), requestTimeout)
+	defer cancel()
+	st, err := g.store.Get(ctx, identity(c).Owner, id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(st.Legacy())
+}

@@ -1,0 +1,194 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jobwire/jobwire/api"
+	"github.com/jobwire/jobwire/services/internal/auth"
+	"github.com/jobwire/jobwire/services/internal/gateway"
+	"github.com/jobwire/jobwire/services/internal/projector"
+	"github.com/jobwire/jobwire/services/internal/runner"
+	"github.com/jobwire/jobwire/services/internal/sse"
+	"github.com/jobwire/jobwire/streams/streamstest"
+)
+
+const testSecret = "test-secret-test-secret-test-secret-0123456789"
+
+// stepsType is a job type of the tests: it reports Steps progress steps, Delay apart, and then completes,
+// or waits for its context when Block is set.
+const stepsType = "test.steps"
+
+type stepsInput struct {
+	Steps int           `json:"steps"`
+	Delay time.Duration `json:"delay"`
+	Block bool          `json:"block"`
+}
+
+func stepsHandler() runner.Handler {
+	return runner.HandlerFunc(func(ctx context.Context, job runner.Job, progress runner.ProgressFunc) (json.RawMessage, error) {
+		var in stepsInput
+		if err := json.Unmarshal(job.Input, &in); err != nil {
+			return nil, runner.Permanent("invalid_input", err)
+		}
+		for i := 1; i <= in.Steps; i++ {
+			select {
+			case <-ctx.Done():
+				return json.RawMessage(fmt.Sprintf(`{"steps":%d}`, i-1)), ctx.Err()
+			case <-time.After(in.Delay):
+			}
+			progress(i, in.Steps, "")
+		}
+		if in.Block {
+			<-ctx.Done()
+			return json.RawMessage(`{}`), ctx.Err()
+		}
+		return json.RawMessage(fmt.Sprintf(`{"steps":%d}`, in.Steps)), nil
+	})
+}
+
+// bundle is what a gateway test works with: a real NATS server, projector, worker and gateway.
+type bundle struct {
+	srv    *streamstest.Server
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	gw     *gateway.Gateway
+	url    string
+	signer *auth.Signer
+}
+
+type setupOption func(*gateway.Config)
+
+func testLogger() *slog.Logger {
+	if os.Getenv("JOBWIRE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func setup(t *testing.T, opts ...setupOption) *bundle {
+	t.Helper()
+	srv := streamstest.RunServer(t)
+	nc, js := srv.Ensure(t)
+	log := testLogger()
+	ctx := context.Background()
+
+	proj := projector.New(projector.Config{}, js, nil, log)
+	if err := proj.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proj.Stop)
+	for _, typ := range []string{stepsType, "noop"} {
+		h := stepsHandler()
+		r, err := runner.New(runner.Config{JobType: typ, Concurrency: 8, ProgressInterval: 10 * time.Millisecond, ShutdownGrace: time.Second}, nc, js, h, nil, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(r.Stop)
+	}
+	verifier, err := auth.NewVerifier([]byte(testSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := gateway.Config{Addr: "127.0.0.1:0", JobTypes: []string{"playlist.import", "noop", stepsType},
+		SSE: sse.Config{Heartbeat: 200 * time.Millisecond, WriteTimeout: time.Second}}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	gw := gateway.New(cfg, gateway.Deps{NC: nc, JS: js, Verifier: verifier, Signer: auth.NewSigner([]byte(testSecret), ""), Logger: log})
+	if err := gw.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gw.Stop)
+	return &bundle{srv: srv, nc: nc, js: js, gw: gw, url: "http://" + gw.Addr(), signer: auth.NewSigner([]byte(testSecret), "")}
+}
+
+func (b *bundle) token(t *testing.T, user string) string {
+	t.Helper()
+	tok, err := b.signer.Sign(user, time.Hour, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func (b *bundle) client(t *testing.T, user string) *api.Client {
+	return api.NewClient(b.url, b.token(t, user))
+}
+
+// submitSteps submits a test.steps job for user.
+func (b *bundle) submitSteps(t *testing.T, c *api.Client, in stepsInput) api.JobState {
+	t.Helper()
+	raw, _ := json.Marshal(in)
+	st, _, err := c.Submit(context.Background(), api.SubmitRequest{Type: stepsType, Input: raw}, "")
+	if err != nil {
+		t.Fatalf("submit: %v", err)
+	}
+	return st
+}
+
+// waitState waits until the job reaches state.
+func waitState(t *testing.T, c *api.Client, id string, want api.State) api.JobState {
+	t.Helper()
+	var st api.JobState
+	streamstest.WaitFor(t, 10*time.Second, func() error {
+		var err error
+		st, err = c.Get(context.Background(), id)
+		if err != nil {
+			return err
+		}
+		if st.State != want {
+			return fmt.Errorf("state %s, want %s", st.State, want)
+		}
+		return nil
+	})
+	return st
+}
+
+// request sends a raw HTTP request and returns status and body.
+func request(t *testing.T, method, url, token, contentType, body string, hdr ...string) (int, http.Header, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, data
+}
+
+// errorCode extracts the code of a JSON error body.
+func errorCode(body []byte) api.Code {
+	var eb api.ErrorBody
+	if json.Unmarshal(body, &eb) != nil || eb.Error == nil {
+		return ""
+	}
+	return eb.Error.Code
+}

@@ -1,0 +1,365 @@
+// Package jobstore is the gateway's view of jobs on JetStream: it submits jobs (an event in JOB_EVENTS,
+// a message in JOBS), reads their state from JOB_STATE, their history from JOB_EVENTS, and asks for
+// cancellation. It takes owner tokens and job ids that the caller has already validated; it re-checks
+// them before building any subject or key.
+package jobstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jobwire/jobwire/api"
+	"github.com/jobwire/jobwire/streams"
+)
+
+// Errors of the store. The gateway maps them to API error codes.
+var (
+	ErrNotFound        = errors.New("job not found")
+	ErrFinished        = errors.New("job already finished")
+	ErrIdempotencyKey  = errors.New("idempotency key reused with a different request")
+	ErrHistoryTooLarge = errors.New("job history too large")
+)
+
+// MaxHistory bounds the events History returns.
+const MaxHistory = 10000
+
+// Store reads and writes jobs on JetStream.
+type Store struct {
+	js     jetstream.JetStream
+	nc     *nats.Conn
+	log    jetstream.Stream
+	state  jetstream.KeyValue
+	idem   jetstream.KeyValue
+	now    func() time.Time
+}
+
+// New opens the streams and buckets the store needs. They must exist (streams.Ensure).
+func New(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) (*Store, error) {
+	events, err := js.Stream(ctx, streams.StreamEvents)
+	if err != nil {
+		return nil, fmt.Errorf("open stream %s: %w", streams.StreamEvents, err)
+	}
+	state, err := js.KeyValue(ctx, streams.BucketState)
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", streams.BucketState, err)
+	}
+	idem, err := js.KeyValue(ctx, streams.BucketIdempotency)
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", streams.BucketIdempotency, err)
+	}
+	return &Store{js: js, nc: nc, log: events, state: state, idem: idem, now: time.Now}, nil
+}
+
+// State returns the JOB_STATE bucket (the relay watches it).
+func (s *Store) State() jetstream.KeyValue { return s.state }
+
+// Submission is a validated request to run a job.
+type Submission struct {
+	Owner string
+	Type  string
+	Name  string
+	Input json.RawMessage
+	RunAt *time.Time
+	// IdempotencyKey, when set, makes the submission idempotent for this owner for 24 h.
+	IdempotencyKey string
+}
+
+type idemRecord struct {
+	JobID       string    `json:"jobId"`
+	RequestHash string    `json:"requestHash"`
+	CreatedAt   time.Time `json:"createdAt"`
+}
+
+// Submit creates a job and queues it. It returns the job's first state and created=false when an
+// earlier submission with the same owner and IdempotencyKey already made the job (then nothing new
+// runs). Concurrent identical submissions create exactly one job. A submission that failed half-way
+// is completed by its retry with the same key.
+func (s *Store) Submit(ctx context.Context, sub Submission) (api.JobState, bool, error) {
+	if !streams.ValidOwnerToken(sub.Owner) || !streams.ValidJobType(sub.Type) {
+		return api.JobState{}, false, fmt.Errorf("submit: invalid owner or type")
+	}
+	now := s.now().UTC()
+	jobID := streams.NewJobID(now)
+	created := true
+	if sub.IdempotencyKey != "" {
+		id, fresh, err := s.claimIdempotencyKey(ctx, sub, jobID, now)
+		if err != nil {
+			return api.JobState{}, false, err
+		}
+		if !fresh {
+			st, err := s.Get(ctx, sub.Owner, id)
+			if err == nil {
+				return st, false, nil
+			}
+			if !errors.Is(err, ErrNotFound) {
+				return api.JobState{}, false, err
+			}
+			// The first submission claimed the key but never stored its event: finish it now.
+			jobID, created, now = id, false, streams.JobIDTime(id)
+		}
+	}
+	ev := streams.Event{V: streams.EventVersion, Type: streams.EventSubmitted, JobID: jobID, JobType: sub.Type,
+		Owner: sub.Owner, At: now, Name: sub.Name, RunAt: sub.RunAt}
+	seq, err := s.publishEvent(ctx, ev)
+	if err != nil {
+		return api.JobState{}, false, err
+	}
+	ev.Seq = seq
+	msg := streams.JobMessage{V: 1, JobID: jobID, Type: sub.Type, Owner: sub.Owner, Input: sub.Input, CreatedAt: now, RunAt: sub.RunAt}
+	if err := s.enqueue(ctx, msg); err != nil {
+		return api.JobState{}, false, err
+	}
+	var st api.JobState
+	streams.Apply(&st, ev)
+	return st, created, nil
+}
+
+// claimIdempotencyKey maps the key to jobID unless it already maps to a job; it returns the job id the
+// key maps to and whether this call made the mapping.
+func (s *Store) claimIdempotencyKey(ctx context.Context, sub Submission, jobID string, now time.Time) (string, bool, error) {
+	h := sha256.New()
+	h.Write([]byte(sub.Type))
+	h.Write([]byte{0})
+	h.Write(sub.Input)
+	reqHash := hex.EncodeToString(h.Sum(nil))
+	key := streams.IdempotencyKey(sub.Owner, sub.IdempotencyKey)
+	rec, _ := json.Marshal(idemRecord{JobID: jobID, RequestHash: reqHash, CreatedAt: now})
+	_, err := s.idem.Create(ctx, key, rec)
+	if err == nil {
+		return jobID, true, nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return "", false, fmt.Errorf("claim idempotency key: %w", err)
+	}
+	entry, err := s.idem.Get(ctx, key)
+	if err != nil {
+		return "", false, fmt.Errorf("read idempotency key: %w", err)
+	}
+	var prev idemRecord
+	if err := json.Unmarshal(entry.Value(), &prev); err != nil || !streams.ValidJobID(prev.JobID) {
+		return "", false, fmt.Errorf("read idempotency key: corrupt record")
+	}
+	if prev.RequestHash != reqHash {
+		return "", false, ErrIdempotencyKey
+	}
+	return prev.JobID, false, nil
+}
+
+func (s *Store) publishEvent(ctx context.Context, ev streams.Event) (uint64, error) {
+	if err := ev.Validate(); err != nil {
+		return 0, fmt.Errorf("publish %s: %w", ev.Type, err)
+	}
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return 0, fmt.Errorf("encode %s: %w", ev.Type, err)
+	}
+	m := nats.NewMsg(ev.Subject())
+	m.Data = data
+	m.Header.Set(streams.HeaderEventType, string(ev.Type))
+	ack, err := s.js.PublishMsg(ctx, m, jetstream.WithMsgID(ev.MsgID(0)))
+	if err != nil {
+		return 0, fmt.Errorf("publish %s of job %s: %w", ev.Type, ev.JobID, err)
+	}
+	return ack.Sequence, nil
+}
+
+func (s *Store) enqueue(ctx context.Context, msg streams.JobMessage) error {
+	data, err := json.Marshal(msg)
+	if err != nil {
+		return fmt.Errorf("encode job message: %w", err)
+	}
+	opts := []jetstream.PublishOpt{jetstream.WithMsgID(msg.JobID)}
+	subject := streams.QueueSubject(msg.Type)
+	if msg.RunAt != nil && msg.RunAt.After(s.now().Add(time.Second)) {
+		// JetStream holds the schedule and publishes the job into its queue at RunAt: no polling here.
+		opts = append(opts, jetstream.WithScheduleAt(*msg.RunAt), jetstream.WithScheduleTarget(subject))
+		subject = streams.ScheduleSubject(msg.JobID)
+	}
+	if _, err := s.js.Publish(ctx, subject, data, opts...); err != nil {
+		return fmt.Errorf("queue job %s: %w", msg.JobID, err)
+	}
+	return nil
+}
+
+// Get returns a job's state: from JOB_STATE, or, when the projection has not written it yet or it has
+// expired there, folded from the job's events.
+func (s *Store) Get(ctx context.Context, owner, jobID string) (api.JobState, error) {
+	if !streams.ValidOwnerToken(owner) || !streams.ValidJobID(jobID) {
+		return api.JobState{}, ErrNotFound
+	}
+	entry, err := s.state.Get(ctx, streams.StateKey(owner, jobID))
+	switch {
+	case err == nil:
+		return DecodeState(entry.Value(), entry.Revision())
+	case !errors.Is(err, jetstream.ErrKeyNotFound):
+		return api.JobState{}, fmt.Errorf("get job state: %w", err)
+	}
+	events, err := s.events(ctx, owner, jobID)
+	if err != nil {
+		return api.JobState{}, err
+	}
+	if len(events) == 0 {
+		return api.JobState{}, ErrNotFound
+	}
+	return streams.Fold(events), nil
+}
+
+// DecodeState parses a JOB_STATE value and sets its revision.
+func DecodeState(data []byte, revision uint64) (api.JobState, error) {
+	var st api.JobState
+	if err := json.Unmarshal(data, &st); err != nil {
+		return st, fmt.Errorf("decode job state: %w", err)
+	}
+	st.Revision = revision
+	return st, nil
+}
+
+// Exists reports whether the job has any event in JOB_EVENTS (one direct get, no consumer).
+func (s *Store) Exists(ctx context.Context, owner, jobID string) (bool, error) {
+	if !streams.ValidOwnerToken(owner) || !streams.ValidJobID(jobID) {
+		return false, nil
+	}
+	_, err := s.log.GetLastMsgForSubject(ctx, streams.EventSubject(owner, jobID))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return false, nil
+	}
+	return false, fmt.Errorf("look up job events: %w", err)
+}
+
+// events reads a job's events in order with direct gets (no consumer is created).
+func (s *Store) events(ctx context.Context, owner, jobID string) ([]streams.Event, error) {
+	raws, err := s.rawEvents(ctx, owner, jobID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]streams.Event, 0, len(raws))
+	for _, r := range raws {
+		ev, err := streams.DecodeEvent(r.Data, r.Sequence)
+		if err != nil {
+			continue // a malformed event is skipped by the projector too
+		}
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
+func (s *Store) rawEvents(ctx context.Context, owner, jobID string) ([]*jetstream.RawStreamMsg, error) {
+	subject := streams.EventSubject(owner, jobID)
+	var out []*jetstream.RawStreamMsg
+	for seq := uint64(1); ; {
+		m, err := s.log.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read events of job %s: %w", jobID, err)
+		}
+		out = append(out, m)
+		if len(out) > MaxHistory {
+			return nil, ErrHistoryTooLarge
+		}
+		seq = m.Sequence + 1
+	}
+}
+
+// History returns a job's events, oldest first, each with its stream sequence as "seq".
+func (s *Store) History(ctx context.Context, owner, jobID string) ([]json.RawMessage, error) {
+	if !streams.ValidOwnerToken(owner) || !streams.ValidJobID(jobID) {
+		return nil, ErrNotFound
+	}
+	raws, err := s.rawEvents(ctx, owner, jobID)
+	if err != nil {
+		return nil, err
+	}
+	if len(raws) == 0 {
+		return nil, ErrNotFound
+	}
+	out := make([]json.RawMessage, 0, len(raws))
+	for _, r := range raws {
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(r.Data, &obj) != nil {
+			continue
+		}
+		obj["seq"] = json.RawMessage(fmt.Sprint(r.Sequence))
+		b, _ := json.Marshal(obj)
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// List returns a page of the owner's jobs in JOB_STATE, newest first, after cursor (a job id).
+func (s *Store) List(ctx context.Context, owner, cursor string, limit int, state api.State) (api.JobList, error) {
+	if !streams.ValidOwnerToken(owner) {
+		return api.JobList{}, ErrNotFound
+	}
+	lister, err := s.state.ListKeysFiltered(ctx, streams.OwnerKeys(owner))
+	if err != nil {
+		return api.JobList{}, fmt.Errorf("list jobs: %w", err)
+	}
+	var ids []string
+	for key := range lister.Keys() {
+		if _, id, ok := streams.ParseStateKey(key); ok && (cursor == "" || id < cursor) {
+			ids = append(ids, id)
+		}
+	}
+	slices.SortFunc(ids, func(a, b string) int { return strings.Compare(b, a) })
+	out := api.JobList{Jobs: []api.JobState{}}
+	for _, id := range ids {
+		if len(out.Jobs) == limit {
+			out.NextCursor = out.Jobs[len(out.Jobs)-1].ID
+			break
+		}
+		st, err := s.Get(ctx, owner, id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return api.JobList{}, err
+		}
+		if state == "" || st.State == state {
+			out.Jobs = append(out.Jobs, st)
+		}
+	}
+	return out, nil
+}
+
+// Cancel asks for a job to stop. A queued job is cancelled at once (its cancelled event is written
+// here and the worker skips it); a running job is told through a broadcast on its cancel subject and
+// the worker running it ends it as cancelled. Cancelling a finished job is ErrFinished.
+func (s *Store) Cancel(ctx context.Context, owner, jobID string) (api.JobState, error) {
+	st, err := s.Get(ctx, owner, jobID)
+	if err != nil {
+		return st, err
+	}
+	if st.State.Terminal() {
+		return st, ErrFinished
+	}
+	if err := s.nc.Publish(streams.CancelSubject(owner, jobID), nil); err != nil {
+		return st, fmt.Errorf("broadcast cancel: %w", err)
+	}
+	if st.State == api.StateQueued {
+		ev := streams.Event{V: streams.EventVersion, Type: streams.EventCancelled, JobID: jobID, JobType: st.Type,
+			Owner: owner, At: s.now().UTC(), Attempt: st.Attempt,
+			Error: &api.JobError{Code: "cancelled", Message: "cancelled before it started"}}
+		seq, err := s.publishEvent(ctx, ev)
+		if err != nil {
+			return st, err
+		}
+		ev.Seq = seq
+		streams.Apply(&st, ev)
+	}
+	return st, nil
+}

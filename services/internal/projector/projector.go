@@ -1,0 +1,257 @@
+// Package projector folds JOB_EVENTS into the JOB_STATE bucket: one durable consumer, compare-and-swap
+// writes, idempotent on redelivery. A finished job's state is written with a per-message TTL, so it
+// expires from the bucket after the retention and watchers receive a delete marker.
+package projector
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/jobwire/jobwire/api"
+	"github.com/jobwire/jobwire/streams"
+)
+
+// Config configures the projector.
+type Config struct {
+	// StateRetention is how long a finished job's state stays in JOB_STATE. Default 24 h.
+	StateRetention time.Duration
+	// AckWait of the durable consumer. Default 30 s.
+	AckWait time.Duration
+	// MaxAckPending bounds events in flight. Default 1000.
+	MaxAckPending int
+}
+
+func (c *Config) setDefaults() {
+	if c.StateRetention == 0 {
+		c.StateRetention = streams.DefaultStateRetention
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.MaxAckPending == 0 {
+		c.MaxAckPending = 1000
+	}
+}
+
+// ConsumerConfig is the durable consumer the projector reads JOB_EVENTS with.
+func (c Config) ConsumerConfig() jetstream.ConsumerConfig {
+	c.setDefaults()
+	return jetstream.ConsumerConfig{
+		Durable:       streams.ConsumerProjector,
+		Description:   "jobwire projector: folds job events into JOB_STATE",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.AckWait,
+		MaxAckPending: c.MaxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		FilterSubject: streams.EventSubject("*", "*"),
+		MaxDeliver:    -1,
+	}
+}
+
+// Projector is the long-running service that keeps JOB_STATE up to date.
+type Projector struct {
+	cfg     Config
+	js      jetstream.JetStream
+	log     *slog.Logger
+	writer  *Writer
+	applied prometheus.Counter
+	skipped prometheus.Counter
+	bad     prometheus.Counter
+
+	mu      sync.Mutex
+	cc      jetstream.ConsumeContext
+	stopped bool
+}
+
+// New returns a Projector; reg may be nil.
+func New(cfg Config, js jetstream.JetStream, reg prometheus.Registerer, log *slog.Logger) *Projector {
+	cfg.setDefaults()
+	p := &Projector{
+		cfg: cfg, js: js, log: log,
+		applied: prometheus.NewCounter(prometheus.CounterOpts{Name: "jobwire_projector_events_applied_total", Help: "Events folded into JOB_STATE."}),
+		skipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "jobwire_projector_events_skipped_total", Help: "Events that changed nothing (redelivered, late or after a terminal state)."}),
+		bad:     prometheus.NewCounter(prometheus.CounterOpts{Name: "jobwire_projector_events_malformed_total", Help: "Events that could not be decoded and were terminated."}),
+	}
+	if reg != nil {
+		reg.MustRegister(p.applied, p.skipped, p.bad)
+	}
+	return p
+}
+
+// Start ensures the durable consumer and starts folding events. It returns once consuming has begun.
+func (p *Projector) Start(ctx context.Context) error {
+	kv, err := p.js.KeyValue(ctx, streams.BucketState)
+	if err != nil {
+		return fmt.Errorf("projector: open %s: %w", streams.BucketState, err)
+	}
+	p.writer = NewWriter(p.js, kv, p.cfg.StateRetention)
+	cons, err := p.js.CreateOrUpdateConsumer(ctx, streams.StreamEvents, p.cfg.ConsumerConfig())
+	if err != nil {
+		return fmt.Errorf("projector: ensure consumer: %w", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return nil
+	}
+	cc, err := cons.Consume(p.handle, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		p.log.Warn("projector consume", "err", err)
+	}))
+	if err != nil {
+		return fmt.Errorf("projector: consume: %w", err)
+	}
+	p.cc = cc
+	p.log.Info("projector started", "consumer", streams.ConsumerProjector)
+	return nil
+}
+
+// Stop stops consuming and waits for the event in hand. Safe to call twice or before Start.
+func (p *Projector) Stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stopped = true
+	if p.cc != nil {
+		p.cc.Drain()
+		<-p.cc.Closed()
+		p.cc = nil
+	}
+}
+
+func (p *Projector) handle(msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		p.log.Error("projector: event without metadata", "err", err)
+		_ = msg.Term()
+		return
+	}
+	ev, err := streams.DecodeEvent(msg.Data(), meta.Sequence.Stream)
+	owner, jobID, ok := streams.ParseEventSubject(msg.Subject())
+	if err == nil && (!ok || owner != ev.Owner || jobID != ev.JobID) {
+		err = fmt.Errorf("event body names %s.%s but subject is %s", ev.Owner, ev.JobID, msg.Subject())
+	}
+	if err != nil {
+		p.bad.Inc()
+		p.log.Error("projector: malformed event terminated", "seq", meta.Sequence.Stream, "subject", msg.Subject(), "err", err)
+		_ = msg.Term()
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	changed, err := p.writer.Apply(ctx, ev)
+	if err != nil {
+		p.log.Warn("projector: apply failed, will retry", "job", ev.JobID, "seq", ev.Seq, "err", err)
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	if changed {
+		p.applied.Inc()
+	} else {
+		p.skipped.Inc()
+	}
+	if err := msg.Ack(); err != nil {
+		p.log.Warn("projector: ack", "seq", ev.Seq, "err", err)
+	}
+}
+
+// Writer applies events to a JOB_STATE-shaped bucket with compare-and-swap. It is shared by the live
+// projector and the rebuild.
+type Writer struct {
+	js        jetstream.JetStream
+	kv        jetstream.KeyValue
+	subject   string
+	retention time.Duration
+	stream    jetstream.Stream // the bucket's stream, opened on first need
+}
+
+// NewWriter returns a Writer for bucket kv; finished jobs are written with a TTL of retention.
+func NewWriter(js jetstream.JetStream, kv jetstream.KeyValue, retention time.Duration) *Writer {
+	return &Writer{js: js, kv: kv, subject: "$KV." + kv.Bucket() + ".", retention: retention}
+}
+
+// Apply folds ev into the job's stored state and writes it back if it changed. A concurrent write
+// (another projector, a rebuild) makes the compare-and-swap fail; Apply then re-reads and retries.
+func (w *Writer) Apply(ctx context.Context, ev streams.Event) (bool, error) {
+	key := streams.StateKey(ev.Owner, ev.JobID)
+	for attempt := 0; attempt < 5; attempt++ {
+		var st api.JobState
+		var rev uint64
+		entry, err := w.kv.Get(ctx, key)
+		switch {
+		case err == nil:
+			if err := json.Unmarshal(entry.Value(), &st); err != nil {
+				return false, fmt.Errorf("decode state of %s: %w", key, err)
+			}
+			rev = entry.Revision()
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			// A deleted or expired key keeps a marker as its last message: CAS against that.
+			if rev, err = w.lastSeq(ctx, key); err != nil {
+				return false, err
+			}
+		default:
+			return false, fmt.Errorf("read state of %s: %w", key, err)
+		}
+		if !streams.Apply(&st, ev) {
+			return false, nil
+		}
+		st.Revision = 0
+		err = w.put(ctx, key, st, rev)
+		if err == nil {
+			return true, nil
+		}
+		if !isWrongLastSequence(err) {
+			return false, err
+		}
+	}
+	return false, fmt.Errorf("write state of %s: too many concurrent updates", key)
+}
+
+// lastSeq returns the sequence of the last message on key's subject (0 when there is none).
+func (w *Writer) lastSeq(ctx context.Context, key string) (uint64, error) {
+	if w.stream == nil {
+		s, err := w.js.Stream(ctx, "KV_"+w.kv.Bucket())
+		if err != nil {
+			return 0, fmt.Errorf("open bucket stream: %w", err)
+		}
+		w.stream = s
+	}
+	m, err := w.stream.GetLastMsgForSubject(ctx, w.subject+key)
+	switch {
+	case err == nil:
+		return m.Sequence, nil
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return 0, nil
+	}
+	return 0, fmt.Errorf("read last revision of %s: %w", key, err)
+}
+
+func (w *Writer) put(ctx context.Context, key string, st api.JobState, lastRev uint64) error {
+	data, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("encode state: %w", err)
+	}
+	m := nats.NewMsg(w.subject + key)
+	m.Data = data
+	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(lastRev)}
+	if st.State.Terminal() && w.retention > 0 {
+		// KV Put would clear a TTL: publish the value ourselves with one, still compare-and-swap.
+		opts = append(opts, jetstream.WithMsgTTL(w.retention))
+	}
+	if _, err := w.js.PublishMsg(ctx, m, opts...); err != nil {
+		return fmt.Errorf("write state of %s: %w", key, err)
+	}
+	return nil
+}
+
+func isWrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+}

@@ -1,0 +1,322 @@
+// Package relay fans JOB_STATE changes out to SSE streams. A Hub holds exactly one KV watch per process,
+// whatever the number of streams; every change is decoded and encoded once and offered to the streams
+// subscribed to its job or its owner. Offering never blocks, so a slow stream never delays the hub.
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/jobwire/jobwire/api"
+	"github.com/jobwire/jobwire/services/internal/sse"
+	"github.com/jobwire/jobwire/streams"
+)
+
+// Subscriber receives messages from the hub. Offer must not block.
+type Subscriber interface {
+	Offer(m *sse.Message)
+}
+
+// JobRef is a job the hub knows of, with its latest revision.
+type JobRef struct {
+	ID       string
+	Revision uint64
+}
+
+// Removal is a job whose state left JOB_STATE (expired after retention, or deleted).
+type Removal struct {
+	Owner, JobID string
+	Revision     uint64
+}
+
+// maxRemovals bounds the memory of recent removals used to resume multiplexed streams.
+const maxRemovals = 10000
+
+// Hub is the single upstream of a gateway's streams.
+type Hub struct {
+	kv      jetstream.KeyValue
+	log     *slog.Logger
+	updates prometheus.Counter
+	watches prometheus.Gauge
+
+	mu       sync.RWMutex
+	byJob    map[string]map[Subscriber]struct{} // key owner.jobId
+	byOwner  map[string]map[Subscriber]struct{}
+	index    map[string]map[string]uint64 // owner -> jobId -> revision
+	removals []Removal                    // oldest first
+	floor    uint64                       // resumes from before this revision need a reset
+	lastRev  uint64
+	ready    bool
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// NewHub returns a hub over the JOB_STATE bucket; reg may be nil.
+func NewHub(kv jetstream.KeyValue, reg prometheus.Registerer, log *slog.Logger) *Hub {
+	h := &Hub{kv: kv, log: log,
+		byJob: map[string]map[Subscriber]struct{}{}, byOwner: map[string]map[Subscriber]struct{}{},
+		index:   map[string]map[string]uint64{},
+		updates: prometheus.NewCounter(prometheus.CounterOpts{Name: "jobwire_relay_updates_total", Help: "JOB_STATE changes received by this gateway's watch."}),
+		watches: prometheus.NewGauge(prometheus.GaugeOpts{Name: "jobwire_relay_upstream_watches", Help: "KV watches this gateway holds on JOB_STATE (1 when running, whatever the number of streams)."}),
+	}
+	if reg != nil {
+		reg.MustRegister(h.updates, h.watches)
+	}
+	return h
+}
+
+// Start opens the watch and returns once the current state of the bucket is loaded. The watch is an
+// ordered consumer that the client library re-creates after a reconnect, resuming where it stopped.
+func (h *Hub) Start(ctx context.Context) error {
+	status, err := h.kv.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("relay: bucket status: %w", err)
+	}
+	startRev := status.(*jetstream.KeyValueBucketStatus).StreamInfo().State.LastSeq
+	wctx, cancel := context.WithCancel(context.Background())
+	w, err := h.kv.WatchAll(wctx)
+	if err != nil {
+		cancel()
+		return fmt.Errorf("relay: watch %s: %w", streams.BucketState, err)
+	}
+	h.cancel = cancel
+	h.done = make(chan struct{})
+	h.mu.Lock()
+	h.floor = startRev + 1
+	h.mu.Unlock()
+	h.watches.Set(1)
+	initial := make(chan struct{})
+	go h.run(w, startRev, initial)
+	select {
+	case <-initial:
+		return nil
+	case <-ctx.Done():
+		h.Stop()
+		return fmt.Errorf("relay: load current states: %w", ctx.Err())
+	}
+}
+
+// Stop ends the watch. Safe to call twice or before Start.
+func (h *Hub) Stop() {
+	if h.cancel == nil {
+		return
+	}
+	h.cancel()
+	<-h.done
+	h.watches.Set(0)
+}
+
+// Ready reports whether the current states are loaded.
+func (h *Hub) Ready() bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.ready
+}
+
+func (h *Hub) run(w jetstream.KeyWatcher, startRev uint64, initial chan struct{}) {
+	defer close(h.done)
+	defer w.Stop()
+	signalled := false
+	for e := range w.Updates() {
+		if e == nil {
+			h.mu.Lock()
+			h.ready = true
+			h.mu.Unlock()
+			if !signalled {
+				close(initial)
+				signalled = true
+			}
+			continue
+		}
+		h.apply(e, e.Revision() <= startRev && !signalled)
+	}
+	if !signalled {
+		close(initial)
+	}
+}
+
+// apply updates the index and fans the change out. loading is true for the values present when the
+// watch started; nobody is subscribed yet that could need them.
+func (h *Hub) apply(e jetstream.KeyValueEntry, loading bool) {
+	owner, jobID, ok := streams.ParseStateKey(e.Key())
+	if !ok {
+		return
+	}
+	h.updates.Inc()
+	rev := e.Revision()
+	removed := e.Operation() != jetstream.KeyValuePut
+	var msg *sse.Message
+	if !removed && !loading {
+		st, err := decodeState(e.Value(), rev)
+		if err != nil {
+			h.log.Error("relay: undecodable job state", "key", e.Key(), "rev", rev, "err", err)
+			return
+		}
+		msg = StateMessage(&st, e.Created())
+	} else if removed && !loading {
+		msg = RemovedMessage(jobID, rev, e.Created())
+	}
+
+	h.mu.Lock()
+	h.lastRev = max(h.lastRev, rev)
+	if removed {
+		if jobs := h.index[owner]; jobs != nil {
+			delete(jobs, jobID)
+			if len(jobs) == 0 {
+				delete(h.index, owner)
+			}
+		}
+		if loading {
+			h.floor = min(h.floor, rev)
+		}
+		h.removals = append(h.removals, Removal{Owner: owner, JobID: jobID, Revision: rev})
+		if len(h.removals) > maxRemovals {
+			h.floor = max(h.floor, h.removals[0].Revision+1)
+			h.removals = slices.Delete(h.removals, 0, len(h.removals)-maxRemovals)
+		}
+	} else {
+		jobs := h.index[owner]
+		if jobs == nil {
+			jobs = map[string]uint64{}
+			h.index[owner] = jobs
+		}
+		jobs[jobID] = rev
+	}
+	if msg != nil {
+		for s := range h.byJob[e.Key()] {
+			s.Offer(msg)
+		}
+		for s := range h.byOwner[owner] {
+			s.Offer(msg)
+		}
+	}
+	h.mu.Unlock()
+}
+
+func decodeState(data []byte, rev uint64) (api.JobState, error) {
+	var st api.JobState
+	err := json.Unmarshal(data, &st)
+	st.Revision = rev
+	return st, err
+}
+
+// StateMessage encodes a job state for streams, once for all of them.
+func StateMessage(st *api.JobState, storedAt time.Time) *sse.Message {
+	data, _ := json.Marshal(st)
+	legacy, _ := json.Marshal(st.Legacy())
+	id := strconv.FormatUint(st.Revision, 10)
+	return &sse.Message{
+		Key:         st.ID,
+		Revision:    st.Revision,
+		Frame:       sse.AppendEvent(nil, id, "state", data),
+		LegacyFrame: sse.AppendEvent(nil, id, "", legacy),
+		Terminal:    st.State.Terminal(),
+		StoredAt:    storedAt,
+	}
+}
+
+// RemovedMessage tells streams that a job's state expired from JOB_STATE.
+func RemovedMessage(jobID string, rev uint64, at time.Time) *sse.Message {
+	data := []byte(`{"id":"` + jobID + `"}`)
+	id := strconv.FormatUint(rev, 10)
+	return &sse.Message{Key: jobID, Revision: rev, Frame: sse.AppendEvent(nil, id, "removed", data),
+		LegacyFrame: sse.AppendEvent(nil, id, "removed", data), Terminal: true, StoredAt: at}
+}
+
+// SubscribeJob offers every later change of one job to s until the returned function is called.
+func (h *Hub) SubscribeJob(owner, jobID string, s Subscriber) (unsubscribe func()) {
+	return h.subscribe(h.byJob, streams.StateKey(owner, jobID), s)
+}
+
+// SubscribeOwner offers every later change of any of owner's jobs to s until unsubscribed.
+func (h *Hub) SubscribeOwner(owner string, s Subscriber) (unsubscribe func()) {
+	return h.subscribe(h.byOwner, owner, s)
+}
+
+func (h *Hub) subscribe(m map[string]map[Subscriber]struct{}, key string, s Subscriber) func() {
+	h.mu.Lock()
+	set := m[key]
+	if set == nil {
+		set = map[Subscriber]struct{}{}
+		m[key] = set
+	}
+	set[s] = struct{}{}
+	h.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			h.mu.Lock()
+			if set := m[key]; set != nil {
+				delete(set, s)
+				if len(set) == 0 {
+					delete(m, key)
+				}
+			}
+			h.mu.Unlock()
+		})
+	}
+}
+
+// OwnerJobs returns owner's jobs in JOB_STATE, newest first, at most limit (0: all).
+func (h *Hub) OwnerJobs(owner string, limit int) []JobRef {
+	h.mu.RLock()
+	refs := make([]JobRef, 0, len(h.index[owner]))
+	for id, rev := range h.index[owner] {
+		refs = append(refs, JobRef{ID: id, Revision: rev})
+	}
+	h.mu.RUnlock()
+	slices.SortFunc(refs, func(a, b JobRef) int { return strings.Compare(b.ID, a.ID) })
+	if limit > 0 && len(refs) > limit {
+		refs = refs[:limit]
+	}
+	return refs
+}
+
+// RemovedSince returns owner's jobs removed after revision rev. ok is false when the hub cannot know
+// (rev is from before what it remembers, or from a future it has not seen): the stream must reset.
+func (h *Hub) RemovedSince(owner string, rev uint64) (removed []Removal, ok bool) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if rev+1 < h.floor || rev > h.lastRev {
+		return nil, false
+	}
+	for i := len(h.removals) - 1; i >= 0 && h.removals[i].Revision > rev; i-- {
+		if h.removals[i].Owner == owner {
+			removed = append(removed, h.removals[i])
+		}
+	}
+	slices.Reverse(removed)
+	return removed, true
+}
+
+// LastRevision is the newest revision the hub has seen.
+func (h *Hub) LastRevision() uint64 {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.lastRev
+}
+
+// Subscribers returns the number of job and owner subscriptions (for tests and metrics).
+func (h *Hub) Subscribers() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	n := 0
+	for _, s := range h.byJob {
+		n += len(s)
+	}
+	for _, s := range h.byOwner {
+		n += len(s)
+	}
+	return n
+}

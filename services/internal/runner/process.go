@@ -1,0 +1,211 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jobwire/jobwire/api"
+	"github.com/jobwire/jobwire/streams"
+)
+
+// Headers on dead letters.
+const (
+	HeaderDeadJobID    = "Jobwire-Job-Id"
+	HeaderDeadOwner    = "Jobwire-Owner"
+	HeaderDeadError    = "Jobwire-Error"
+	HeaderDeadAttempts = "Jobwire-Attempts"
+)
+
+// process runs one delivery of a job and settles its message: Ack after a terminal event is stored,
+// NakWithDelay for a retry, Nak when the worker shuts down, Term for a message that is not a job.
+func (r *Runner) process(msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		r.log.Error("job message without metadata", "err", err)
+		_ = msg.Term()
+		return
+	}
+	var jm streams.JobMessage
+	if err := json.Unmarshal(msg.Data(), &jm); err != nil || jm.Validate() != nil || jm.Type != r.cfg.JobType {
+		r.log.Error("malformed job message terminated", "seq", meta.Sequence.Stream, "err", errors.Join(err, jm.Validate()))
+		_ = msg.Term()
+		return
+	}
+	attempt := int(meta.NumDelivered)
+	log := r.log.With("job", jm.JobID, "attempt", attempt)
+	em := newEmitter(r, jm, attempt)
+	ctx, cancelIO := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelIO()
+
+	// A job can end while its message waits: cancelled while queued, or finished by an attempt whose
+	// ack was lost. Its last event says so; then there is nothing to run.
+	if ended, err := r.ended(ctx, jm); err != nil {
+		log.Warn("read job events, retrying", "err", err)
+		_ = msg.NakWithDelay(time.Second)
+		return
+	} else if ended {
+		_ = msg.Ack()
+		return
+	}
+	if attempt > r.cfg.MaxAttempts {
+		// Every earlier delivery ended without a verdict: the job crashed or hung its worker each time.
+		r.fail(ctx, msg, em, &api.JobError{Code: "attempts_exhausted",
+			Message: fmt.Sprintf("the job stopped its worker on every attempt (%d)", attempt-1)}, log)
+		return
+	}
+	if err := em.publish(ctx, streams.Event{Type: streams.EventStarted, Worker: r.cfg.Name}); err != nil {
+		log.Warn("publish started, retrying", "err", err)
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	r.metrics.started.WithLabelValues(jm.Type).Inc()
+	begin := time.Now()
+
+	jobCtx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	key := jm.Owner + "." + jm.JobID
+	r.mu.Lock()
+	r.active[key] = &activeJob{cancel: cancel}
+	r.mu.Unlock()
+	stopLease := r.keepLease(msg)
+	r.metrics.running.Inc()
+	result, runErr := r.run(jobCtx, jm, attempt, em.progress)
+	r.metrics.running.Dec()
+	stopLease()
+	r.mu.Lock()
+	delete(r.active, key)
+	r.mu.Unlock()
+	em.stop()
+
+	cause := context.Cause(jobCtx)
+	ctx, cancelIO2 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelIO2()
+	switch {
+	case runErr == nil:
+		if err := em.publish(ctx, streams.Event{Type: streams.EventCompleted, Result: result}); err != nil {
+			log.Warn("publish completed, retrying", "err", err)
+			_ = msg.NakWithDelay(time.Second)
+			return
+		}
+		r.metrics.finished.WithLabelValues(jm.Type, "completed").Inc()
+		r.metrics.duration.WithLabelValues(jm.Type).Observe(time.Since(begin).Seconds())
+		r.ack(ctx, msg, log)
+	case errors.Is(cause, errCancelled):
+		if err := em.publish(ctx, streams.Event{Type: streams.EventCancelled, Result: result,
+			Error: &api.JobError{Code: "cancelled", Message: "cancelled while running"}}); err != nil {
+			log.Warn("publish cancelled, retrying", "err", err)
+			_ = msg.NakWithDelay(time.Second)
+			return
+		}
+		r.metrics.finished.WithLabelValues(jm.Type, "cancelled").Inc()
+		r.ack(ctx, msg, log)
+	case errors.Is(cause, errShutdown):
+		// Hand the job back now: another worker starts it without waiting for AckWait.
+		_ = msg.Nak()
+		log.Info("job handed back on shutdown")
+	default:
+		code, permanent := isPermanent(runErr)
+		if permanent || attempt >= r.cfg.MaxAttempts {
+			if code == "" {
+				code = "attempts_exhausted"
+			}
+			r.fail(ctx, msg, em, jobError(code, runErr), log)
+			return
+		}
+		delay := backoff(r.cfg, attempt)
+		var ra *RetryAfterError
+		if errors.As(runErr, &ra) && ra.After > delay {
+			delay = ra.After
+		}
+		retryAt := time.Now().Add(delay).UTC()
+		if err := em.publish(ctx, streams.Event{Type: streams.EventFailed, Error: jobError("attempt_failed", runErr), RetryAt: &retryAt}); err != nil {
+			log.Warn("publish failed attempt", "err", err)
+		}
+		r.metrics.retried.WithLabelValues(jm.Type).Inc()
+		log.Info("job attempt failed, will retry", "err", runErr, "retry_in", delay)
+		_ = msg.NakWithDelay(delay)
+	}
+}
+
+// run calls the handler, turning a panic into an error so one bad job cannot kill the worker.
+func (r *Runner) run(ctx context.Context, jm streams.JobMessage, attempt int, progress ProgressFunc) (res json.RawMessage, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("handler panic: %v", p)
+		}
+	}()
+	return r.handler.Run(ctx, Job{ID: jm.JobID, Type: jm.Type, Owner: jm.Owner, Input: jm.Input, Attempt: attempt}, progress)
+}
+
+// fail ends the job as failed for good, keeps its message in JOBS_DLQ and acks it.
+func (r *Runner) fail(ctx context.Context, msg jetstream.Msg, em *emitter, jerr *api.JobError, log *slog.Logger) {
+	dead := nats.NewMsg(streams.DeadLetterSubject(em.job.Type))
+	dead.Data = msg.Data()
+	dead.Header.Set(HeaderDeadJobID, em.job.JobID)
+	dead.Header.Set(HeaderDeadOwner, em.job.Owner)
+	dead.Header.Set(HeaderDeadError, jerr.Code+": "+jerr.Message)
+	dead.Header.Set(HeaderDeadAttempts, strconv.Itoa(em.attempt))
+	if _, err := r.js.PublishMsg(ctx, dead, jetstream.WithMsgID(em.job.JobID+":dlq:"+strconv.Itoa(em.attempt))); err != nil {
+		log.Warn("dead-letter job, retrying", "err", err)
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	if err := em.publish(ctx, streams.Event{Type: streams.EventFailed, Error: jerr, Final: true}); err != nil {
+		log.Warn("publish failed, retrying", "err", err)
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	r.metrics.finished.WithLabelValues(em.job.Type, "failed").Inc()
+	log.Info("job failed", "code", jerr.Code, "reason", jerr.Message)
+	_ = msg.Ack()
+}
+
+func (r *Runner) ack(ctx context.Context, msg jetstream.Msg, log *slog.Logger) {
+	// DoubleAck waits for the server to confirm, so a lost ack cannot make a finished job run again
+	// unnoticed (and if it does, ended() skips it).
+	if err := msg.DoubleAck(ctx); err != nil {
+		log.Warn("ack job", "err", err)
+	}
+}
+
+// ended reports whether the job's last event is terminal.
+func (r *Runner) ended(ctx context.Context, jm streams.JobMessage) (bool, error) {
+	m, err := r.events.GetLastMsgForSubject(ctx, streams.EventSubject(jm.Owner, jm.JobID))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	ev, err := streams.DecodeEvent(m.Data, m.Sequence)
+	if err != nil {
+		return false, nil
+	}
+	return ev.Terminal(), nil
+}
+
+// keepLease tells the server the job is still being worked on, well inside AckWait, until stopped.
+func (r *Runner) keepLease(msg jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(r.cfg.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				_ = msg.InProgress()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { close(done) }
+}

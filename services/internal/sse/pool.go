@@ -1,0 +1,331 @@
+package sse
+
+import (
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+)
+
+// Config configures a Pool.
+type Config struct {
+	// Writers is the number of writer goroutines shared by all streams. Default 64.
+	Writers int
+	// WriteTimeout bounds one write to one client; a client that cannot take it is dropped. Default 10 s.
+	WriteTimeout time.Duration
+	// Heartbeat is the interval of ": ping" comments on an otherwise quiet stream. Default 15 s.
+	Heartbeat time.Duration
+	// MaxDuration ends every stream after this long (minus up to 10 % jitter, so reconnects spread out)
+	// with "event: expired". Default 30 min.
+	MaxDuration time.Duration
+	// RetryMS is the reconnect delay sent to clients in the "retry:" field. Default 2000.
+	RetryMS int
+}
+
+func (c *Config) setDefaults() {
+	if c.Writers == 0 {
+		c.Writers = 64
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = 15 * time.Second
+	}
+	if c.MaxDuration == 0 {
+		c.MaxDuration = 30 * time.Minute
+	}
+	if c.RetryMS == 0 {
+		c.RetryMS = 2000
+	}
+}
+
+// Pool owns every open stream of a process: the writers, the sweeper and the accounting.
+type Pool struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *Metrics
+	queue   runQueue
+	ping    []byte
+	expired []byte
+
+	mu      sync.Mutex
+	conns   map[*Conn]struct{}
+	stopped bool
+	done    chan struct{}
+	wg      sync.WaitGroup
+}
+
+// NewPool returns a pool; Start starts its goroutines.
+func NewPool(cfg Config, m *Metrics, log *slog.Logger) *Pool {
+	cfg.setDefaults()
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	p := &Pool{cfg: cfg, log: log, metrics: m, conns: map[*Conn]struct{}{}, done: make(chan struct{}),
+		ping:    AppendComment(nil, "ping"),
+		expired: AppendEvent(nil, "", "expired", []byte(`{"reason":"max_duration"}`)),
+	}
+	p.queue.cond = sync.NewCond(&p.queue.mu)
+	return p
+}
+
+// Config returns the pool's configuration with defaults applied.
+func (p *Pool) Config() Config { return p.cfg }
+
+// Start starts the writers and the sweeper.
+func (p *Pool) Start() {
+	for range p.cfg.Writers {
+		p.wg.Add(1)
+		go p.writer()
+	}
+	p.wg.Add(1)
+	go p.sweeper()
+}
+
+// Stop ends every stream (clients reconnect elsewhere with their Last-Event-ID) and stops the
+// goroutines. Safe to call twice.
+func (p *Pool) Stop() {
+	p.mu.Lock()
+	if p.stopped {
+		p.mu.Unlock()
+		return
+	}
+	p.stopped = true
+	conns := make([]*Conn, 0, len(p.conns))
+	for c := range p.conns {
+		conns = append(conns, c)
+	}
+	p.mu.Unlock()
+	for _, c := range conns {
+		p.close(c, ReasonShutdown)
+	}
+	close(p.done)
+	p.queue.close()
+	p.wg.Wait()
+}
+
+// Open returns the number of open streams.
+func (p *Pool) Open() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns)
+}
+
+// NewConn prepares a stream. Messages offered before Attach are kept and sent first. onClose runs once
+// when the stream ends, with its reason and duration. maxExpiry, when not zero, ends the stream earlier
+// than MaxDuration (e.g. when the client's token expires).
+func (p *Pool) NewConn(flavor Flavor, endOnLast bool, maxExpiry time.Time, onClose func(reason string, d time.Duration)) *Conn {
+	now := time.Now()
+	d := p.cfg.MaxDuration
+	d -= time.Duration(rand.Int64N(int64(d/10) + 1))
+	exp := now.Add(d)
+	if !maxExpiry.IsZero() && maxExpiry.Before(exp) {
+		exp = maxExpiry
+	}
+	return &Conn{pool: p, flavor: flavor, endOnLast: endOnLast, onClose: onClose, opened: now, expiresAt: exp}
+}
+
+// ErrStopped is returned by Attach after Stop.
+var ErrStopped = errors.New("sse pool stopped")
+
+// Attach writes the response head and the retry field to nc and makes c writable. From here on the pool
+// owns nc and closes it when the stream ends.
+func (p *Pool) Attach(c *Conn, nc net.Conn, head []byte) error {
+	p.mu.Lock()
+	if p.stopped {
+		p.mu.Unlock()
+		nc.Close()
+		c.finish(ReasonShutdown)
+		return ErrStopped
+	}
+	p.conns[c] = struct{}{}
+	p.mu.Unlock()
+	p.metrics.open.Inc()
+	p.metrics.opened.Inc()
+
+	setKeepAlive(nc, p.cfg.Heartbeat)
+	buf := AppendRetry(head, p.cfg.RetryMS)
+	_ = nc.SetWriteDeadline(time.Now().Add(p.cfg.WriteTimeout))
+	if _, err := nc.Write(buf); err != nil {
+		c.mu.Lock()
+		c.nc = nc
+		c.mu.Unlock()
+		p.close(c, ReasonClientGone)
+		return err
+	}
+	c.mu.Lock()
+	c.nc = nc
+	c.nextPing = time.Now().Add(p.cfg.Heartbeat)
+	if len(c.pending) > 0 || len(c.control) > 0 || c.ending != "" {
+		c.queued = true
+		p.queue.push(c)
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// writer writes queued connections until the pool stops.
+func (p *Pool) writer() {
+	defer p.wg.Done()
+	for {
+		c, ok := p.queue.pop()
+		if !ok {
+			return
+		}
+		p.flush(c)
+	}
+}
+
+func (p *Pool) flush(c *Conn) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	nc, bufs, ending, newest := c.take()
+	c.mu.Unlock()
+
+	var err error
+	if len(bufs) > 0 {
+		n := len(bufs)
+		_ = nc.SetWriteDeadline(time.Now().Add(p.cfg.WriteTimeout))
+		_, err = bufs.WriteTo(nc)
+		p.metrics.frames.Add(float64(n))
+		if newest != nil && !newest.StoredAt.IsZero() {
+			p.metrics.latency.Observe(time.Since(newest.StoredAt).Seconds())
+		}
+	}
+	if err != nil {
+		p.close(c, ReasonClientGone)
+		return
+	}
+	if ending != "" {
+		p.close(c, ending)
+		return
+	}
+	c.mu.Lock()
+	c.nextPing = time.Now().Add(p.cfg.Heartbeat)
+	if len(c.pending) > 0 || len(c.control) > 0 || c.ending != "" {
+		p.queue.push(c) // still queued: more arrived while writing
+	} else {
+		c.queued = false
+	}
+	c.mu.Unlock()
+}
+
+// close ends a stream once: closes the socket, forgets it and reports it.
+func (p *Pool) close(c *Conn, reason string) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	nc := c.nc
+	c.pending, c.control, c.last, c.sent = nil, nil, nil, nil
+	c.mu.Unlock()
+	if nc != nil {
+		if tc, ok := nc.(interface{ CloseWrite() error }); ok && reason != ReasonClientGone {
+			_ = tc.CloseWrite()
+		}
+		nc.Close()
+	}
+	p.mu.Lock()
+	_, tracked := p.conns[c]
+	delete(p.conns, c)
+	p.mu.Unlock()
+	if tracked {
+		p.metrics.open.Dec()
+	}
+	c.finish(reason)
+}
+
+func (c *Conn) finish(reason string) {
+	c.pool.metrics.closed.WithLabelValues(reason).Inc()
+	if c.onClose != nil {
+		c.onClose(reason, time.Since(c.opened))
+	}
+}
+
+// sweeper sends heartbeats to quiet streams and ends expired ones: one goroutine and one ticker for
+// every stream of the process, never a timer per client.
+func (p *Pool) sweeper() {
+	defer p.wg.Done()
+	tick := min(p.cfg.Heartbeat/4, time.Second)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	var batch []*Conn
+	for {
+		select {
+		case <-p.done:
+			return
+		case now := <-t.C:
+			batch = batch[:0]
+			p.mu.Lock()
+			for c := range p.conns {
+				batch = append(batch, c)
+			}
+			p.mu.Unlock()
+			for _, c := range batch {
+				c.mu.Lock()
+				switch {
+				case c.closed || c.ending != "":
+				case !now.Before(c.expiresAt):
+					c.last = append(c.last, p.expired)
+					c.ending = ReasonExpired
+					c.scheduleLocked()
+				case !now.Before(c.nextPing) && !c.queued:
+					c.control = append(c.control, p.ping)
+					c.nextPing = now.Add(p.cfg.Heartbeat)
+					c.scheduleLocked()
+				}
+				c.mu.Unlock()
+			}
+		}
+	}
+}
+
+// runQueue is an unbounded FIFO of connections with something to write. A connection is in it at most
+// once (Conn.queued), so its length is bounded by the number of streams; pushing never blocks.
+type runQueue struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	items  []*Conn
+	head   int
+	closed bool
+}
+
+func (q *runQueue) push(c *Conn) {
+	q.mu.Lock()
+	q.items = append(q.items, c)
+	q.mu.Unlock()
+	q.cond.Signal()
+}
+
+func (q *runQueue) pop() (*Conn, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for q.head == len(q.items) && !q.closed {
+		q.cond.Wait()
+	}
+	if q.closed {
+		return nil, false
+	}
+	c := q.items[q.head]
+	q.items[q.head] = nil
+	q.head++
+	if q.head == len(q.items) {
+		q.items, q.head = q.items[:0], 0
+	}
+	return c, true
+}
+
+func (q *runQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.cond.Broadcast()
+}
