@@ -146,6 +146,7 @@ func (p *process) gatewayService(secret []byte) (*gateway.Gateway, error) {
 		BodyLimit:         env.Int("JOBWIRE_BODY_LIMIT"),
 		MaxStreamsPerUser: env.Int("JOBWIRE_SSE_MAX_PER_USER"),
 		MaxStreams:        env.Int("JOBWIRE_SSE_MAX_STREAMS"),
+		StateRetention:    p.topo.StateRetention,
 	}
 	cfg.SSE.Heartbeat = env.Duration("JOBWIRE_SSE_HEARTBEAT")
 	cfg.SSE.MaxDuration = env.Duration("JOBWIRE_SSE_MAX_DURATION")

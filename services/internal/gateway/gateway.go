@@ -44,6 +44,9 @@ type Config struct {
 	MaxStreams int
 	// SnapshotJobs bounds the jobs sent when a multiplexed stream opens (newest first). Default 200.
 	SnapshotJobs int
+	// StateRetention is how long finished jobs stay in JOB_STATE (JOBWIRE_STATE_RETENTION); after it,
+	// reads fold the job's events instead. Default 24 h.
+	StateRetention time.Duration
 	// StreamTokenTTL is the lifetime of tokens from POST /v1/stream-tokens. Default 15 min.
 	StreamTokenTTL time.Duration
 }
@@ -67,6 +70,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.SnapshotJobs == 0 {
 		c.SnapshotJobs = 200
+	}
+	if c.StateRetention == 0 {
+		c.StateRetention = streams.DefaultStateRetention
 	}
 	if c.StreamTokenTTL == 0 {
 		c.StreamTokenTTL = 15 * time.Minute
@@ -163,6 +169,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
+	store.Retention = g.cfg.StateRetention
 	g.store = store
 	g.hub = relay.NewHub(store.State(), g.deps.Registry, g.log)
 	if err := g.hub.Start(ctx); err != nil {

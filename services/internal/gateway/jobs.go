@@ -47,6 +47,8 @@ func decodeJSON(c *fiber.Ctx, v any) error {
 	if err := dec.Decode(v); err != nil {
 		var ute *json.UnmarshalTypeError
 		switch {
+		case errors.As(err, &ute) && ute.Field == "":
+			return api.Errorf(api.CodeBadRequest, "the body must be a JSON object")
 		case errors.As(err, &ute):
 			return api.Errorf(api.CodeInvalidInput, "field %q must be %s", ute.Field, ute.Type)
 		case strings.HasPrefix(err.Error(), "json: unknown field"):
@@ -141,7 +143,8 @@ func jobID(c *fiber.Ctx) (string, error) {
 	if !streams.ValidJobID(id) {
 		return "", errJobNotFound
 	}
-	return id, nil
+	return strings.Clone(id), nil // Fiber reuses the request buffer: the id outlives the handler
+
 }
 
 func (g *Gateway) getJob(c *fiber.Ctx) error {

@@ -68,7 +68,20 @@ type bundle struct {
 	signer *auth.Signer
 }
 
-type setupOption func(*gateway.Config)
+type setupOptions struct {
+	gw        gateway.Config
+	retention time.Duration
+}
+
+type setupOption func(*setupOptions)
+
+func withGateway(f func(*gateway.Config)) setupOption {
+	return func(o *setupOptions) { f(&o.gw) }
+}
+
+func withRetention(d time.Duration) setupOption {
+	return func(o *setupOptions) { o.retention = d }
+}
 
 func testLogger() *slog.Logger {
 	if os.Getenv("JOBWIRE_TEST_LOG") != "" {
@@ -84,7 +97,13 @@ func setup(t *testing.T, opts ...setupOption) *bundle {
 	log := testLogger()
 	ctx := context.Background()
 
-	proj := projector.New(projector.Config{}, js, nil, log)
+	o := setupOptions{gw: gateway.Config{Addr: "127.0.0.1:0", JobTypes: []string{"playlist.import", "noop", stepsType},
+		SSE: sse.Config{Heartbeat: 200 * time.Millisecond, WriteTimeout: time.Second}}}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	o.gw.StateRetention = o.retention
+	proj := projector.New(projector.Config{StateRetention: o.retention}, js, nil, log)
 	if err := proj.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -104,12 +123,7 @@ func setup(t *testing.T, opts ...setupOption) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := gateway.Config{Addr: "127.0.0.1:0", JobTypes: []string{"playlist.import", "noop", stepsType},
-		SSE: sse.Config{Heartbeat: 200 * time.Millisecond, WriteTimeout: time.Second}}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	gw := gateway.New(cfg, gateway.Deps{NC: nc, JS: js, Verifier: verifier, Signer: auth.NewSigner([]byte(testSecret), ""), Logger: log})
+	gw := gateway.New(o.gw, gateway.Deps{NC: nc, JS: js, Verifier: verifier, Signer: auth.NewSigner([]byte(testSecret), ""), Logger: log})
 	if err := gw.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

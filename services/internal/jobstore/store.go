@@ -35,12 +35,14 @@ const MaxHistory = 10000
 
 // Store reads and writes jobs on JetStream.
 type Store struct {
-	js     jetstream.JetStream
-	nc     *nats.Conn
-	log    jetstream.Stream
-	state  jetstream.KeyValue
-	idem   jetstream.KeyValue
-	now    func() time.Time
+	js    jetstream.JetStream
+	nc    *nats.Conn
+	log   jetstream.Stream
+	state jetstream.KeyValue
+	idem  jetstream.KeyValue
+	now   func() time.Time
+	// Retention is how long finished jobs stay in JOB_STATE (streams.Config.StateRetention).
+	Retention time.Duration
 }
 
 // New opens the streams and buckets the store needs. They must exist (streams.Ensure).
@@ -57,7 +59,7 @@ func New(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", streams.BucketIdempotency, err)
 	}
-	return &Store{js: js, nc: nc, log: events, state: state, idem: idem, now: time.Now}, nil
+	return &Store{js: js, nc: nc, log: events, state: state, idem: idem, now: time.Now, Retention: streams.DefaultStateRetention}, nil
 }
 
 // State returns the JOB_STATE bucket (the relay watches it).
@@ -211,7 +213,13 @@ func (s *Store) Get(ctx context.Context, owner, jobID string) (api.JobState, err
 	if len(events) == 0 {
 		return api.JobState{}, ErrNotFound
 	}
-	return streams.Fold(events), nil
+	st := streams.Fold(events)
+	if st.State.Terminal() && st.FinishedAt != nil && s.now().Sub(*st.FinishedAt) > s.Retention-time.Minute {
+		return st, nil // expired from JOB_STATE after retention: the log still knows it
+	}
+	// The projection has not caught up yet. Report the job as just accepted rather than ahead of
+	// JOB_STATE, so that a reader never sees a job's state go backwards.
+	return streams.Fold(events[:1]), nil
 }
 
 // DecodeState parses a JOB_STATE value and sets its revision.
