@@ -23,6 +23,7 @@ import (
 	"github.com/jobwire/jobwire/services/internal/jobstore"
 	"github.com/jobwire/jobwire/services/internal/relay"
 	"github.com/jobwire/jobwire/services/internal/sse"
+	"github.com/jobwire/jobwire/services/internal/web"
 	"github.com/jobwire/jobwire/streams"
 )
 
@@ -234,6 +235,7 @@ func (g *Gateway) routes() {
 	legacy.Get("/:id", g.authenticate(true), g.legacyGet)
 	legacy.Get("/:id/progress", g.authenticate(true), g.streamJob(sse.FlavorLegacy))
 
+	web.Register(a)
 	a.Use(func(c *fiber.Ctx) error { return errNotFoundRoute })
 }
 

@@ -1,0 +1,137 @@
+// Package stacktest runs a whole jobwire in one test process: a real embedded nats-server, the
+// projector, workers for every job type (with the real importer), and a gateway on a loopback port.
+// Tests of the CLI, the web page and the end-to-end flows build on it.
+package stacktest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/jobwire/jobwire/api"
+	"github.com/jobwire/jobwire/services/internal/auth"
+	"github.com/jobwire/jobwire/services/internal/gateway"
+	"github.com/jobwire/jobwire/services/internal/importer"
+	"github.com/jobwire/jobwire/services/internal/jobtypes"
+	"github.com/jobwire/jobwire/services/internal/projector"
+	"github.com/jobwire/jobwire/services/internal/runner"
+	"github.com/jobwire/jobwire/services/internal/sse"
+	"github.com/jobwire/jobwire/streams"
+	"github.com/jobwire/jobwire/streams/streamstest"
+)
+
+// Secret signs the tokens of the stack.
+const Secret = "stacktest-secret-stacktest-secret-0123456789"
+
+// Options tune the stack.
+type Options struct {
+	// TrackDelay is the importer's per-track delay (so progress can be watched).
+	TrackDelay time.Duration
+	// Gateway adjusts the gateway configuration before it starts.
+	Gateway func(*gateway.Config)
+	// Runner adjusts each runner's configuration.
+	Runner func(*runner.Config)
+	// ServerOptions are passed to the NATS test server.
+	ServerOptions []streamstest.Option
+}
+
+// Stack is a running jobwire.
+type Stack struct {
+	Server  *streamstest.Server
+	NC      *nats.Conn
+	JS      jetstream.JetStream
+	Gateway *gateway.Gateway
+	// URL is the gateway's base URL (http://127.0.0.1:port).
+	URL      string
+	Signer   *auth.Signer
+	Registry *prometheus.Registry
+	Library  *importer.Library
+	Runners  []*runner.Runner
+}
+
+// Logger returns a logger that is silent unless JOBWIRE_TEST_LOG is set.
+func Logger() *slog.Logger {
+	if os.Getenv("JOBWIRE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// Start runs a stack for the test; everything stops when the test ends.
+func Start(t testing.TB, o Options) *Stack {
+	t.Helper()
+	srv := streamstest.RunServer(t, o.ServerOptions...)
+	nc, js := srv.Ensure(t)
+	log := Logger()
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+
+	proj := projector.New(projector.Config{}, js, reg, log)
+	if err := proj.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proj.Stop)
+
+	kv, err := js.KeyValue(ctx, streams.BucketLibrary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib := importer.NewLibrary(kv)
+	im := &importer.Importer{Library: lib, Resolver: importer.LocalResolver{Delay: o.TrackDelay}}
+	im.Limits.SetDefaults()
+	metrics := runner.NewMetrics(reg)
+	s := &Stack{Server: srv, NC: nc, JS: js, Registry: reg, Library: lib, Signer: auth.NewSigner([]byte(Secret), "")}
+	for typ, h := range map[string]runner.Handler{api.JobTypePlaylistImport: jobtypes.PlaylistImport(im), jobtypes.NoopType: jobtypes.Noop()} {
+		cfg := runner.Config{JobType: typ, Concurrency: 4, ProgressInterval: 20 * time.Millisecond, ShutdownGrace: time.Second}
+		if o.Runner != nil {
+			o.Runner(&cfg)
+		}
+		r, err := runner.New(cfg, nc, js, h, metrics, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(r.Stop)
+		s.Runners = append(s.Runners, r)
+	}
+
+	verifier, err := auth.NewVerifier([]byte(Secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := gateway.Config{Addr: "127.0.0.1:0", SSE: sse.Config{Heartbeat: time.Second}}
+	if o.Gateway != nil {
+		o.Gateway(&cfg)
+	}
+	gw := gateway.New(cfg, gateway.Deps{NC: nc, JS: js, Verifier: verifier, Signer: s.Signer, Library: lib, Registry: reg, Logger: log})
+	if err := gw.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gw.Stop)
+	s.Gateway, s.URL = gw, "http://"+gw.Addr()
+	return s
+}
+
+// Token returns a one-hour token for user.
+func (s *Stack) Token(t testing.TB, user string) string {
+	t.Helper()
+	tok, err := s.Signer.Sign(user, time.Hour, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// Client returns an API client for user.
+func (s *Stack) Client(t testing.TB, user string) *api.Client {
+	return api.NewClient(s.URL, s.Token(t, user))
+}
