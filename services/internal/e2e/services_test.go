@@ -1,0 +1,51 @@
+package e2e_test
+
+import (
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jobwire/jobwire/api"
+	"github.com/jobwire/jobwire/services/internal/auth"
+	"github.com/jobwire/jobwire/streams/streamstest"
+)
+
+const processSecret = "e2e-secret-e2e-secret-e2e-secret-0123456789"
+
+func TestImportWithSeparateProcesses(t *testing.T) {
+	srv := streamstest.RunServer(t)
+	httpAddr := freeAddr(t)
+	env := map[string]string{
+		"NATS_URL":                   srv.URL(),
+		"JOBWIRE_JWT_SECRET":         processSecret,
+		"JOBWIRE_HTTP_ADDR":          httpAddr,
+		"JOBWIRE_IMPORT_TRACK_DELAY": "1ms",
+	}
+	startProc(t, "projector", env, "projector")
+	startProc(t, "worker", env, "worker")
+	gw := startProc(t, "gateway", env, "gateway")
+	base := "http://" + httpAddr
+	waitReady(t, base)
+
+	tok, _ := auth.NewSigner([]byte(processSecret), "").Sign("alice", time.Hour, "", "")
+	c := api.NewClient(base, tok)
+	content, distinct, _, _ := testPlaylist()
+	st, _, err := c.Submit(context.Background(), importRequest("mix", api.FormatM3U, content), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	final, _ := watchToEnd(t, c, st.ID)
+	checkImport(t, c, final, distinct)
+
+	// The replay of the event log matches the live projection.
+	rebuild := exec.Command(binary, "admin", "rebuild")
+	rebuild.Env = []string{"NATS_URL=" + srv.URL()}
+	out, err := rebuild.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "JOB_STATE matches the replay") {
+		t.Fatalf("admin rebuild: %v\n%s", err, out)
+	}
+	_ = out
+	gw.stop(t)
+}
