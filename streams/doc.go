@@ -6,7 +6,7 @@
 // Layout (see DESIGN.md §4):
 //
 //	JOBS            stream  jobs.queue.<type>            work queue, deduplicated on Nats-Msg-Id = job id
-//	JOBS_DLQ        stream  jobs.dlq.<type>              dead letters: jobs whose attempts ran out
+//	JOBS_DLQ        stream  jobs.dlq.<owner>.<jobId>     dead letters: jobs whose attempts ran out
 //	JOB_EVENTS      stream  jobs.events.<owner>.<jobId>  the event log, source of truth
 //	JOB_STATE       KV      <owner>.<jobId>              latest JobState; finished jobs expire with a marker
 //	LIBRARY         KV      <owner>.<trackKey>           tracks that imports produced

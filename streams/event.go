@@ -74,9 +74,10 @@ func (e *Event) Terminal() bool {
 }
 
 // MsgID is the Nats-Msg-Id of the event: the same logical event published twice (a retried publish)
-// is stored once. n distinguishes repeated events of one type within an attempt (progress).
-func (e *Event) MsgID(n int) string {
-	return e.JobID + ":" + string(e.Type) + ":" + strconv.Itoa(e.Attempt) + ":" + strconv.Itoa(n)
+// is stored once. n distinguishes repeated events of one type within an attempt (progress); generation
+// counts how often the job was re-queued from the dead letters, whose attempts start again at 1.
+func (e *Event) MsgID(generation, n int) string {
+	return e.JobID + ":" + string(e.Type) + ":" + strconv.Itoa(generation) + ":" + strconv.Itoa(e.Attempt) + ":" + strconv.Itoa(n)
 }
 
 // Subject is the JOB_EVENTS subject of the event.

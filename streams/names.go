@@ -134,8 +134,9 @@ func QueueSubject(jobType string) string { return subjectQueue + jobType }
 // ScheduleSubject is the JOBS subject of the schedule that releases a delayed job into its queue.
 func ScheduleSubject(jobID string) string { return subjectSchedule + jobID }
 
-// DeadLetterSubject is the JOBS_DLQ subject for a job type.
-func DeadLetterSubject(jobType string) string { return subjectDLQ + jobType }
+// DeadLetterSubject is the JOBS_DLQ subject of one job: jobs.dlq.<owner>.<jobId>, so an operator's
+// retry finds it with one direct get.
+func DeadLetterSubject(owner, jobID string) string { return subjectDLQ + owner + "." + jobID }
 
 // EventSubject is the JOB_EVENTS subject of one job. owner must be an OwnerToken and jobID valid.
 func EventSubject(owner, jobID string) string { return subjectEvents + owner + "." + jobID }

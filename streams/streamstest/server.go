@@ -85,7 +85,9 @@ func (s *Server) Restart() {
 }
 
 // URL is the client URL (nats://127.0.0.1:port).
-func (s *Server) URL() string { return "nats://" + net.JoinHostPort(s.Opts.Host, strconv.Itoa(s.Opts.Port)) }
+func (s *Server) URL() string {
+	return "nats://" + net.JoinHostPort(s.Opts.Host, strconv.Itoa(s.Opts.Port))
+}
 
 // MonitorURL is the base URL of the monitoring endpoint (/jsz, /connz, /varz).
 func (s *Server) MonitorURL() string {

@@ -224,6 +224,7 @@ func (g *Gateway) routes() {
 	v1.Get("/jobs", g.authenticate(false), g.listJobs)
 	v1.Get("/jobs/:id", g.authenticate(false), g.getJob)
 	v1.Post("/jobs/:id/cancel", g.authenticate(false), g.cancelJob)
+	v1.Post("/jobs/:id/retry", g.authenticate(false), g.retryJob)
 	v1.Get("/jobs/:id/history", g.authenticate(false), g.history)
 	v1.Get("/jobs/:id/events", g.authenticate(true), g.streamJob(sse.FlavorV1))
 	v1.Get("/events", g.authenticate(true), g.streamOwner)

@@ -175,6 +175,21 @@ func (g *Gateway) cancelJob(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusAccepted).JSON(st)
 }
 
+// retryJob re-queues a failed job from the dead-letter stream.
+func (g *Gateway) retryJob(c *fiber.Ctx) error {
+	id, err := jobID(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), requestTimeout)
+	defer cancel()
+	st, err := g.store.Retry(ctx, identity(c).Owner, id)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusAccepted).JSON(st)
+}
+
 func (g *Gateway) history(c *fiber.Ctx) error {
 	id, err := jobID(c)
 	if err != nil {

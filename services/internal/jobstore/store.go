@@ -112,7 +112,7 @@ func (s *Store) Submit(ctx context.Context, sub Submission) (api.JobState, bool,
 	}
 	ev := streams.Event{V: streams.EventVersion, Type: streams.EventSubmitted, JobID: jobID, JobType: sub.Type,
 		Owner: sub.Owner, At: now, Name: sub.Name, RunAt: sub.RunAt}
-	seq, err := s.publishEvent(ctx, ev)
+	seq, err := s.publishEvent(ctx, ev, 0)
 	if err != nil {
 		return api.JobState{}, false, err
 	}
@@ -157,7 +157,7 @@ func (s *Store) claimIdempotencyKey(ctx context.Context, sub Submission, jobID s
 	return prev.JobID, false, nil
 }
 
-func (s *Store) publishEvent(ctx context.Context, ev streams.Event) (uint64, error) {
+func (s *Store) publishEvent(ctx context.Context, ev streams.Event, gen int) (uint64, error) {
 	if err := ev.Validate(); err != nil {
 		return 0, fmt.Errorf("publish %s: %w", ev.Type, err)
 	}
@@ -168,7 +168,7 @@ func (s *Store) publishEvent(ctx context.Context, ev streams.Event) (uint64, err
 	m := nats.NewMsg(ev.Subject())
 	m.Data = data
 	m.Header.Set(streams.HeaderEventType, string(ev.Type))
-	ack, err := s.js.PublishMsg(ctx, m, jetstream.WithMsgID(ev.MsgID(0)))
+	ack, err := s.js.PublishMsg(ctx, m, jetstream.WithMsgID(ev.MsgID(gen, 0)))
 	if err != nil {
 		return 0, fmt.Errorf("publish %s of job %s: %w", ev.Type, ev.JobID, err)
 	}
@@ -362,12 +362,60 @@ func (s *Store) Cancel(ctx context.Context, owner, jobID string) (api.JobState, 
 		ev := streams.Event{V: streams.EventVersion, Type: streams.EventCancelled, JobID: jobID, JobType: st.Type,
 			Owner: owner, At: s.now().UTC(), Attempt: st.Attempt,
 			Error: &api.JobError{Code: "cancelled", Message: "cancelled before it started"}}
-		seq, err := s.publishEvent(ctx, ev)
+		seq, err := s.publishEvent(ctx, ev, 0)
 		if err != nil {
 			return st, err
 		}
 		ev.Seq = seq
 		streams.Apply(&st, ev)
 	}
+	return st, nil
+}
+
+// ErrNotDeadLettered is returned by Retry for a job that has no dead letter to re-queue.
+var ErrNotDeadLettered = errors.New("job is not in the dead-letter stream")
+
+// Retry puts a failed job back into its queue from JOBS_DLQ: a job.requeued event first (the job is
+// queued again, attempts start over), then the original job message, marked with one more requeue so
+// its events are not taken for duplicates of the earlier run's. The dead letter is then removed.
+func (s *Store) Retry(ctx context.Context, owner, jobID string) (api.JobState, error) {
+	st, err := s.Get(ctx, owner, jobID)
+	if err != nil {
+		return st, err
+	}
+	if st.State != api.StateFailed {
+		return st, ErrNotDeadLettered
+	}
+	dlq, err := s.js.Stream(ctx, streams.StreamDeadLetters)
+	if err != nil {
+		return st, fmt.Errorf("open dead letters: %w", err)
+	}
+	dead, err := dlq.GetLastMsgForSubject(ctx, streams.DeadLetterSubject(owner, jobID))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return st, ErrNotDeadLettered
+	}
+	if err != nil {
+		return st, fmt.Errorf("read dead letter: %w", err)
+	}
+	var msg streams.JobMessage
+	if err := json.Unmarshal(dead.Data, &msg); err != nil || msg.Validate() != nil || msg.JobID != jobID || msg.Owner != owner {
+		return st, fmt.Errorf("dead letter of %s is corrupt", jobID)
+	}
+	msg.Requeued++
+	msg.RunAt = nil
+	ev := streams.Event{V: streams.EventVersion, Type: streams.EventRequeued, JobID: jobID, JobType: st.Type, Owner: owner, At: s.now().UTC()}
+	seq, err := s.publishEvent(ctx, ev, msg.Requeued)
+	if err != nil {
+		return st, err
+	}
+	data, _ := json.Marshal(msg)
+	if _, err := s.js.Publish(ctx, streams.QueueSubject(msg.Type), data, jetstream.WithMsgID(fmt.Sprintf("%s:requeue:%d", jobID, msg.Requeued))); err != nil {
+		return st, fmt.Errorf("re-queue job %s: %w", jobID, err)
+	}
+	if err := dlq.DeleteMsg(ctx, dead.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return st, fmt.Errorf("remove dead letter: %w", err)
+	}
+	ev.Seq = seq
+	streams.Apply(&st, ev)
 	return st, nil
 }

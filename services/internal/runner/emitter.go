@@ -72,7 +72,7 @@ func (e *emitter) sendLocked() {
 	if err != nil {
 		return
 	}
-	f, err := e.r.js.PublishMsgAsync(m, jetstream.WithMsgID(ev.MsgID(e.n)))
+	f, err := e.r.js.PublishMsgAsync(m, jetstream.WithMsgID(ev.MsgID(e.job.Requeued, e.n)))
 	if err != nil {
 		e.r.log.Warn("publish progress", "job", e.job.JobID, "err", err)
 		return
@@ -113,7 +113,7 @@ func (e *emitter) publish(ctx context.Context, ev streams.Event) error {
 	if err != nil {
 		return err
 	}
-	if _, err := e.r.js.PublishMsg(ctx, m, jetstream.WithMsgID(ev.MsgID(0))); err != nil {
+	if _, err := e.r.js.PublishMsg(ctx, m, jetstream.WithMsgID(ev.MsgID(e.job.Requeued, 0))); err != nil {
 		return fmt.Errorf("publish %s: %w", ev.Type, err)
 	}
 	return nil

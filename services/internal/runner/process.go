@@ -147,13 +147,13 @@ func (r *Runner) run(ctx context.Context, jm streams.JobMessage, attempt int, pr
 
 // fail ends the job as failed for good, keeps its message in JOBS_DLQ and acks it.
 func (r *Runner) fail(ctx context.Context, msg jetstream.Msg, em *emitter, jerr *api.JobError, log *slog.Logger) {
-	dead := nats.NewMsg(streams.DeadLetterSubject(em.job.Type))
+	dead := nats.NewMsg(streams.DeadLetterSubject(em.job.Owner, em.job.JobID))
 	dead.Data = msg.Data()
 	dead.Header.Set(HeaderDeadJobID, em.job.JobID)
 	dead.Header.Set(HeaderDeadOwner, em.job.Owner)
 	dead.Header.Set(HeaderDeadError, jerr.Code+": "+jerr.Message)
 	dead.Header.Set(HeaderDeadAttempts, strconv.Itoa(em.attempt))
-	if _, err := r.js.PublishMsg(ctx, dead, jetstream.WithMsgID(em.job.JobID+":dlq:"+strconv.Itoa(em.attempt))); err != nil {
+	if _, err := r.js.PublishMsg(ctx, dead, jetstream.WithMsgID(em.job.JobID+":dlq:"+strconv.Itoa(em.job.Requeued)+":"+strconv.Itoa(em.attempt))); err != nil {
 		log.Warn("dead-letter job, retrying", "err", err)
 		_ = msg.NakWithDelay(time.Second)
 		return
