@@ -358,6 +358,17 @@ func (s *Store) Cancel(ctx context.Context, owner, jobID string) (api.JobState, 
 	if err := s.nc.Publish(streams.CancelSubject(owner, jobID), nil); err != nil {
 		return st, fmt.Errorf("broadcast cancel: %w", err)
 	}
+	// JOB_STATE may lag behind the log: whether the job runs is told by its last event.
+	last, err := s.log.GetLastMsgForSubject(ctx, streams.EventSubject(owner, jobID))
+	if err != nil {
+		return st, fmt.Errorf("read last event: %w", err)
+	}
+	switch last.Header.Get(streams.HeaderEventType) {
+	case string(streams.EventStarted), string(streams.EventProgress):
+		st.State = api.StateActive
+	case string(streams.EventCompleted), string(streams.EventCancelled):
+		return st, ErrFinished
+	}
 	if st.State == api.StateQueued {
 		ev := streams.Event{V: streams.EventVersion, Type: streams.EventCancelled, JobID: jobID, JobType: st.Type,
 			Owner: owner, At: s.now().UTC(), Attempt: st.Attempt,
