@@ -61,18 +61,25 @@ func NewRoot() *cobra.Command {
 }
 
 func newEnvCmd() *cobra.Command {
-	return &cobra.Command{
+	var markdown bool
+	cmd := &cobra.Command{
 		Use:   "env",
 		Short: "List the environment variables jobwire reads, with defaults",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			w := cmd.OutOrStdout()
+			if markdown {
+				fmt.Fprint(w, config.MarkdownTable())
+				return nil
+			}
 			for _, v := range config.Vars {
 				fmt.Fprintf(w, "%-30s %-24s %s (%s)\n", v.Name, orDash(v.Default), v.Help, v.Services)
 			}
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&markdown, "markdown", false, "print the README's table")
+	return cmd
 }
 
 func orDash(s string) string {

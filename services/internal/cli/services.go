@@ -24,6 +24,7 @@ import (
 	"github.com/jobwire/jobwire/services/internal/gateway"
 	"github.com/jobwire/jobwire/services/internal/importer"
 	"github.com/jobwire/jobwire/services/internal/jobtypes"
+	"github.com/jobwire/jobwire/services/internal/jsmetrics"
 	"github.com/jobwire/jobwire/services/internal/mirror"
 	"github.com/jobwire/jobwire/services/internal/natsconn"
 	"github.com/jobwire/jobwire/services/internal/projector"
@@ -101,6 +102,7 @@ func (p *process) connect(ctx context.Context, name, url string) error {
 			}
 			return 0
 		}))
+	p.reg.MustRegister(jsmetrics.New(js, p.log))
 	ensureCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for {

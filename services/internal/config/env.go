@@ -115,3 +115,17 @@ func (e *Env) Duration(name string) time.Duration {
 
 // Err returns every error seen so far.
 func (e *Env) Err() error { return errors.Join(e.errs...) }
+
+// MarkdownTable renders Vars as the README's configuration table.
+func MarkdownTable() string {
+	var b strings.Builder
+	b.WriteString("| variable | default | read by | meaning |\n|---|---|---|---|\n")
+	for _, v := range Vars {
+		def := "—"
+		if v.Default != "" {
+			def = "`" + v.Default + "`"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", v.Name, def, v.Services, v.Help)
+	}
+	return b.String()
+}
