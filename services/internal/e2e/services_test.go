@@ -46,6 +46,17 @@ func TestImportWithSeparateProcesses(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "JOB_STATE matches the replay") {
 		t.Fatalf("admin rebuild: %v\n%s", err, out)
 	}
-	_ = out
+	// An Idempotency-Key keeps its job across a gateway restart.
+	req := importRequest("once", api.FormatCSV, "artist,title\nA,B")
+	first, created, err := c.Submit(context.Background(), req, "restart-key")
+	if err != nil || !created {
+		t.Fatalf("first submit: %v created=%v", err, created)
+	}
 	gw.stop(t)
+	startProc(t, "gateway-again", env, "gateway")
+	waitReady(t, base)
+	again, created, err := c.Submit(context.Background(), req, "restart-key")
+	if err != nil || created || again.ID != first.ID {
+		t.Fatalf("after restart: %v created=%v %s vs %s", err, created, again.ID, first.ID)
+	}
 }
