@@ -393,3 +393,34 @@ func TestFinishedJobExpiryIsRelayed(t *testing.T) {
 		t.Fatalf("get after expiry: %v %+v", err, got)
 	}
 }
+
+func TestRelaySurvivesNATSRestart(t *testing.T) {
+	b := setup(t)
+	c := b.client(t, "alice")
+	s, err := c.OpenStream(context.Background(), "/v1/events", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	before := b.submitSteps(t, c, stepsInput{Steps: 1})
+	collect(t, s, func(ev api.Event) bool {
+		st, _ := ev.State()
+		return st.ID == before.ID && st.State == api.StateCompleted
+	})
+	b.srv.Restart()
+	var after api.JobState
+	streamstest.WaitFor(t, 15*time.Second, func() error {
+		raw := []byte(`{"steps":1}`)
+		st, _, err := c.Submit(context.Background(), api.SubmitRequest{Type: stepsType, Input: raw}, "after-restart")
+		after = st
+		return err
+	})
+	// The open stream keeps working: the gateway's one watch resumed by itself.
+	collect(t, s, func(ev api.Event) bool {
+		st, _ := ev.State()
+		return st.ID == after.ID && st.State == api.StateCompleted
+	})
+	if got := b.srv.ConsumerCount(t); got > 5 {
+		t.Fatalf("%d consumers after the restart: watches piled up", got)
+	}
+}
