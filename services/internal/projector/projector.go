@@ -162,7 +162,8 @@ func (p *Projector) handle(msg jetstream.Msg) {
 	}
 }
 
-// Writer applies events to a JOB_STATE-shaped bucket with compare-and-swap. It is shared by the live
+// Writer applies events to a JOB_STATE-shaped bucket with compare-and-swap; one goroutine at a time
+// may use it. It is shared by the live
 // projector and the rebuild.
 type Writer struct {
 	js        jetstream.JetStream
@@ -170,6 +171,7 @@ type Writer struct {
 	subject   string
 	retention time.Duration
 	stream    jetstream.Stream // the bucket's stream, opened on first need
+	events    jetstream.Stream // JOB_EVENTS, opened on first need
 }
 
 // NewWriter returns a Writer for bucket kv; finished jobs are written with a TTL of retention.
@@ -196,6 +198,12 @@ func (w *Writer) Apply(ctx context.Context, ev streams.Event) (bool, error) {
 			if rev, err = w.lastSeq(ctx, key); err != nil {
 				return false, err
 			}
+			if ev.Type != streams.EventSubmitted {
+				// The state expired (or was lost) but the job goes on: start from its history.
+				if st, err = w.history(ctx, ev); err != nil {
+					return false, err
+				}
+			}
 		default:
 			return false, fmt.Errorf("read state of %s: %w", key, err)
 		}
@@ -212,6 +220,36 @@ func (w *Writer) Apply(ctx context.Context, ev streams.Event) (bool, error) {
 		}
 	}
 	return false, fmt.Errorf("write state of %s: too many concurrent updates", key)
+}
+
+// history folds the job's events that came before ev, read with direct gets from JOB_EVENTS.
+func (w *Writer) history(ctx context.Context, ev streams.Event) (api.JobState, error) {
+	var st api.JobState
+	if w.events == nil {
+		s, err := w.js.Stream(ctx, streams.StreamEvents)
+		if err != nil {
+			return st, fmt.Errorf("open %s: %w", streams.StreamEvents, err)
+		}
+		w.events = s
+	}
+	subject := ev.Subject()
+	for seq := uint64(1); seq < ev.Seq; {
+		m, err := w.events.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return st, fmt.Errorf("read history of %s: %w", ev.JobID, err)
+		}
+		if m.Sequence >= ev.Seq {
+			break
+		}
+		if e, err := streams.DecodeEvent(m.Data, m.Sequence); err == nil {
+			streams.Apply(&st, e)
+		}
+		seq = m.Sequence + 1
+	}
+	return st, nil
 }
 
 // lastSeq returns the sequence of the last message on key's subject (0 when there is none).
