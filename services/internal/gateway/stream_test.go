@@ -424,3 +424,31 @@ func TestRelaySurvivesNATSRestart(t *testing.T) {
 		t.Fatalf("%d consumers after the restart: watches piled up", got)
 	}
 }
+
+func TestReadinessFollowsNATS(t *testing.T) {
+	b := setup(t)
+	ready := func() int {
+		status, _, _ := request(t, "GET", b.url+"/readyz", "", "", "")
+		return status
+	}
+	if got := ready(); got != 200 {
+		t.Fatalf("readyz %d with NATS up", got)
+	}
+	b.srv.Shutdown()
+	streamstest.WaitFor(t, 10*time.Second, func() error {
+		if got := ready(); got != 503 {
+			return fmt.Errorf("readyz %d with NATS down", got)
+		}
+		return nil
+	})
+	if status, _, _ := request(t, "GET", b.url+"/healthz", "", "", ""); status != 200 {
+		t.Fatalf("healthz %d: liveness must not depend on NATS", status)
+	}
+	b.srv.Restart()
+	streamstest.WaitFor(t, 15*time.Second, func() error {
+		if got := ready(); got != 200 {
+			return fmt.Errorf("readyz %d after NATS came back", got)
+		}
+		return nil
+	})
+}
