@@ -131,6 +131,13 @@ func (c *Client) Cancel(ctx context.Context, id string) (JobState, error) {
 	return st, err
 }
 
+// Retry asks for a failed or cancelled job to run again (POST /v1/jobs/{id}/retry).
+func (c *Client) Retry(ctx context.Context, id string) (JobState, error) {
+	var st JobState
+	_, err := c.do(ctx, http.MethodPost, "/v1/jobs/"+url.PathEscape(id)+"/retry", nil, nil, &st)
+	return st, err
+}
+
 // History returns a job's events, oldest first.
 func (c *Client) History(ctx context.Context, id string) (History, error) {
 	var h History

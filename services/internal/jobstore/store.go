@@ -355,10 +355,8 @@ func (s *Store) Cancel(ctx context.Context, owner, jobID string) (api.JobState, 
 	if st.State.Terminal() {
 		return st, ErrFinished
 	}
-	if err := s.nc.Publish(streams.CancelSubject(owner, jobID), nil); err != nil {
-		return st, fmt.Errorf("broadcast cancel: %w", err)
-	}
-	// JOB_STATE may lag behind the log: whether the job runs is told by its last event.
+	// JOB_STATE may lag behind the log: whether the job runs is told by its last event (read before
+	// the broadcast, so the cancellation this call causes is not taken for an earlier end).
 	last, err := s.log.GetLastMsgForSubject(ctx, streams.EventSubject(owner, jobID))
 	if err != nil {
 		return st, fmt.Errorf("read last event: %w", err)
@@ -368,6 +366,9 @@ func (s *Store) Cancel(ctx context.Context, owner, jobID string) (api.JobState, 
 		st.State = api.StateActive
 	case string(streams.EventCompleted), string(streams.EventCancelled):
 		return st, ErrFinished
+	}
+	if err := s.nc.Publish(streams.CancelSubject(owner, jobID), nil); err != nil {
+		return st, fmt.Errorf("broadcast cancel: %w", err)
 	}
 	if st.State == api.StateQueued {
 		ev := streams.Event{V: streams.EventVersion, Type: streams.EventCancelled, JobID: jobID, JobType: st.Type,

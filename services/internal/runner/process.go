@@ -61,20 +61,24 @@ func (r *Runner) process(msg jetstream.Msg) {
 			Message: fmt.Sprintf("the job stopped its worker on every attempt (%d)", attempt-1)}, log)
 		return
 	}
-	if err := em.publish(ctx, streams.Event{Type: streams.EventStarted, Worker: r.cfg.Name}); err != nil {
-		log.Warn("publish started, retrying", "err", err)
-		_ = msg.NakWithDelay(time.Second)
-		return
-	}
-	r.metrics.started.WithLabelValues(jm.Type).Inc()
-	begin := time.Now()
-
+	// Listen for this job's cancellation before anyone can see it started: a cancel request that
+	// follows the started event always finds the job here.
 	jobCtx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	key := jm.Owner + "." + jm.JobID
 	r.mu.Lock()
 	r.active[key] = &activeJob{cancel: cancel}
 	r.mu.Unlock()
+	if err := em.publish(ctx, streams.Event{Type: streams.EventStarted, Worker: r.cfg.Name}); err != nil {
+		r.mu.Lock()
+		delete(r.active, key)
+		r.mu.Unlock()
+		log.Warn("publish started, retrying", "err", err)
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	r.metrics.started.WithLabelValues(jm.Type).Inc()
+	begin := time.Now()
 	stopLease := r.keepLease(msg)
 	r.metrics.running.Inc()
 	result, runErr := r.run(jobCtx, jm, attempt, em.progress)

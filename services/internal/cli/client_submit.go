@@ -1,0 +1,153 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/jobwire/jobwire/api"
+	"github.com/jobwire/jobwire/services/internal/importer"
+)
+
+// maxPlaylistBytes bounds what submit reads; the gateway's own body limit is usually lower.
+const maxPlaylistBytes = 64 << 20
+
+var playlistFormats = []string{api.FormatM3U, api.FormatXSPF, api.FormatCSV, api.FormatJSON}
+
+// submitOptions are the flags of submit.
+type submitOptions struct {
+	format, name, key string
+	watch             bool
+	giveUp            time.Duration
+}
+
+func newSubmitCmd() *cobra.Command {
+	var f clientFlags
+	var o submitOptions
+	cmd := &cobra.Command{
+		Use:   "submit <playlist-file | ->",
+		Short: "Import a playlist into your library",
+		Long: "Submits a playlist.import job for a playlist file, or for standard input with -. The format\n" +
+			"comes from the file extension (.m3u .m3u8 .xspf .csv .tsv .json) or the content, unless\n" +
+			"--format says it. Prints the job id (the job's JSON with --json); with --watch it follows the\n" +
+			"job like `jobwire watch` and exits 5 if the import fails, so scripts can chain on success.\n" +
+			"The same --idempotency-key never makes a second job.\n" + clientHelp,
+		Example: "  jobwire submit road-trip.m3u --watch\n  curl -s https://example.com/list.xspf | jobwire submit - --name 'Road trip'",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := f.session(cmd)
+			if err != nil {
+				return err
+			}
+			return s.submit(cmd.Context(), cmd.InOrStdin(), args[0], o)
+		},
+	}
+	f.bind(cmd)
+	fs := cmd.Flags()
+	fs.StringVar(&o.format, "format", "", "playlist format: m3u, xspf, csv or json (default: detected)")
+	fs.StringVar(&o.name, "name", "", "name of the import (default: the file name)")
+	fs.BoolVar(&o.watch, "watch", false, "follow the job until it ends")
+	fs.StringVar(&o.key, "idempotency-key", "", "submitting again with the same key returns the first job")
+	fs.DurationVar(&o.giveUp, "reconnect-timeout", defaultReconnectTimeout, "with --watch: give up (exit 2) after reconnecting this long")
+	return cmd
+}
+
+// submit reads the playlist at path (- is stdin), submits it and prints or follows the job.
+func (s *session) submit(ctx context.Context, stdin io.Reader, path string, o submitOptions) error {
+	in, err := readPlaylist(stdin, path, o)
+	if err != nil {
+		return &ExitError{Code: exitOther, Err: err}
+	}
+	raw, err := json.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("encode input: %w", err)
+	}
+	req := api.SubmitRequest{Type: api.JobTypePlaylistImport, Input: raw}
+	var created bool
+	st, err := call(ctx, func(ctx context.Context) (st api.JobState, err error) {
+		st, created, err = s.api.Submit(ctx, req, o.key)
+		return st, err
+	})
+	if err != nil {
+		return s.fail(err, "submit "+path)
+	}
+	if !created {
+		fmt.Fprintf(s.errOut, "idempotency key %q was used before: this is job %s, submitted %s\n", o.key, st.ID, fmtTime(st.CreatedAt))
+	}
+	switch {
+	case o.watch && !s.json:
+		fmt.Fprintf(s.out, "job %s  %s %q (%s, %d bytes)\n", st.ID, st.Type, in.Name, in.Format, len(in.Content))
+		return s.follow(ctx, st.ID, o.giveUp)
+	case o.watch:
+		return s.follow(ctx, st.ID, o.giveUp)
+	case s.json:
+		return writeJSON(s.out, st)
+	}
+	return writeLine(s.out, []byte(st.ID))
+}
+
+// readPlaylist reads the playlist and settles its name and format.
+func readPlaylist(stdin io.Reader, path string, o submitOptions) (api.PlaylistImport, error) {
+	var (
+		data []byte
+		err  error
+		file string
+	)
+	if path == "-" {
+		if data, err = io.ReadAll(io.LimitReader(stdin, maxPlaylistBytes+1)); err != nil {
+			err = fmt.Errorf("read standard input: %w", err)
+		}
+	} else {
+		file = path
+		data, err = readFileLimited(path)
+	}
+	if err != nil {
+		return api.PlaylistImport{}, err
+	}
+	shown := path
+	if path == "-" {
+		shown = "standard input"
+	}
+	switch {
+	case len(data) > maxPlaylistBytes:
+		return api.PlaylistImport{}, fmt.Errorf("%s is larger than %d MiB", shown, maxPlaylistBytes>>20)
+	case strings.TrimSpace(string(data)) == "":
+		return api.PlaylistImport{}, fmt.Errorf("%s is empty", shown)
+	}
+	in := api.PlaylistImport{Name: o.name, Format: strings.ToLower(o.format), Content: string(data)}
+	if in.Name == "" && file != "" {
+		in.Name = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
+	}
+	if in.Format == "" {
+		f, ok := importer.DetectFormat(file, in.Content)
+		if !ok {
+			return in, fmt.Errorf("cannot tell the format of %s: pass --format m3u, xspf, csv or json", shown)
+		}
+		in.Format = f
+	} else if !slices.Contains(playlistFormats, in.Format) {
+		return in, fmt.Errorf("--format %q: want m3u, xspf, csv or json", o.format)
+	}
+	return in, nil
+}
+
+// readFileLimited reads at most maxPlaylistBytes+1 bytes of path.
+func readFileLimited(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read playlist: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxPlaylistBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read playlist %s: %w", path, err)
+	}
+	return data, nil
+}
