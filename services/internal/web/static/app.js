@@ -1,0 +1,940 @@
+// jobwire's web page: import playlists and watch every job live.
+//
+// Plain JavaScript, no framework and no build step. The page talks only to its own origin:
+//   GET  /v1/jobs                 the first page of jobs (newest first), then
+//   GET  /v1/events               ONE EventSource per tab for all of the user's jobs,
+//   POST /v1/jobs                 start an import (with an Idempotency-Key),
+//   POST /v1/jobs/{id}/cancel     cancel a queued or running job,
+//   GET  /v1/jobs/{id}/history    a job's events,
+//   GET  /v1/library              the imported tracks, paged.
+// Everything from the server is put into the page with textContent, never as HTML.
+'use strict';
+
+(() => {
+  const COOKIE = 'jobwire_token';
+  const LAST_ID_KEY = 'jobwire.lastEventId';
+  const TOKEN_RE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+  const MAX_BODY = 1 << 20; // the gateway's default body limit
+  const MAX_BACKOFF_MS = 30000;
+  const BROWSER_RETRIES = 3; // dropped connections the browser may retry by itself before we back off
+  const STATES = ['queued', 'active', 'completed', 'failed', 'cancelled'];
+  const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
+
+  const $ = (sel, root = document) => root.querySelector(sel);
+  const el = {
+    status: $('#conn-status'), user: $('#user'), signout: $('#signout'), tabs: $('#tabs'),
+    signin: $('#signin'), signinForm: $('#signin-form'), tokenInput: $('#token-input'), signinMsg: $('#signin-msg'),
+    app: $('#app'), viewJobs: $('#view-jobs'), viewLibrary: $('#view-library'),
+    form: $('#import-form'), name: $('#name'), format: $('#format'), file: $('#file'), playlist: $('#playlist'),
+    formatHint: $('#format-hint'), start: $('#start'), formMsg: $('#form-msg'),
+    jobs: $('#jobs'), jobsCount: $('#jobs-count'), jobsEmpty: $('#jobs-empty'), jobsMsg: $('#jobs-msg'), jobsMore: $('#jobs-more'),
+    library: $('#library tbody'), libraryCount: $('#library-count'), libraryEmpty: $('#library-empty'),
+    libraryMsg: $('#library-msg'), libraryMore: $('#library-more'), libraryRefresh: $('#library-refresh'),
+    dialog: $('#history-dialog'), historyTitle: $('#history-title'), history: $('#history tbody'),
+    historyMsg: $('#history-msg'), historyClose: $('#history-close'),
+    jobTemplate: $('#job-template'),
+  };
+
+  // ---------------------------------------------------------------------------------------------
+  // Token
+
+  // The token lives in a cookie, so that fetch and EventSource send it to this origin by themselves:
+  // EventSource cannot set an Authorization header, and a token in a URL ends up in logs and history.
+  // SameSite=Strict keeps other sites from using it (CSRF), Secure keeps it off plain http when the
+  // page is served over https. A cookie set from JavaScript cannot be HttpOnly, so a script running
+  // in this page could read it; the strict Content-Security-Policy (no inline script, no other
+  // origin) is what stands in the way. A later issue adds a server-side login endpoint that sets an
+  // HttpOnly cookie instead.
+  function storeToken(token) {
+    const claims = tokenClaims(token);
+    let attrs = '; Path=/; SameSite=Strict';
+    if (location.protocol === 'https:') attrs += '; Secure';
+    if (claims && typeof claims.exp === 'number') {
+      const maxAge = Math.floor(claims.exp - Date.now() / 1000);
+      if (maxAge <= 0) return false;
+      attrs += '; Max-Age=' + maxAge;
+    }
+    document.cookie = COOKIE + '=' + token + attrs;
+    return true;
+  }
+
+  function clearToken() {
+    document.cookie = COOKIE + '=; Path=/; Max-Age=0; SameSite=Strict' + (location.protocol === 'https:' ? '; Secure' : '');
+  }
+
+  function currentToken() {
+    for (const part of document.cookie.split(';')) {
+      const [k, ...v] = part.trim().split('=');
+      if (k === COOKIE) return v.join('=');
+    }
+    return '';
+  }
+
+  // tokenClaims decodes the token's payload for display only (the server verifies it).
+  function tokenClaims(token) {
+    try {
+      const b64 = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+      return JSON.parse(atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4)));
+    } catch {
+      return null;
+    }
+  }
+
+  // takeTokenFromFragment reads #token=... from the URL and removes the fragment, so the token is
+  // neither bookmarked nor left in the address bar.
+  function takeTokenFromFragment() {
+    if (!location.hash) return null;
+    const token = new URLSearchParams(location.hash.slice(1)).get('token');
+    if (token === null) return null;
+    history.replaceState(null, '', location.pathname + location.search);
+    return token.trim();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Small helpers
+
+  class APIError extends Error {
+    constructor(status, code, message) {
+      super(message);
+      this.status = status;
+      this.code = code;
+    }
+  }
+
+  async function api(method, path, { body, headers = {} } = {}) {
+    const init = { method, headers: { Accept: 'application/json', ...headers }, credentials: 'same-origin', cache: 'no-store' };
+    if (body !== undefined) {
+      init.body = body;
+      init.headers['Content-Type'] = 'application/json';
+    }
+    let res;
+    try {
+      res = await fetch(path, init);
+    } catch {
+      throw new APIError(0, 'network', 'The server cannot be reached.');
+    }
+    let data = null;
+    try {
+      data = await res.json();
+    } catch {
+      // not JSON: described by the status below
+    }
+    if (res.status === 401) {
+      signOut('The server refused your token (it may have expired). Paste a new one to continue.');
+      throw new APIError(401, 'unauthorized', 'Signed out.');
+    }
+    if (!res.ok) {
+      const e = data && data.error;
+      throw new APIError(res.status, e && e.code, (e && e.message) || `The server answered ${res.status}.`);
+    }
+    return data;
+  }
+
+  // uuid returns a random UUID; crypto.randomUUID needs a secure context (https or localhost).
+  function uuid() {
+    if (crypto.randomUUID) return crypto.randomUUID();
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    const h = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  }
+
+  // jittered returns a delay between half of ms and ms, so that many tabs never retry in step.
+  const jittered = (ms) => Math.round(ms / 2 + Math.random() * (ms / 2));
+
+  function make(tag, text, className) {
+    const n = document.createElement(tag);
+    if (text !== undefined && text !== null) n.textContent = String(text);
+    if (className) n.className = className;
+    return n;
+  }
+
+  function setText(node, text) {
+    text = text == null ? '' : String(text);
+    if (node.textContent !== text) node.textContent = text;
+  }
+
+  function clock(iso, ms = false) {
+    const d = new Date(iso);
+    if (Number.isNaN(d.getTime())) return '';
+    const s = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+    return ms ? s + '.' + String(d.getMilliseconds()).padStart(3, '0') : s;
+  }
+
+  function dayAndClock(iso) {
+    const d = new Date(iso);
+    if (Number.isNaN(d.getTime())) return '';
+    const today = new Date().toDateString() === d.toDateString();
+    return today ? clock(iso) : d.toLocaleDateString([], { month: 'short', day: 'numeric' }) + ' ' + clock(iso);
+  }
+
+  function seconds(ms) {
+    return ms < 10000 ? (ms / 1000).toFixed(1) + ' s' : Math.round(ms / 1000) + ' s';
+  }
+
+  function duration(sec) {
+    if (!sec) return '';
+    const m = Math.floor(sec / 60);
+    const s = String(sec % 60).padStart(2, '0');
+    return m >= 60 ? `${Math.floor(m / 60)}:${String(m % 60).padStart(2, '0')}:${s}` : `${m}:${s}`;
+  }
+
+  function capitalize(s) {
+    return s.charAt(0).toUpperCase() + s.slice(1);
+  }
+
+  function plural(n, one, many) {
+    return `${n} ${n === 1 ? one : many}`;
+  }
+
+  function storage(fn) {
+    try {
+      return fn(window.sessionStorage);
+    } catch {
+      return null; // storage disabled: resuming after a reload falls back to the snapshot
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Connection status
+
+  const STATUS_TEXT = {
+    connecting: 'Connecting…',
+    live: 'Live',
+    reconnecting: 'Reconnecting…',
+    expired: 'Stream expired, reconnecting…',
+    reset: 'Resynced',
+    closed: 'Disconnected',
+    offline: 'Offline',
+    'signed-out': 'Signed out',
+  };
+
+  function setStatus(state, text) {
+    el.status.dataset.state = state;
+    setText(el.status, text || STATUS_TEXT[state]);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Jobs: the local state, kept in step by the REST answers and the event stream
+
+  const jobs = new Map(); // id -> JobState
+  const removedAt = new Map(); // id -> revision of its removal, so a late list answer cannot revive it
+  const views = new Map(); // id -> <li>
+  const cancelling = new Set();
+  let jobsCursor = '';
+  let renderPending = false;
+
+  // upsert keeps the newer of two states of a job: revisions only grow. A state without a revision
+  // (the answer to a submission, before the projection wrote it) only fills a gap.
+  function upsert(st) {
+    if (!st || typeof st.id !== 'string' || !STATES.includes(st.state)) return;
+    const rev = Number(st.revision) || 0;
+    const cur = jobs.get(st.id);
+    if (cur && (Number(cur.revision) || 0) > rev) return;
+    if (cur && rev === 0 && cur.revision) return;
+    const gone = removedAt.get(st.id);
+    if (gone !== undefined && rev <= gone) return;
+    jobs.set(st.id, st);
+    if (TERMINAL.has(st.state)) cancelling.delete(st.id);
+    scheduleRender();
+  }
+
+  function removeJob(id, rev) {
+    jobs.delete(id);
+    removedAt.set(id, rev || Number.MAX_SAFE_INTEGER);
+    scheduleRender();
+  }
+
+  function clearJobs() {
+    jobs.clear();
+    removedAt.clear();
+    cancelling.clear();
+    jobsCursor = '';
+    el.jobsMore.hidden = true;
+    scheduleRender();
+  }
+
+  function scheduleRender() {
+    if (renderPending) return;
+    renderPending = true;
+    // A timer rather than requestAnimationFrame: a tab in the background still keeps its list current.
+    setTimeout(render, 0);
+  }
+
+  function render() {
+    renderPending = false;
+    const ids = [...jobs.keys()].sort((a, b) => (a < b ? 1 : a > b ? -1 : 0)); // ULIDs: newest first
+    for (const [id, li] of views) {
+      if (!jobs.has(id)) {
+        li.remove();
+        views.delete(id);
+      }
+    }
+    let prev = null;
+    for (const id of ids) {
+      let li = views.get(id);
+      if (!li) {
+        li = el.jobTemplate.content.firstElementChild.cloneNode(true);
+        li.dataset.id = id;
+        views.set(id, li);
+      }
+      const st = jobs.get(id);
+      const key = `${st.revision}|${st.updatedAt}|${st.state}|${cancelling.has(id)}`;
+      if (li.dataset.key !== key) {
+        li.dataset.key = key;
+        updateJob(li, st);
+      }
+      const want = prev ? prev.nextSibling : el.jobs.firstChild;
+      if (want !== li) el.jobs.insertBefore(li, want);
+      prev = li;
+    }
+    const running = ids.filter((id) => !TERMINAL.has(jobs.get(id).state)).length;
+    setText(el.jobsCount, ids.length ? plural(ids.length, 'job', 'jobs') + (running ? ` · ${running} running` : '') : '');
+    el.jobsEmpty.hidden = ids.length > 0;
+    document.title = running ? `(${running}) jobwire` : 'jobwire';
+  }
+
+  function updateJob(li, st) {
+    const p = st.progress || {};
+    const percent = st.state === 'completed' ? 100 : Math.max(0, Math.min(100, Number(p.percent) || 0));
+    const result = st.result && typeof st.result === 'object' ? st.result : null;
+
+    li.dataset.state = st.state;
+    setText($('.name', li), st.name || (st.type === 'playlist.import' ? 'Untitled playlist' : st.type));
+    const state = $('.state', li);
+    setText(state, st.state);
+    state.dataset.state = st.state;
+
+    const bar = $('.bar', li);
+    if (bar.getAttribute('aria-valuenow') !== String(percent)) {
+      bar.setAttribute('aria-valuenow', String(percent));
+      $('.fill', bar).style.width = percent + '%'; // CSSOM, allowed by the CSP (no style attribute in markup)
+    }
+    bar.setAttribute('aria-valuetext', `${percent}%` + (p.message ? `, ${p.message}` : ''));
+    bar.setAttribute('aria-label', `Progress of ${$('.name', li).textContent}`);
+
+    setText($('.message', li), jobMessage(st, percent));
+    renderCounts($('.counts', li), result);
+
+    const err = $('.error', li);
+    // A cancelled job's reason is already in its message; a failure's reason is shown on its own.
+    const errText = st.state !== 'cancelled' && st.error && st.error.message ? st.error.message : '';
+    setText(err, errText);
+    err.hidden = !errText;
+
+    renderInvalid($('.invalid', li), result);
+
+    const when = $('.when', li);
+    when.dateTime = st.createdAt || '';
+    let whenText = st.createdAt ? 'Submitted ' + dayAndClock(st.createdAt) : '';
+    if (st.startedAt && st.finishedAt) {
+      whenText += ` · took ${seconds(new Date(st.finishedAt) - new Date(st.startedAt))}`;
+    }
+    if (st.attempt > 1) whenText += ` · attempt ${st.attempt}`;
+    setText(when, whenText);
+
+    const cancel = $('.cancel', li);
+    cancel.hidden = TERMINAL.has(st.state);
+    cancel.disabled = cancelling.has(st.id);
+    setText(cancel, cancelling.has(st.id) ? 'Cancelling…' : 'Cancel');
+  }
+
+  function jobMessage(st, percent) {
+    const p = st.progress || {};
+    switch (st.state) {
+      case 'queued':
+        if (st.runAt && new Date(st.runAt) > new Date()) return 'Scheduled for ' + dayAndClock(st.runAt);
+        return st.attempt > 1 ? 'Waiting to retry' : 'Waiting for a worker';
+      case 'active':
+        return (p.message || 'Running') + ` · ${percent}%`;
+      case 'completed':
+        return 'Done';
+      case 'cancelled':
+        if (p.total) return `Cancelled at ${p.done} of ${p.total}`;
+        return st.error && st.error.message ? capitalize(st.error.message) : 'Cancelled';
+      case 'failed':
+        return 'Failed';
+    }
+    return '';
+  }
+
+  const COUNTS = [
+    ['added', 'added'],
+    ['existing', 'already in library'],
+    ['duplicates', 'duplicates'],
+    ['invalid', 'invalid'],
+  ];
+
+  function renderCounts(node, result) {
+    const key = result ? COUNTS.map(([k]) => Number(result[k]) || 0).join(',') : '';
+    if (node.dataset.key === key) return;
+    node.dataset.key = key;
+    node.replaceChildren();
+    if (!result) return;
+    for (const [k, label] of COUNTS) {
+      const n = Number(result[k]) || 0;
+      if (n === 0 && k !== 'added') continue;
+      const span = make('span', null, 'count');
+      span.dataset.count = k;
+      span.dataset.value = String(n);
+      span.append(make('b', n), ' ' + label);
+      node.append(span);
+    }
+  }
+
+  function renderInvalid(details, result) {
+    const lines = result && Array.isArray(result.invalidLines) ? result.invalidLines : [];
+    const key = String(lines.length) + ':' + (result ? result.invalid : '');
+    if (details.dataset.key === key) return;
+    details.dataset.key = key;
+    details.hidden = lines.length === 0;
+    if (!lines.length) return;
+    const total = Number(result.invalid) || lines.length;
+    setText($('summary', details), `${plural(total, 'line', 'lines')} skipped` + (total > lines.length ? ` (first ${lines.length} shown)` : ''));
+    const ul = $('ul', details);
+    ul.replaceChildren(...lines.map((l) => {
+      const li = make('li');
+      li.append(make('span', `line ${l.line}`, 'line'), ' ', make('span', l.reason), ' ', make('code', l.text));
+      return li;
+    }));
+  }
+
+  async function loadJobs(more) {
+    const q = new URLSearchParams({ limit: '50' });
+    if (more && jobsCursor) q.set('cursor', jobsCursor);
+    el.jobsMore.disabled = true;
+    try {
+      const list = await api('GET', '/v1/jobs?' + q);
+      for (const st of list.jobs || []) upsert(st);
+      jobsCursor = list.nextCursor || '';
+      setText(el.jobsMsg, '');
+    } catch (e) {
+      if (e.status !== 401) setText(el.jobsMsg, 'Could not load your jobs: ' + e.message);
+    } finally {
+      el.jobsMore.disabled = false;
+      el.jobsMore.hidden = !jobsCursor;
+      scheduleRender();
+    }
+  }
+
+  async function cancelJob(id) {
+    if (cancelling.has(id)) return;
+    cancelling.add(id);
+    scheduleRender();
+    try {
+      await api('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`);
+      // The stream brings the cancelled state; the button says "Cancelling…" until then.
+    } catch (e) {
+      cancelling.delete(id);
+      scheduleRender();
+      if (e.code !== 'job_finished' && e.status !== 401) setText(el.jobsMsg, 'Could not cancel: ' + e.message);
+    }
+  }
+
+  el.jobs.addEventListener('click', (ev) => {
+    const button = ev.target.closest('button');
+    const li = button && button.closest('.job');
+    if (!li) return;
+    if (button.classList.contains('cancel')) cancelJob(li.dataset.id);
+    if (button.classList.contains('history')) showHistory(li.dataset.id);
+  });
+  el.jobsMore.addEventListener('click', () => loadJobs(true));
+
+  // ---------------------------------------------------------------------------------------------
+  // The event stream: one EventSource per tab for all jobs
+
+  const stream = { es: null, lastId: '', failures: 0, retryTimer: 0, statusTimer: 0 };
+
+  function remember(id) {
+    if (!id || id === stream.lastId) return;
+    stream.lastId = id;
+    storage((s) => s.setItem(LAST_ID_KEY, id));
+  }
+
+  // openStream opens the tab's one EventSource, closing any earlier one. The browser reconnects by
+  // itself after a dropped connection and sends Last-Event-ID; ?lastEventId= is only needed when we
+  // open a new EventSource ourselves (after "expired", after a refusal, or after a reload).
+  function openStream() {
+    closeStream();
+    const url = stream.lastId ? '/v1/events?lastEventId=' + encodeURIComponent(stream.lastId) : '/v1/events';
+    const es = new EventSource(url);
+    stream.es = es;
+    setStatus(stream.failures ? 'reconnecting' : 'connecting');
+
+    es.onopen = () => {
+      stream.failures = 0;
+      setStatus('live');
+    };
+    es.addEventListener('state', (ev) => {
+      remember(ev.lastEventId);
+      const st = parse(ev.data);
+      if (st) upsert(st);
+    });
+    es.addEventListener('removed', (ev) => {
+      remember(ev.lastEventId);
+      const d = parse(ev.data);
+      if (d && typeof d.id === 'string') removeJob(d.id, Number(ev.lastEventId));
+    });
+    es.addEventListener('reset', () => {
+      // The server cannot resume from our position: drop what we know; a full snapshot follows.
+      clearJobs();
+      setStatus('reset');
+      clearTimeout(stream.statusTimer);
+      stream.statusTimer = setTimeout(() => {
+        if (stream.es === es && es.readyState === EventSource.OPEN) setStatus('live');
+      }, 3000);
+    });
+    es.addEventListener('expired', () => {
+      // The stream reached its maximum duration. Reconnect after a short random pause, so that the
+      // streams opened together do not all come back at the same moment.
+      closeStream();
+      setStatus('expired');
+      stream.retryTimer = setTimeout(openStream, 250 + Math.random() * 1250);
+    });
+    es.onerror = () => {
+      if (stream.es !== es) return;
+      stream.failures++; // reset by the next successful open
+      if (es.readyState === EventSource.CONNECTING && stream.failures <= BROWSER_RETRIES) {
+        // The connection dropped: the browser reconnects by itself after the server's retry delay,
+        // and sends Last-Event-ID.
+        setStatus('reconnecting');
+        return;
+      }
+      // CLOSED: the server refused the stream (401, 429, 503, ...) and EventSource gives up for good;
+      // or the browser's own retries keep failing (the server is down). Retry ourselves, with
+      // exponential backoff and jitter, never in a tight loop.
+      closeStream();
+      const delay = jittered(Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (stream.failures - 1)));
+      stream.retryTimer = setTimeout(openStream, delay);
+      explainRefusal(delay);
+    };
+  }
+
+  function closeStream() {
+    clearTimeout(stream.retryTimer);
+    clearTimeout(stream.statusTimer);
+    if (stream.es) {
+      stream.es.close();
+      stream.es = null;
+    }
+  }
+
+  // explainRefusal finds out why the stream was refused (EventSource does not tell) with one cheap
+  // request, and says so in the header.
+  async function explainRefusal(delay) {
+    const retry = `retrying in ${Math.max(1, Math.round(delay / 1000))} s`;
+    setStatus('closed', `Disconnected, ${retry}`);
+    try {
+      await api('GET', '/v1/jobs?limit=1');
+      if (!stream.es) setStatus('closed', `Live updates refused (too many open tabs, or the server is busy), ${retry}`);
+    } catch (e) {
+      if (e.status === 401 || stream.es) return;
+      if (e.status === 0) setStatus('offline', `Server unreachable, ${retry}`);
+      else setStatus('closed', `Server error ${e.status}, ${retry}`);
+    }
+  }
+
+  function parse(data) {
+    try {
+      return JSON.parse(data);
+    } catch {
+      return null;
+    }
+  }
+
+  window.addEventListener('online', () => {
+    if (session.on && !stream.es) openStream();
+  });
+  window.addEventListener('pagehide', () => closeStream());
+  window.addEventListener('pageshow', (ev) => {
+    if (ev.persisted && session.on) openStream(); // restored from the back/forward cache
+  });
+
+  // ---------------------------------------------------------------------------------------------
+  // Importing
+
+  const FORMAT_NAMES = { m3u: 'M3U', xspf: 'XSPF', csv: 'CSV', json: 'JSON' };
+  const EXT_FORMATS = { m3u: 'm3u', m3u8: 'm3u', xspf: 'xspf', csv: 'csv', tsv: 'csv', json: 'json' };
+  const CSV_ARTIST = new Set(['artist', 'artists', 'artistname', 'artistnames', 'creator', 'performer']);
+  const CSV_TITLE = new Set(['title', 'track', 'trackname', 'tracktitle', 'song', 'songname', 'songtitle']);
+  const MEDIA_EXT = /\.(mp3|flac|m4a|aac|ogg|oga|opus|wav|wma|aiff?|alac|ape|mp4|webm)$/i;
+
+  let pickedName = ''; // the name of the picked file, for its extension
+  let draftKey = null; // the Idempotency-Key of this form's content: kept until accepted or changed
+  let submitting = false;
+
+  function extFormat(filename) {
+    const m = /\.([^./\\]+)$/.exec(filename || '');
+    return m ? EXT_FORMATS[m[1].toLowerCase()] || '' : '';
+  }
+
+  // sniffFormat follows the server's rules (importer.DetectFormat) for pasted text.
+  function sniffFormat(content) {
+    const head = content.replace(/^\uFEFF/, '').trimStart().slice(0, 4096);
+    if (!head) return '';
+    if (head[0] === '[') return 'json';
+    if (head[0] === '<') return head.includes('<playlist') ? 'xspf' : '';
+    const first = head.split(/\r?\n/, 1)[0].trim();
+    if (/^#EXT(M3U|INF:)/i.test(first)) return 'm3u';
+    const delim = [',', ';', '\t'].sort((a, b) => first.split(b).length - first.split(a).length)[0];
+    const cells = first.split(delim).map((c) => c.toLowerCase().replace(/[^a-z0-9]/g, ''));
+    if (cells.some((c) => CSV_ARTIST.has(c)) && cells.some((c) => CSV_TITLE.has(c))) return 'csv';
+    const entry = head.split(/\r?\n/).map((l) => l.trim()).find((l) => l && l[0] !== '#');
+    if (entry && (/^[a-z][a-z0-9+.-]*:\/\//i.test(entry) || /[/\\]/.test(entry) || MEDIA_EXT.test(entry))) return 'm3u';
+    return '';
+  }
+
+  // chosenFormat returns the format to send and how it was chosen.
+  function chosenFormat() {
+    if (el.format.value !== 'auto') return { format: el.format.value, how: 'chosen' };
+    const byExt = extFormat(pickedName);
+    if (byExt) return { format: byExt, how: 'from the file name' };
+    return { format: sniffFormat(el.playlist.value), how: 'detected' };
+  }
+
+  function updateHint() {
+    if (!el.playlist.value.trim()) {
+      setText(el.formatHint, pickedName ? '' : 'Format is detected from the file name or the content.');
+      return;
+    }
+    const { format, how } = chosenFormat();
+    const lines = el.playlist.value.split('\n').filter((l) => l.trim()).length;
+    const size = `${plural(lines, 'line', 'lines')}`;
+    setText(el.formatHint, format ? `${FORMAT_NAMES[format]} (${how}) · ${size}` : `Format not recognised: choose one · ${size}`);
+    el.formatHint.dataset.format = format;
+  }
+
+  el.form.addEventListener('input', (ev) => {
+    draftKey = null; // different content is a different import
+    if (ev.target === el.playlist && !el.playlist.value) pickedName = '';
+    setText(el.formMsg, '');
+    updateHint();
+  });
+
+  el.file.addEventListener('change', async () => {
+    const f = el.file.files && el.file.files[0];
+    if (!f) return;
+    draftKey = null;
+    if (f.size > MAX_BODY) {
+      setText(el.formMsg, `${f.name} is too large (${Math.ceil(f.size / 1024)} KiB; the limit is 1 MiB).`);
+      el.file.value = '';
+      return;
+    }
+    try {
+      el.playlist.value = await f.text();
+    } catch {
+      setText(el.formMsg, `Could not read ${f.name}.`);
+      return;
+    }
+    pickedName = f.name;
+    if (!el.name.value.trim()) el.name.value = f.name.replace(/\.[^.]+$/, '');
+    setText(el.formMsg, '');
+    updateHint();
+  });
+
+  el.form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    if (submitting) return; // a double click sends one request; the Idempotency-Key covers retries
+    const content = el.playlist.value;
+    if (!content.trim()) {
+      setText(el.formMsg, 'Paste a playlist or pick a file first.');
+      return;
+    }
+    const { format } = chosenFormat();
+    if (!format) {
+      setText(el.formMsg, 'The format was not recognised: choose it in the Format list.');
+      el.format.focus();
+      return;
+    }
+    const name = el.name.value.trim() || pickedName.replace(/\.[^.]+$/, '') || 'Pasted playlist';
+    const body = JSON.stringify({ type: 'playlist.import', input: { name, format, content } });
+    if (new Blob([body]).size > MAX_BODY) {
+      setText(el.formMsg, 'This playlist is too large to send (the limit is 1 MiB).');
+      return;
+    }
+    draftKey = draftKey || uuid();
+    submitting = true;
+    el.start.disabled = true;
+    setText(el.start, 'Starting…');
+    try {
+      const st = await api('POST', '/v1/jobs', { body, headers: { 'Idempotency-Key': draftKey } });
+      upsert(st);
+      el.form.reset();
+      pickedName = '';
+      draftKey = null;
+      setText(el.formMsg, '');
+      updateHint();
+    } catch (e) {
+      // The key stays: sending the same form again cannot start a second import.
+      if (e.status !== 401) setText(el.formMsg, 'Could not start the import: ' + e.message);
+    } finally {
+      submitting = false;
+      el.start.disabled = false;
+      setText(el.start, 'Start import');
+    }
+  });
+
+  // ---------------------------------------------------------------------------------------------
+  // History
+
+  let historyFor = '';
+
+  async function showHistory(id) {
+    historyFor = id;
+    const st = jobs.get(id);
+    setText(el.historyTitle, `History of ${st && st.name ? st.name : id}`);
+    el.history.replaceChildren();
+    setText(el.historyMsg, 'Loading…');
+    if (!el.dialog.open) el.dialog.showModal();
+    try {
+      const h = await api('GET', `/v1/jobs/${encodeURIComponent(id)}/history`);
+      if (historyFor !== id) return;
+      setText(el.historyMsg, '');
+      el.history.replaceChildren(...historyRows(h.events || []));
+    } catch (e) {
+      if (historyFor === id && e.status !== 401) setText(el.historyMsg, 'Could not load the history: ' + e.message);
+    }
+  }
+
+  // historyRows shows one row per event, with each run of progress events folded into one row.
+  function historyRows(events) {
+    const rows = [];
+    for (let i = 0; i < events.length; i++) {
+      const ev = events[i];
+      if (ev.type === 'job.progress') {
+        let j = i;
+        while (j + 1 < events.length && events[j + 1].type === 'job.progress') j++;
+        const first = events[i].progress || {};
+        const last = events[j].progress || {};
+        const n = j - i + 1;
+        const detail = n === 1 ? `${last.done} of ${last.total}` : `${n} updates, ${first.done} → ${last.done} of ${last.total}`;
+        rows.push(historyRow(ev, events[j], detail));
+        i = j;
+        continue;
+      }
+      rows.push(historyRow(ev, ev, eventDetail(ev)));
+    }
+    return rows;
+  }
+
+  function historyRow(first, last, detail) {
+    const tr = make('tr');
+    tr.dataset.type = first.type;
+    const seq = first === last ? String(first.seq) : `${first.seq}–${last.seq}`;
+    tr.append(make('td', seq, 'num'), make('td', clock(first.at, true)), make('td', String(first.type).replace(/^job\./, ''), 'event'), make('td', detail));
+    return tr;
+  }
+
+  function eventDetail(ev) {
+    const parts = [];
+    switch (ev.type) {
+      case 'job.submitted':
+        if (ev.name) parts.push(ev.name);
+        if (ev.runAt) parts.push('runs at ' + dayAndClock(ev.runAt));
+        break;
+      case 'job.started':
+        if (ev.worker) parts.push('worker ' + ev.worker);
+        break;
+      case 'job.completed':
+      case 'job.cancelled':
+        if (ev.result && typeof ev.result === 'object') {
+          parts.push(COUNTS.filter(([k]) => k === 'added' || Number(ev.result[k]) > 0)
+            .map(([k, label]) => `${Number(ev.result[k]) || 0} ${label}`).join(', '));
+        }
+        break;
+      case 'job.failed':
+        parts.push(ev.final ? 'final' : 'will retry' + (ev.retryAt ? ' at ' + clock(ev.retryAt) : ''));
+        break;
+    }
+    if (ev.error && ev.error.message) parts.push(ev.error.message);
+    if (ev.attempt > 1) parts.push('attempt ' + ev.attempt);
+    return parts.join(' · ');
+  }
+
+  el.historyClose.addEventListener('click', () => el.dialog.close());
+  el.dialog.addEventListener('close', () => {
+    historyFor = '';
+  });
+  el.dialog.addEventListener('click', (ev) => {
+    if (ev.target === el.dialog) el.dialog.close(); // a click on the backdrop
+  });
+
+  // ---------------------------------------------------------------------------------------------
+  // Library
+
+  const library = { cursor: '', count: 0, loading: false };
+
+  async function loadLibrary(more) {
+    if (library.loading) return;
+    library.loading = true;
+    el.libraryMore.disabled = true;
+    const q = new URLSearchParams({ limit: '100' });
+    if (more && library.cursor) q.set('cursor', library.cursor);
+    try {
+      const page = await api('GET', '/v1/library?' + q);
+      if (!more) {
+        el.library.replaceChildren();
+        library.count = 0;
+      }
+      const rows = (page.tracks || []).map((t) => {
+        const tr = make('tr');
+        tr.dataset.key = t.key;
+        tr.append(make('td', t.artist), make('td', t.title), make('td', t.album || ''), make('td', duration(t.durationSec), 'num'), make('td', dayAndClock(t.addedAt), 'muted'));
+        return tr;
+      });
+      el.library.append(...rows);
+      library.count += rows.length;
+      library.cursor = page.nextCursor || '';
+      setText(el.libraryMsg, '');
+    } catch (e) {
+      if (e.status !== 401) setText(el.libraryMsg, 'Could not load the library: ' + e.message);
+    } finally {
+      library.loading = false;
+      el.libraryMore.disabled = false;
+      el.libraryMore.hidden = !library.cursor;
+      el.libraryEmpty.hidden = library.count > 0 || Boolean(el.libraryMsg.textContent);
+      setText(el.libraryCount, library.count ? plural(library.count, 'track', 'tracks') + (library.cursor ? ' shown, more below' : '') : '');
+    }
+  }
+
+  function resetLibrary() {
+    el.library.replaceChildren();
+    library.cursor = '';
+    library.count = 0;
+    el.libraryMore.hidden = true;
+    el.libraryEmpty.hidden = true;
+    setText(el.libraryCount, '');
+    setText(el.libraryMsg, '');
+  }
+
+  el.libraryMore.addEventListener('click', () => loadLibrary(true));
+  el.libraryRefresh.addEventListener('click', () => loadLibrary(false));
+
+  // ---------------------------------------------------------------------------------------------
+  // Views
+
+  function showView(name) {
+    el.viewJobs.hidden = name !== 'jobs';
+    el.viewLibrary.hidden = name !== 'library';
+    for (const b of el.tabs.querySelectorAll('button')) {
+      if (b.dataset.view === name) b.setAttribute('aria-current', 'page');
+      else b.removeAttribute('aria-current');
+    }
+    if (name === 'library') loadLibrary(false);
+  }
+
+  el.tabs.addEventListener('click', (ev) => {
+    const b = ev.target.closest('button[data-view]');
+    if (b) showView(b.dataset.view);
+  });
+
+  // ---------------------------------------------------------------------------------------------
+  // Session
+
+  const session = { on: false, user: '' };
+  // Tabs share the cookie; tell the other tabs when this one signs in or out. Each tab keeps its
+  // own single EventSource.
+  const channel = 'BroadcastChannel' in window ? new BroadcastChannel('jobwire') : null;
+
+  function userOf(token) {
+    const claims = tokenClaims(token);
+    return claims && claims.sub ? String(claims.sub) : '';
+  }
+
+  function startSession() {
+    closeStream();
+    clearJobs();
+    resetLibrary();
+    showView('jobs');
+    session.on = true;
+    session.user = userOf(currentToken());
+    setText(el.user, session.user);
+    el.user.hidden = !session.user;
+    el.signout.hidden = false;
+    el.tabs.hidden = false;
+    el.signin.hidden = true;
+    el.app.hidden = false;
+    setText(el.signinMsg, '');
+    stream.lastId = storage((s) => s.getItem(LAST_ID_KEY)) || '';
+    stream.failures = 0;
+    openStream();
+    loadJobs(false);
+    updateHint();
+  }
+
+  // showSignIn ends the session in this tab and shows the sign-in box; the cookie is left alone.
+  function showSignIn(message) {
+    session.on = false;
+    session.user = '';
+    closeStream();
+    clearJobs();
+    resetLibrary();
+    storage((s) => s.removeItem(LAST_ID_KEY));
+    stream.lastId = '';
+    if (el.dialog.open) el.dialog.close();
+    el.app.hidden = true;
+    el.tabs.hidden = true;
+    el.user.hidden = true;
+    el.signout.hidden = true;
+    el.signin.hidden = false;
+    setText(el.signinMsg, message || '');
+    setStatus('signed-out');
+    el.tokenInput.value = '';
+    el.tokenInput.focus();
+  }
+
+  // signOut forgets the token (all tabs share the cookie) and tells the other tabs.
+  function signOut(message, fromOtherTab) {
+    const wasOn = session.on;
+    clearToken();
+    showSignIn(message);
+    if (wasOn && !fromOtherTab && channel) channel.postMessage('signout');
+  }
+
+  function signIn(token) {
+    if (!TOKEN_RE.test(token) || !storeToken(token)) {
+      if (currentToken() && token !== currentToken()) {
+        // A bad link must not end a good session: keep it and say so.
+        if (!session.on) startSession();
+        setText(el.jobsMsg, 'The token in that link is not valid or has expired; you are still signed in.');
+      } else {
+        showSignIn('That token is not valid or has expired.');
+      }
+      return;
+    }
+    startSession();
+    if (channel) channel.postMessage('signin');
+  }
+
+  el.signinForm.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    let value = el.tokenInput.value.trim();
+    const at = value.indexOf('#token=');
+    if (at >= 0) value = new URLSearchParams(value.slice(at + 1)).get('token') || '';
+    signIn(value);
+  });
+
+  el.signout.addEventListener('click', () => signOut());
+
+  if (channel) {
+    channel.onmessage = (ev) => {
+      if (ev.data === 'signout' && session.on) signOut('You signed out in another tab.', true);
+      // Signed in elsewhere, perhaps as someone else: this tab follows, so it never shows one user's
+      // jobs with another user's cookie.
+      if (ev.data === 'signin' && currentToken() && (!session.on || userOf(currentToken()) !== session.user)) startSession();
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Start
+
+  const fromURL = takeTokenFromFragment();
+  if (fromURL !== null) {
+    signIn(fromURL);
+  } else if (currentToken()) {
+    startSession();
+  } else {
+    showSignIn();
+  }
+})();
