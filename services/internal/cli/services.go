@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -125,19 +127,44 @@ func (p *process) close() {
 	}
 }
 
-// gatewayService builds the gateway from the environment.
+// gatewayService builds the gateway from the environment. secret (HS256) may be empty when
+// JOBWIRE_JWT_PUBLIC_KEYS is set; the gateway then issues no stream tokens.
 func (p *process) gatewayService(secret []byte) (*gateway.Gateway, error) {
 	env := p.env
-	var opts []auth.VerifierOption
-	if iss := env.String("JOBWIRE_JWT_ISSUER"); iss != "" {
+	iss, aud := env.String("JOBWIRE_JWT_ISSUER"), env.String("JOBWIRE_JWT_AUDIENCE")
+	opts := []auth.VerifierOption{auth.WithLeeway(env.Duration("JOBWIRE_JWT_LEEWAY"))}
+	if iss != "" {
 		opts = append(opts, auth.WithIssuer(iss))
 	}
-	if aud := env.String("JOBWIRE_JWT_AUDIENCE"); aud != "" {
+	if aud != "" {
 		opts = append(opts, auth.WithAudience(aud))
+	}
+	if path := env.String("JOBWIRE_JWT_PUBLIC_KEYS"); path != "" {
+		ks, err := auth.LoadPublicKeys(path)
+		if err != nil {
+			return nil, fmt.Errorf("JOBWIRE_JWT_PUBLIC_KEYS: %w", err)
+		}
+		opts = append(opts, auth.WithPublicKeys(ks))
+		p.log.Info("jwt public keys loaded", "path", path, "keys", ks.Len())
+	}
+	if err := env.Err(); err != nil {
+		return nil, err
 	}
 	verifier, err := auth.NewVerifier(secret, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("JOBWIRE_JWT_SECRET: %w", err)
+		return nil, fmt.Errorf("JOBWIRE_JWT_SECRET / JOBWIRE_JWT_PUBLIC_KEYS / JOBWIRE_JWT_LEEWAY: %w", err)
+	}
+	var signer *auth.Signer
+	if len(secret) > 0 {
+		signer = auth.NewSigner(secret, iss, auth.SignAudience(aud))
+	}
+	rate, err := gateway.ParseRate(env.String("JOBWIRE_SUBMIT_RATE"))
+	if err != nil {
+		return nil, fmt.Errorf("JOBWIRE_SUBMIT_RATE: %w", err)
+	}
+	cookieSecure, err := strconv.ParseBool(env.String("JOBWIRE_COOKIE_SECURE"))
+	if err != nil {
+		return nil, fmt.Errorf("JOBWIRE_COOKIE_SECURE: %w", err)
 	}
 	kv, err := p.js.KeyValue(context.Background(), streams.BucketLibrary)
 	if err != nil {
@@ -149,6 +176,11 @@ func (p *process) gatewayService(secret []byte) (*gateway.Gateway, error) {
 		MaxStreamsPerUser: env.Int("JOBWIRE_SSE_MAX_PER_USER"),
 		MaxStreams:        env.Int("JOBWIRE_SSE_MAX_STREAMS"),
 		StateRetention:    p.topo.StateRetention,
+		StreamTokenTTL:    env.Duration("JOBWIRE_STREAM_TOKEN_TTL"),
+		SubmitRate:        rate,
+		SubmitBurst:       env.Int("JOBWIRE_SUBMIT_BURST"),
+		CORSOrigins:       strings.Split(env.String("JOBWIRE_CORS_ORIGINS"), ","),
+		CookieSecure:      cookieSecure,
 	}
 	cfg.SSE.Heartbeat = env.Duration("JOBWIRE_SSE_HEARTBEAT")
 	cfg.SSE.MaxDuration = env.Duration("JOBWIRE_SSE_MAX_DURATION")
@@ -156,9 +188,11 @@ func (p *process) gatewayService(secret []byte) (*gateway.Gateway, error) {
 	if err := env.Err(); err != nil {
 		return nil, err
 	}
-	return gateway.New(cfg, gateway.Deps{NC: p.nc, JS: p.js, Verifier: verifier,
-		Signer: auth.NewSigner(secret, env.String("JOBWIRE_JWT_ISSUER")), Library: importer.NewLibrary(kv),
-		Registry: p.reg, Logger: p.log}), nil
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("JOBWIRE_CORS_ORIGINS: %w", err)
+	}
+	return gateway.New(cfg, gateway.Deps{NC: p.nc, JS: p.js, Verifier: verifier, Signer: signer,
+		Library: importer.NewLibrary(kv), Registry: p.reg, Logger: p.log}), nil
 }
 
 // workerServices builds one runner per job type.
@@ -277,8 +311,8 @@ func newGatewayCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p := newProcess("gateway", "json")
 			secret := p.env.String("JOBWIRE_JWT_SECRET")
-			if secret == "" {
-				return errors.New("JOBWIRE_JWT_SECRET is required (at least 32 bytes)")
+			if secret == "" && p.env.String("JOBWIRE_JWT_PUBLIC_KEYS") == "" {
+				return errors.New("JOBWIRE_JWT_SECRET (at least 32 bytes) or JOBWIRE_JWT_PUBLIC_KEYS is required")
 			}
 			if err := p.connect(cmd.Context(), "jobwire-gateway", ""); err != nil {
 				return err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/jobwire/jobwire/api"
 	"github.com/jobwire/jobwire/services/internal/auth"
+	"github.com/jobwire/jobwire/services/internal/importer"
 	"github.com/jobwire/jobwire/services/internal/jobstore"
 	"github.com/jobwire/jobwire/services/internal/relay"
 	"github.com/jobwire/jobwire/services/internal/sse"
@@ -50,6 +52,28 @@ type Config struct {
 	StateRetention time.Duration
 	// StreamTokenTTL is the lifetime of tokens from POST /v1/stream-tokens. Default 15 min.
 	StreamTokenTTL time.Duration
+	// Playlist bounds what the gateway checks of a playlist before queueing it (content bytes, and for
+	// m3u and csv lines and line length); the worker enforces the rest. Zero fields take importer's
+	// defaults, which are the worker's.
+	Playlist importer.Limits
+	// SubmitRate limits submissions (POST /v1/jobs, POST /library/sync, retries) per user on this
+	// gateway (JOBWIRE_SUBMIT_RATE, JOBWIRE_SUBMIT_BURST): a token bucket refilled at SubmitRate holding
+	// SubmitBurst. Default 10/s, burst 20; a negative SubmitRate.N turns the limit off. Past it: 429
+	// rate_limited with Retry-After. Streams are never limited by it.
+	SubmitRate  Rate
+	SubmitBurst int
+	// CORSOrigins are the exact origins ("https://app.example.com") that browsers may call the API
+	// from, with credentials (JOBWIRE_CORS_ORIGINS). Default none: no CORS headers at all.
+	CORSOrigins []string
+	// CookieSecure sets Secure on the session cookie even for plain-http requests
+	// (JOBWIRE_COOKIE_SECURE); it is always set on https requests.
+	CookieSecure bool
+}
+
+// Validate reports configuration errors SetDefaults cannot fix.
+func (c *Config) Validate() error {
+	_, err := parseOrigins(c.CORSOrigins)
+	return err
 }
 
 // SetDefaults fills zero fields.
@@ -78,6 +102,13 @@ func (c *Config) SetDefaults() {
 	if c.StreamTokenTTL == 0 {
 		c.StreamTokenTTL = 15 * time.Minute
 	}
+	c.Playlist.SetDefaults()
+	if c.SubmitRate == (Rate{}) {
+		c.SubmitRate = Rate{N: 10, Per: time.Second}
+	}
+	if c.SubmitBurst <= 0 {
+		c.SubmitBurst = 20
+	}
 }
 
 // Deps are the gateway's collaborators.
@@ -85,7 +116,9 @@ type Deps struct {
 	NC       *nats.Conn
 	JS       jetstream.JetStream
 	Verifier *auth.Verifier
-	Signer   *auth.Signer
+	// Signer issues stream tokens; nil when the gateway has no HS256 secret (POST /v1/stream-tokens
+	// then answers 403, and browsers use the session cookie).
+	Signer *auth.Signer
 	// Library lists a user's tracks (GET /v1/library).
 	Library LibraryLister
 	// Registry receives the gateway's metrics and is served on /metrics.
@@ -100,15 +133,17 @@ type LibraryLister interface {
 
 // Gateway is the HTTP service.
 type Gateway struct {
-	cfg    Config
-	deps   Deps
-	log    *slog.Logger
-	app    *fiber.App
-	store  *jobstore.Store
-	hub    *relay.Hub
-	pool   *sse.Pool
-	limits *streamLimits
-	types  map[string]bool
+	cfg     Config
+	deps    Deps
+	log     *slog.Logger
+	app     *fiber.App
+	store   *jobstore.Store
+	hub     *relay.Hub
+	pool    *sse.Pool
+	limits  *streamLimits
+	submits *submitLimiter
+	origins map[string]bool
+	types   map[string]bool
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -129,6 +164,12 @@ func New(cfg Config, d Deps) *Gateway {
 	}
 	g.pool = sse.NewPool(cfg.SSE, sse.NewMetrics(d.Registry), d.Logger)
 	g.limits = newStreamLimits(cfg.MaxStreamsPerUser, cfg.MaxStreams, d.Registry)
+	g.submits = newSubmitLimiter(cfg.SubmitRate, cfg.SubmitBurst, d.Registry)
+	origins, err := parseOrigins(cfg.CORSOrigins)
+	if err != nil {
+		d.Logger.Warn("gateway: ignoring CORS origins (call Config.Validate first)", "err", err)
+	}
+	g.origins = origins
 	g.app = fiber.New(fiber.Config{
 		AppName:               "jobwire",
 		BodyLimit:             cfg.BodyLimit,
@@ -215,24 +256,28 @@ func (g *Gateway) Stop() {
 
 func (g *Gateway) routes() {
 	a := g.app
+	a.Use(recover.New())
+	a.Use(securityHeaders)
 	a.Get("/healthz", g.healthz)
 	a.Get("/readyz", g.readyz)
 	a.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(g.deps.Registry, promhttp.HandlerOpts{})))
 
-	v1 := a.Group("/v1")
-	v1.Post("/jobs", g.authenticate(false), g.submit)
+	v1 := a.Group("/v1", g.cors, apiHeaders)
+	v1.Post("/jobs", g.authenticate(false), g.limitSubmits, g.submit)
 	v1.Get("/jobs", g.authenticate(false), g.listJobs)
 	v1.Get("/jobs/:id", g.authenticate(false), g.getJob)
 	v1.Post("/jobs/:id/cancel", g.authenticate(false), g.cancelJob)
-	v1.Post("/jobs/:id/retry", g.authenticate(false), g.retryJob)
+	v1.Post("/jobs/:id/retry", g.authenticate(false), g.limitSubmits, g.retryJob)
 	v1.Get("/jobs/:id/history", g.authenticate(false), g.history)
 	v1.Get("/jobs/:id/events", g.authenticate(true), g.streamJob(sse.FlavorV1))
 	v1.Get("/events", g.authenticate(true), g.streamOwner)
 	v1.Get("/library", g.authenticate(false), g.library)
 	v1.Post("/stream-tokens", g.authenticate(false), g.streamToken)
+	v1.Post("/session", g.createSession)
+	v1.Delete("/session", g.deleteSession)
 
-	legacy := a.Group("/library/sync")
-	legacy.Post("/", g.authenticate(false), g.legacySubmit)
+	legacy := a.Group("/library/sync", g.cors, apiHeaders)
+	legacy.Post("/", g.authenticate(false), g.limitSubmits, g.legacySubmit)
 	legacy.Get("/:id", g.authenticate(true), g.legacyGet)
 	legacy.Get("/:id/progress", g.authenticate(true), g.streamJob(sse.FlavorLegacy))
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jobwire/jobwire/api"
 	"github.com/jobwire/jobwire/services/internal/auth"
+	"github.com/jobwire/jobwire/services/internal/importer"
 	"github.com/jobwire/jobwire/services/internal/jobstore"
 	"github.com/jobwire/jobwire/streams"
 )
@@ -42,6 +43,9 @@ func decodeJSON(c *fiber.Ctx, v any) error {
 	if ct != fiber.MIMEApplicationJSON {
 		return api.Errorf(api.CodeUnsupportedMedia, "Content-Type must be application/json")
 	}
+	if jsonTooDeep(c.Body(), MaxJSONDepth) {
+		return api.Errorf(api.CodeBadRequest, "malformed JSON: nested deeper than %d levels", MaxJSONDepth)
+	}
 	dec := json.NewDecoder(bytes.NewReader(c.Body()))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -64,7 +68,7 @@ func decodeJSON(c *fiber.Ctx, v any) error {
 
 // validateInput checks a job's input for its type and returns a display name. The worker re-checks
 // everything; this catches what can be told without running the job.
-func validateInput(jobType string, input json.RawMessage) (string, error) {
+func validateInput(jobType string, input json.RawMessage, lim importer.Limits) (string, error) {
 	switch jobType {
 	case api.JobTypePlaylistImport:
 		if len(bytes.TrimSpace(input)) == 0 || bytes.Equal(bytes.TrimSpace(input), []byte("null")) {
@@ -89,6 +93,9 @@ func validateInput(jobType string, input json.RawMessage) (string, error) {
 		if !utf8.ValidString(in.Name) || len(in.Name) > 200 {
 			return "", api.Errorf(api.CodeInvalidInput, "input.name must be valid UTF-8 of at most 200 bytes")
 		}
+		if err := checkPlaylist(in, lim); err != nil {
+			return "", err
+		}
 		return in.Name, nil
 	}
 	// Other registered types take any JSON value; their workers validate it.
@@ -103,7 +110,7 @@ func (g *Gateway) submit(c *fiber.Ctx) error {
 	if !g.types[req.Type] {
 		return api.Errorf(api.CodeUnknownJobType, "unknown job type %q", req.Type)
 	}
-	name, err := validateInput(req.Type, req.Input)
+	name, err := validateInput(req.Type, req.Input, g.cfg.Playlist)
 	if err != nil {
 		return err
 	}
@@ -246,7 +253,7 @@ func (g *Gateway) library(c *fiber.Ctx) error {
 		return err
 	}
 	owner := identity(c).Owner
-	if cursor != "" && (!strings.HasPrefix(cursor, owner+".") || len(cursor) > len(owner)+1+64) {
+	if cursor != "" && !validTrackCursor(owner, cursor) {
 		return api.Errorf(api.CodeBadRequest, "invalid cursor")
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), requestTimeout)
@@ -279,9 +286,15 @@ func (g *Gateway) streamToken(c *fiber.Ctx) error {
 	if req.JobID != "" && !streams.ValidJobID(req.JobID) {
 		return errJobNotFound
 	}
+	if g.deps.Signer == nil {
+		return errNoStreamTokens
+	}
 	ttl := g.cfg.StreamTokenTTL
 	if exp := time.Until(id.ExpiresAt); exp < ttl {
 		ttl = exp
+	}
+	if ttl < time.Second {
+		return api.Errorf(api.CodeUnauthorized, "invalid or expired token")
 	}
 	tok, err := g.deps.Signer.Sign(id.Subject, ttl, auth.ScopeStream, req.JobID)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/jobwire/jobwire/api"
+	"github.com/jobwire/jobwire/services/internal/auth"
 	"github.com/jobwire/jobwire/services/internal/jobstore"
 )
 
@@ -22,7 +23,7 @@ func (g *Gateway) legacySubmit(c *fiber.Ctx) error {
 		return err
 	}
 	raw, _ := json.Marshal(in)
-	name, err := validateInput(api.JobTypePlaylistImport, raw)
+	name, err := validateInput(api.JobTypePlaylistImport, raw, g.cfg.Playlist)
 	if err != nil {
 		return err
 	}
@@ -30,8 +31,12 @@ func (g *Gateway) legacySubmit(c *fiber.Ctx) error {
 		Input: raw, IdempotencyKey: c.Get("Idempotency-Key")}, func(st api.JobState) any { return legacySubmitResponse{JobID: st.ID} })
 }
 
-// legacyGet serves GET /library/sync/{id}: the job in the legacy JSON shape.
+// legacyGet serves GET /library/sync/{id}: the job in the legacy JSON shape. Like the stream routes it
+// takes ?access_token= (the legacy frontend's polling), but it is not a stream: stream tokens are refused.
 func (g *Gateway) legacyGet(c *fiber.Ctx) error {
+	if identity(c).Scope == auth.ScopeStream {
+		return errStreamTokenHere
+	}
 	id, err := jobID(c)
 	if err != nil {
 		return err

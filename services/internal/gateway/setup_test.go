@@ -18,9 +18,11 @@ import (
 	"github.com/jobwire/jobwire/api"
 	"github.com/jobwire/jobwire/services/internal/auth"
 	"github.com/jobwire/jobwire/services/internal/gateway"
+	"github.com/jobwire/jobwire/services/internal/importer"
 	"github.com/jobwire/jobwire/services/internal/projector"
 	"github.com/jobwire/jobwire/services/internal/runner"
 	"github.com/jobwire/jobwire/services/internal/sse"
+	"github.com/jobwire/jobwire/streams"
 	"github.com/jobwire/jobwire/streams/streamstest"
 )
 
@@ -71,12 +73,18 @@ type bundle struct {
 type setupOptions struct {
 	gw        gateway.Config
 	retention time.Duration
+	deps      []func(*gateway.Deps)
 }
 
 type setupOption func(*setupOptions)
 
 func withGateway(f func(*gateway.Config)) setupOption {
 	return func(o *setupOptions) { f(&o.gw) }
+}
+
+// withDeps changes the gateway's collaborators (verifier, signer, logger...) before it is built.
+func withDeps(f func(*gateway.Deps)) setupOption {
+	return func(o *setupOptions) { o.deps = append(o.deps, f) }
 }
 
 func withRetention(d time.Duration) setupOption {
@@ -90,7 +98,7 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-func setup(t *testing.T, opts ...setupOption) *bundle {
+func setup(t testing.TB, opts ...setupOption) *bundle {
 	t.Helper()
 	srv := streamstest.RunServer(t)
 	nc, js := srv.Ensure(t)
@@ -123,7 +131,16 @@ func setup(t *testing.T, opts ...setupOption) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw := gateway.New(o.gw, gateway.Deps{NC: nc, JS: js, Verifier: verifier, Signer: auth.NewSigner([]byte(testSecret), ""), Logger: log})
+	kv, err := js.KeyValue(ctx, streams.BucketLibrary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := gateway.Deps{NC: nc, JS: js, Verifier: verifier, Signer: auth.NewSigner([]byte(testSecret), ""),
+		Library: importer.NewLibrary(kv), Logger: log}
+	for _, f := range o.deps {
+		f(&deps)
+	}
+	gw := gateway.New(o.gw, deps)
 	if err := gw.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/jobwire/jobwire/api"
-	"github.com/jobwire/jobwire/services/internal/auth"
 	"github.com/jobwire/jobwire/services/internal/relay"
 	"github.com/jobwire/jobwire/services/internal/sse"
 )
@@ -49,10 +48,8 @@ func (g *Gateway) openStream(c *fiber.Ctx, flavor sse.Flavor, jobScoped bool, jo
 		unsub func()
 		once  sync.Once
 	)
-	expiry := time.Time{}
-	if id.Scope == auth.ScopeStream {
-		expiry = id.ExpiresAt
-	}
+	// A stream ends with "event: expired" when the token that opened it expires, whatever its scope.
+	expiry := id.ExpiresAt
 	var conn *sse.Conn
 	release := func(reason string, d time.Duration) {
 		once.Do(func() {
@@ -79,7 +76,7 @@ func (g *Gateway) openStream(c *fiber.Ctx, flavor sse.Flavor, jobScoped bool, jo
 // fasthttp); from then on the stream costs no goroutine while idle.
 func (g *Gateway) attach(c *fiber.Ctx, conn *sse.Conn, job string) error {
 	id := identity(c)
-	head := sse.Header("")
+	head := sse.Header(g.streamCORS(c))
 	c.Context().HijackSetNoResponse(true)
 	c.Context().Hijack(func(nc net.Conn) {
 		if err := g.pool.Attach(conn, nc, head); err == nil {
