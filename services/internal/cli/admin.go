@@ -76,7 +76,7 @@ func newTokenCmd() *cobra.Command {
 			if scope != "" && scope != auth.ScopeStream {
 				return fmt.Errorf("--scope must be empty or %q", auth.ScopeStream)
 			}
-			tok, err := auth.NewSigner([]byte(secret), p.env.String("JOBWIRE_JWT_ISSUER")).Sign(user, ttl, scope, job)
+			tok, err := auth.NewSigner([]byte(secret), p.env.String("JOBWIRE_JWT_ISSUER"), auth.SignAudience(p.env.String("JOBWIRE_JWT_AUDIENCE"))).Sign(user, ttl, scope, job)
 			if err != nil {
 				return err
 			}

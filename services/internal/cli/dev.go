@@ -80,7 +80,7 @@ func (a *announcer) Start(context.Context) error { return a.announce() }
 func (a *announcer) Stop() {}
 
 func (a *announcer) announce() error {
-	token, err := auth.NewSigner([]byte(a.secret), a.p.env.String("JOBWIRE_JWT_ISSUER")).Sign(a.user, 24*time.Hour, "", "")
+	token, err := auth.NewSigner([]byte(a.secret), a.p.env.String("JOBWIRE_JWT_ISSUER"), auth.SignAudience(a.p.env.String("JOBWIRE_JWT_AUDIENCE"))).Sign(a.user, 24*time.Hour, "", "")
 	if err != nil {
 		return err
 	}

@@ -133,17 +133,18 @@ type LibraryLister interface {
 
 // Gateway is the HTTP service.
 type Gateway struct {
-	cfg     Config
-	deps    Deps
-	log     *slog.Logger
-	app     *fiber.App
-	store   *jobstore.Store
-	hub     *relay.Hub
-	pool    *sse.Pool
-	limits  *streamLimits
-	submits *submitLimiter
-	origins map[string]bool
-	types   map[string]bool
+	cfg       Config
+	deps      Deps
+	log       *slog.Logger
+	app       *fiber.App
+	store     *jobstore.Store
+	hub       *relay.Hub
+	pool      *sse.Pool
+	limits    *streamLimits
+	submitted *prometheus.CounterVec
+	submits   *submitLimiter
+	origins   map[string]bool
+	types     map[string]bool
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -164,6 +165,9 @@ func New(cfg Config, d Deps) *Gateway {
 	}
 	g.pool = sse.NewPool(cfg.SSE, sse.NewMetrics(d.Registry), d.Logger)
 	g.limits = newStreamLimits(cfg.MaxStreamsPerUser, cfg.MaxStreams, d.Registry)
+	g.submitted = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jobwire_jobs_submitted_total",
+		Help: "Jobs accepted by this gateway, by type (a repeated Idempotency-Key is not counted)."}, []string{"type"})
+	d.Registry.MustRegister(g.submitted)
 	g.submits = newSubmitLimiter(cfg.SubmitRate, cfg.SubmitBurst, d.Registry)
 	origins, err := parseOrigins(cfg.CORSOrigins)
 	if err != nil {

@@ -138,7 +138,9 @@ func (g *Gateway) submitJob(c *fiber.Ctx, sub jobstore.Submission, view func(api
 	}
 	c.Location("/v1/jobs/" + st.ID)
 	status := fiber.StatusAccepted
-	if !created {
+	if created {
+		g.submitted.WithLabelValues(sub.Type).Inc()
+	} else {
 		status = fiber.StatusOK
 	}
 	return c.Status(status).JSON(view(st))
