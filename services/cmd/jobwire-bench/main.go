@@ -1,0 +1,133 @@
+// Command jobwire-bench drives a whole jobwire deployment on this machine and prints the tables of
+// BENCHMARKS.md:
+//
+//	jobwire-bench relay --watchers 100,1000,10000 --jobs 1,100   # SSE relay vs the legacy Redis polling
+//	jobwire-bench jobs                                           # throughput and latency vs BullMQ
+//	jobwire-bench all [--quick]                                  # both (a full run takes under 10 minutes)
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/jobwire/jobwire/services/internal/bench"
+)
+
+func main() {
+	bench.RunChildIfRequested()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := newRoot().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "jobwire-bench:", err)
+		os.Exit(1)
+	}
+}
+
+// flags are the command-line settings; zero values leave the options of the run (full or --quick).
+type flags struct {
+	quick, noBull, noDirect, npmInstall, keep bool
+	jsonOut, jobwire, bullDir                 string
+	watchers, jobs, legacy, workers           []int
+	duration, legacyDuration, rateDuration    time.Duration
+	updates                                   float64
+	concurrency, noopJobs, importJobs, tracks int
+	bullJobs                                  int
+	submitters                                int
+}
+
+func (f *flags) options(cmd *cobra.Command) bench.Options {
+	o := bench.Options{BullMQ: true, DirectSubmit: true}
+	if f.quick {
+		o = bench.Quick()
+	}
+	set := func(name string, apply func()) {
+		if cmd.Flags().Changed(name) {
+			apply()
+		}
+	}
+	set("watchers", func() { o.Watchers = f.watchers })
+	set("jobs", func() { o.Jobs = f.jobs })
+	set("legacy-watchers", func() { o.LegacyWatchers = f.legacy })
+	set("duration", func() { o.LoadDuration = f.duration })
+	set("legacy-duration", func() { o.LegacyDuration = f.legacyDuration })
+	set("updates", func() { o.UpdatesPerSec = f.updates })
+	set("workers", func() { o.Workers = f.workers })
+	set("concurrency", func() { o.Concurrency = f.concurrency })
+	set("noop-jobs", func() { o.NoopJobs = f.noopJobs })
+	set("bullmq-jobs", func() { o.BullMQJobs = f.bullJobs })
+	set("import-jobs", func() { o.ImportJobs = f.importJobs })
+	set("tracks", func() { o.ImportTracks = f.tracks })
+	set("rate-duration", func() { o.RateDuration = f.rateDuration })
+	set("submitters", func() { o.Submitters = f.submitters })
+	if f.noBull {
+		o.BullMQ = false
+	}
+	if f.noDirect {
+		o.DirectSubmit = false
+	}
+	o.NPMInstall, o.KeepData, o.JobwireBin, o.BullMQDir = f.npmInstall, f.keep, f.jobwire, f.bullDir
+	return o
+}
+
+func newRoot() *cobra.Command {
+	f := &flags{}
+	root := &cobra.Command{
+		Use:           "jobwire-bench",
+		Short:         "Benchmark jobwire's SSE relay and job throughput against the legacy Redis design and BullMQ",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	p := root.PersistentFlags()
+	p.BoolVar(&f.quick, "quick", false, "a smoke run of about a minute (smaller counts, shorter windows)")
+	p.StringVar(&f.jsonOut, "json", "", "also write the full report as JSON to this file")
+	p.StringVar(&f.jobwire, "jobwire", "", "run the services from this jobwire binary (default: this binary runs them)")
+	p.BoolVar(&f.keep, "keep-data", false, "keep the run's data directory (NATS store, redis)")
+	p.IntSliceVar(&f.watchers, "watchers", nil, "relay: streams per configuration (default 100,1000,10000)")
+	p.IntSliceVar(&f.jobs, "jobs", nil, "relay: jobs the streams are spread over (default 1,100)")
+	p.IntSliceVar(&f.legacy, "legacy-watchers", nil, "relay: watcher counts of the legacy Redis-polling baseline (default 100,1000,10000)")
+	p.DurationVar(&f.duration, "duration", 0, "relay: measured load window per configuration (default 10s)")
+	p.DurationVar(&f.legacyDuration, "legacy-duration", 0, "relay: measured window of each legacy run (default 6s)")
+	p.Float64Var(&f.updates, "updates", 0, "relay: progress updates per job per second (default 10)")
+	p.IntSliceVar(&f.workers, "workers", nil, "jobs: worker process counts (default 1,2)")
+	p.IntVar(&f.concurrency, "concurrency", 0, "jobs: jobs at once per worker process and BullMQ Worker concurrency (default 50)")
+	p.IntVar(&f.noopJobs, "noop-jobs", 0, "jobs: jobs per max-throughput jobwire noop run (default 6000)")
+	p.IntVar(&f.bullJobs, "bullmq-jobs", 0, "jobs: jobs of the BullMQ addBulk and backlog runs (default 20000)")
+	p.IntVar(&f.importJobs, "import-jobs", 0, "jobs: jobs of the max-throughput import run (default 400)")
+	p.IntVar(&f.tracks, "tracks", 0, "jobs: tracks per playlist import (default 100)")
+	p.DurationVar(&f.rateDuration, "rate-duration", 0, "jobs: length of each fixed-rate run (default 10s)")
+	p.IntVar(&f.submitters, "submitters", 0, "jobs: concurrent HTTP submitters (default 64)")
+	p.BoolVar(&f.noBull, "no-bullmq", false, "jobs: skip the BullMQ side")
+	p.BoolVar(&f.noDirect, "no-direct", false, "jobs: skip the direct JetStream submit and preloaded-backlog runs")
+	p.StringVar(&f.bullDir, "bullmq-dir", "", "jobs: directory of bench.mjs (default services/internal/bench/testdata/bullmq-bench)")
+	p.BoolVar(&f.npmInstall, "npm-install", true, "jobs: run `npm ci` in the BullMQ directory when node_modules is missing")
+
+	run := func(relay, jobs bool) func(*cobra.Command, []string) error {
+		return func(cmd *cobra.Command, _ []string) error {
+			rep, err := bench.Run(cmd.Context(), f.options(cmd), relay, jobs)
+			if rep != nil {
+				rep.WriteMarkdown(cmd.OutOrStdout())
+				if f.jsonOut != "" {
+					data, _ := json.MarshalIndent(rep, "", "  ")
+					if werr := os.WriteFile(f.jsonOut, data, 0o644); werr != nil && err == nil {
+						err = werr
+					}
+				}
+			}
+			return err
+		}
+	}
+	root.AddCommand(
+		&cobra.Command{Use: "relay", Short: "SSE relay: delivery, latency, memory and goroutines per stream, NATS consumers, Redis commands; legacy polling baseline", Args: cobra.NoArgs, RunE: run(true, false)},
+		&cobra.Command{Use: "jobs", Short: "Jobs: submit→completed throughput and latency (noop, playlist import) vs BullMQ", Args: cobra.NoArgs, RunE: run(false, true)},
+		&cobra.Command{Use: "all", Short: "Both benchmarks on one deployment", Args: cobra.NoArgs, RunE: run(true, true)},
+	)
+	return root
+}

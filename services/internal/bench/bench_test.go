@@ -1,0 +1,170 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary play the jobwire services and the nats-server, as jobwire-bench does.
+func TestMain(m *testing.M) {
+	RunChildIfRequested()
+	os.Exit(m.Run())
+}
+
+// bullmqAvailable says whether the BullMQ side can run here; when it cannot, the test skips that side,
+// unless JOBWIRE_REQUIRE_BULLMQ=1 (CI), which makes it a failure.
+func bullmqAvailable(t *testing.T) bool {
+	t.Helper()
+	why := ""
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		why = "redis-server is not installed"
+	} else if _, err := exec.LookPath("node"); err != nil {
+		why = "node is not installed"
+	} else if _, err := os.Stat(filepath.Join(bullmqDir(""), "node_modules", "bullmq", "package.json")); err != nil {
+		why = "run `npm ci` in services/internal/bench/testdata/bullmq-bench"
+	}
+	if why == "" {
+		return true
+	}
+	if os.Getenv("JOBWIRE_REQUIRE_BULLMQ") == "1" {
+		t.Fatalf("the BullMQ side cannot run: %s (JOBWIRE_REQUIRE_BULLMQ=1)", why)
+	}
+	t.Logf("skipping the BullMQ side: %s", why)
+	return false
+}
+
+// TestSmoke runs the smallest configuration of both benchmarks against real processes: 50 watchers
+// of one job, the legacy baseline, 5 noop jobs and 2 imports per run, and 5 BullMQ jobs. It proves
+// the tool works; its numbers mean nothing.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a nats-server, jobwire processes, redis-server and node")
+	}
+	o := Smoke()
+	o.BullMQ = bullmqAvailable(t)
+	o.TempDir = t.TempDir()
+	var log bytes.Buffer
+	o.Log = &log
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, o, true, true)
+	t.Logf("progress:\n%s", log.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var md bytes.Buffer
+	rep.WriteMarkdown(&md)
+	t.Logf("report:\n%s", md.String())
+
+	if len(rep.Relay) != 1 {
+		t.Fatalf("relay results: %d, want 1", len(rep.Relay))
+	}
+	r := rep.Relay[0]
+	if r.Connected != 50 || r.ConnectErrors != 0 {
+		t.Errorf("streams open: %d (%d errors: %s), want 50", r.Connected, r.ConnectErrors, r.FirstError)
+	}
+	if r.Delivered == 0 || r.Latency.N == 0 || r.Published == 0 {
+		t.Errorf("no progress delivered: published %d, delivered %d", r.Published, r.Delivered)
+	}
+	if r.StreamsEnded != 50 || r.OpenAfter != 0 {
+		t.Errorf("streams ended by the server: %d, still open: %v; want 50 and 0", r.StreamsEnded, r.OpenAfter)
+	}
+	if r.ConsumersIdle != r.ConsumersBefore || r.ConsumersLoad != r.ConsumersBefore {
+		t.Errorf("NATS consumers changed with the streams: %d → %d → %d", r.ConsumersBefore, r.ConsumersIdle, r.ConsumersLoad)
+	}
+	if r.RedisChecked && r.RedisCommands != 0 {
+		t.Errorf("jobwire ran %d Redis commands, want 0", r.RedisCommands)
+	}
+	if _, err := exec.LookPath("redis-server"); err == nil {
+		if len(rep.Legacy) != 1 || rep.Legacy[0].Polls == 0 || rep.Legacy[0].Commands == 0 {
+			t.Errorf("legacy baseline did not poll: %+v", rep.Legacy)
+		}
+	}
+
+	j := rep.Jobs
+	if j == nil {
+		t.Fatal("no jobs report")
+	}
+	kinds := map[string]bool{}
+	for _, x := range j.Throughput {
+		kinds[x.Kind+"/"+x.Submit] = true
+		if x.Failed != 0 || x.JobsPerSec <= 0 {
+			t.Errorf("%s via %s: %d failed, %.0f jobs/s", x.Kind, x.Submit, x.Failed, x.JobsPerSec)
+		}
+		if x.Cost != nil && x.Cost.RedisCommands != 0 {
+			t.Errorf("%s via %s: jobwire ran %d Redis commands", x.Kind, x.Submit, x.Cost.RedisCommands)
+		}
+	}
+	for _, k := range []string{"noop/backlog", "noop/http", "noop/js", "import/http"} {
+		if !kinds[k] {
+			t.Errorf("no %s run in %v", k, kinds)
+		}
+	}
+	for _, x := range j.Rates {
+		if x.Completed != x.Jobs {
+			t.Errorf("%s at %.0f/s: %d of %d completed", x.Kind, x.TargetPerSec, x.Completed, x.Jobs)
+		}
+	}
+	if o.BullMQ {
+		if len(j.BullMQ) < 3 {
+			t.Fatalf("BullMQ runs: %d, want throughput, drain and rate", len(j.BullMQ))
+		}
+		for _, b := range j.BullMQ {
+			if b.Version == "" || b.RedisCommands == 0 {
+				t.Errorf("BullMQ %s: version %q, %d Redis commands", b.Mode, b.Version, b.RedisCommands)
+			}
+		}
+	}
+	for _, want := range []string{"### SSE relay", "### Jobs: throughput", "### Cost per job"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+}
+
+func TestParseDigits(t *testing.T) {
+	for in, want := range map[string]int64{`1700000000123456789","x`: 1700000000123456789, `42`: 42, `x1`: 0, ``: 0} {
+		if got := parseDigits([]byte(in)); got != want {
+			t.Errorf("parseDigits(%q) = %d, want %d", in, got, want)
+		}
+	}
+}
+
+func TestCommandDeltaIgnoresTheBenchsOwnCalls(t *testing.T) {
+	before := map[string]int64{"info": 3, "hgetall": 10}
+	after := map[string]int64{"info": 9, "ping": 2, "hgetall": 15, "evalsha": 5}
+	if got := commandDelta(before, after); got != 10 {
+		t.Errorf("commandDelta = %d, want 10", got)
+	}
+}
+
+func TestQuantiles(t *testing.T) {
+	q := quantilesMicros([]uint32{1000, 2000}, []uint32{3000}, nil)
+	if q.N != 3 || q.P50 != 2 || q.Max != 3 {
+		t.Errorf("quantiles = %+v", q)
+	}
+	if q := quantilesMicros(); q.N != 0 {
+		t.Errorf("empty quantiles = %+v", q)
+	}
+}
+
+func TestWindow(t *testing.T) {
+	var w window
+	if w.contains(5) {
+		t.Error("an unstarted window contains nothing")
+	}
+	w.start.Store(10)
+	if !w.contains(10) || w.contains(9) || !w.contains(1<<40) {
+		t.Error("open window bounds")
+	}
+	w.end.Store(20)
+	if w.contains(20) || !w.contains(19) {
+		t.Error("closed window bounds")
+	}
+}

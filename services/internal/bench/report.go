@@ -1,0 +1,145 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/jobwire/jobwire/streams"
+)
+
+// WriteMarkdown writes the report as the tables of BENCHMARKS.md.
+func (r *Report) WriteMarkdown(w io.Writer) {
+	m := r.Machine
+	fmt.Fprintf(w, "Machine: %d cores, %s, %s, Linux %s, RLIMIT_NOFILE %d, load average at start %s (%s)\n\n",
+		m.Cores, m.CPU, m.GoVersion, m.Kernel, m.NoFile, m.Load, m.Start)
+	if len(r.Relay) > 0 {
+		fmt.Fprintln(w, "### SSE relay (jobwire gateway process, raw-TCP clients in the bench process)")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| watchers | jobs | open | delivered/s (expected) | p50 ms | p99 ms | max ms | RSS/idle stream | heap/idle stream | goroutines/stream | NATS consumers before/idle/load | gateway CPU | Redis cmds |")
+		fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+		for _, x := range r.Relay {
+			fmt.Fprintf(w, "| %d | %d | %d | %.0f (%.0f) | %.2f | %.2f | %.1f | %s | %s | %.3f | %d / %d / %d | %.2f | %s |\n",
+				x.Watchers, x.Jobs, x.Connected, x.EventsPerSec, float64(x.Expected)/max(x.Seconds, 1e-9),
+				x.Latency.P50, x.Latency.P99, x.Latency.Max, kib(x.RSSPerStream), kib(x.HeapPerStream), x.GoroutinesPerStr,
+				x.ConsumersBefore, x.ConsumersIdle, x.ConsumersLoad, x.GatewayCPU, redisCell(x.RedisChecked, x.RedisCommands))
+		}
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| watchers | jobs | connect s | gateway RSS before → idle → load | stack/stream | coalesced | ended by server | open after | goroutines before → just opened → idle → after end | CPU cores: projector / nats / bench |")
+		fmt.Fprintln(w, "|---:|---:|---:|---|---:|---:|---:|---:|---|---|")
+		for _, x := range r.Relay {
+			fmt.Fprintf(w, "| %d | %d | %.1f | %s → %s → %s | %s | %.0f | %d | %.0f | %d → %d → %d → %d | %.2f / %.2f / %.2f |\n",
+				x.Watchers, x.Jobs, x.ConnectSecs, mib(x.RSSBefore), mib(x.RSSIdle), mib(x.RSSLoad), kib(x.StackPerStream), x.Coalesced, x.StreamsEnded, x.OpenAfter,
+				x.GoroutinesBefore, x.GoroutinesOpened, x.GoroutinesIdle, x.GoroutinesAfter, x.ProjectorCPU, x.NATSCPU, x.BenchCPU)
+		}
+		fmt.Fprintln(w)
+	}
+	if len(r.Legacy) > 0 {
+		fmt.Fprintln(w, "### Legacy baseline (HGETALL + getState script every 500 ms per stream, real redis-server)")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| watchers | polls/s (expected) | Redis cmds/s | per watcher per s | per poll | update seen p50 ms | p99 ms | max ms | redis CPU | bench CPU |")
+		fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+		for _, x := range r.Legacy {
+			fmt.Fprintf(w, "| %d | %.0f (%.0f) | %.0f | %.1f | %.2f | %.0f | %.0f | %.0f | %.2f | %.2f |\n",
+				x.Watchers, x.PollsPerSec, x.ExpectedPerSec, x.CommandsPerSec, x.PerWatcherSec, x.CommandsPerPoll,
+				x.Latency.P50, x.Latency.P99, x.Latency.Max, x.RedisCPU, x.BenchCPU)
+		}
+		fmt.Fprintln(w)
+	}
+	if j := r.Jobs; j != nil {
+		fmt.Fprintln(w, "### Jobs: throughput (as fast as the submitters go)")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| system | job | submit | worker procs | jobs | jobs/s | submits/s | submit→completed p50 ms | p99 ms | failed | CPU cores by process |")
+		fmt.Fprintln(w, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+		for _, b := range j.BullMQ {
+			if b.Mode != "rate" {
+				fmt.Fprintf(w, "| BullMQ %s | noop | %s | 1 | %d | %.0f | | | | | %s |\n", b.Version, bullSubmit(b.Mode), b.Jobs, b.JobsPerSec, cpuCell(b.CPU))
+			}
+		}
+		for _, t := range j.Throughput {
+			lat50, lat99 := fmt.Sprintf("%.0f", t.Latency.P50), fmt.Sprintf("%.0f", t.Latency.P99)
+			if t.Submit == SubmitBacklog {
+				lat50, lat99 = "", ""
+			}
+			fmt.Fprintf(w, "| jobwire | %s | %s | %d | %d | %.0f | %.0f | %s | %s | %d | %s |\n",
+				t.Kind, t.Submit, t.Workers, t.Jobs, t.JobsPerSec, t.SubmitPerSec, lat50, lat99, t.Failed, cpuCell(t.CPU))
+		}
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "### Jobs: fixed rate (half the measured maximum)")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| system | job | worker procs | target/s | offered/s | completed | p50 ms | p99 ms | max ms | CPU cores by process |")
+		fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+		for _, b := range j.BullMQ {
+			if b.Mode == "rate" {
+				fmt.Fprintf(w, "| BullMQ %s (QueueEvents; worker-side p50/p99 %.2f/%.2f) | noop | 1 | %.0f | %.0f | %d/%d | %.2f | %.2f | %.1f | %s |\n",
+					b.Version, b.WorkerLatency.P50, b.WorkerLatency.P99, b.TargetPerSec, b.OfferedPerSec, b.Completed, b.Jobs, b.Latency.P50, b.Latency.P99, b.Latency.Max, cpuCell(b.CPU))
+			}
+		}
+		for _, x := range j.Rates {
+			fmt.Fprintf(w, "| jobwire (%s) | %s | %d | %.0f | %.0f | %d/%d | %.2f | %.2f | %.1f | %s |\n",
+				x.Submit, x.Kind, x.Workers, x.TargetPerSec, x.OfferedPerSe, x.Completed, x.Jobs, x.Latency.P50, x.Latency.P99, x.Latency.Max, cpuCell(x.CPU))
+		}
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "### Cost per job (messages written / bytes kept, per stream; NATS server traffic; Redis)")
+		fmt.Fprintln(w)
+		names := accountedStreams
+		fmt.Fprintf(w, "| run | %s | NATS in msgs / bytes | NATS out msgs / bytes | Redis cmds |\n", strings.Join(names, " | "))
+		fmt.Fprintf(w, "|---|%s---:|---:|---:|\n", strings.Repeat("---:|", len(names)))
+		for _, b := range j.BullMQ {
+			if b.Mode != "rate" {
+				fmt.Fprintf(w, "| BullMQ %s noop | %s | | | %.1f per job |\n", bullSubmit(b.Mode), strings.Repeat("| ", len(names)-1), b.CommandsPerJob)
+			}
+		}
+		for _, t := range j.Throughput {
+			if t.Cost == nil {
+				continue
+			}
+			c := t.Cost
+			cells := make([]string, len(names))
+			for i, n := range names {
+				cells[i] = fmt.Sprintf("%.2f / %.0f", c.Msgs[n], c.Bytes[n])
+				if n == streams.StreamJobs && t.Submit != SubmitBacklog {
+					cells[i] = fmt.Sprintf("%.2f / (acked)", c.Msgs[n])
+				}
+			}
+			fmt.Fprintf(w, "| jobwire %s %s, %d procs | %s | %.1f / %.0f | %.1f / %.0f | %d |\n", t.Kind, t.Submit, t.Workers,
+				strings.Join(cells, " | "), c.NATSInMsgs, c.NATSInBytes, c.NATSOutMsgs, c.NATSOutBytes, c.RedisCommands)
+		}
+		fmt.Fprintln(w)
+	}
+	for _, s := range r.Skipped {
+		fmt.Fprintf(w, "Skipped: %s\n", s)
+	}
+}
+
+func bullSubmit(mode string) string {
+	if mode == "drain" {
+		return "backlog"
+	}
+	return "addBulk"
+}
+
+func cpuCell(m map[string]float64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %.2f", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+func kib(b float64) string { return fmt.Sprintf("%.1f KiB", b/1024) }
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+func redisCell(checked bool, n int64) string {
+	if !checked {
+		return "n/a"
+	}
+	return fmt.Sprint(n)
+}
