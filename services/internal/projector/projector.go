@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"sync"
 	"time"
@@ -70,6 +71,8 @@ type Projector struct {
 	mu      sync.Mutex
 	cc      jetstream.ConsumeContext
 	stopped bool
+	shards  []chan jetstream.Msg
+	shardWG sync.WaitGroup
 }
 
 // New returns a Projector; reg may be nil.
@@ -94,6 +97,13 @@ func (p *Projector) Start(ctx context.Context) error {
 		return fmt.Errorf("projector: open %s: %w", streams.BucketState, err)
 	}
 	p.writer = NewWriter(p.js, kv, p.cfg.StateRetention)
+	// Opened now: the shards share the writer.
+	if p.writer.stream, err = p.js.Stream(ctx, "KV_"+kv.Bucket()); err != nil {
+		return fmt.Errorf("projector: %w", err)
+	}
+	if p.writer.events, err = p.js.Stream(ctx, streams.StreamEvents); err != nil {
+		return fmt.Errorf("projector: %w", err)
+	}
 	cons, err := p.js.CreateOrUpdateConsumer(ctx, streams.StreamEvents, p.cfg.ConsumerConfig())
 	if err != nil {
 		return fmt.Errorf("projector: ensure consumer: %w", err)
@@ -103,7 +113,25 @@ func (p *Projector) Start(ctx context.Context) error {
 	if p.stopped {
 		return nil
 	}
-	cc, err := cons.Consume(p.handle, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	// Events of one job share a subject and so a shard: per-job order is kept, jobs run in parallel.
+	p.shards = make([]chan jetstream.Msg, projectorShards)
+	for i := range p.shards {
+		ch := make(chan jetstream.Msg, 128)
+		p.shards[i] = ch
+		p.shardWG.Add(1)
+		go func() {
+			defer p.shardWG.Done()
+			for m := range ch {
+				p.handle(m)
+			}
+		}()
+	}
+	dispatch := func(m jetstream.Msg) {
+		h := fnv.New32a()
+		h.Write([]byte(m.Subject()))
+		p.shards[h.Sum32()%uint32(len(p.shards))] <- m
+	}
+	cc, err := cons.Consume(dispatch, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		p.log.Warn("projector consume", "err", err)
 	}))
 	if err != nil {
@@ -123,8 +151,15 @@ func (p *Projector) Stop() {
 		p.cc.Drain()
 		<-p.cc.Closed()
 		p.cc = nil
+		for _, ch := range p.shards {
+			close(ch)
+		}
+		p.shardWG.Wait()
 	}
 }
+
+// projectorShards is how many jobs the projector folds at once.
+const projectorShards = 8
 
 func (p *Projector) handle(msg jetstream.Msg) {
 	meta, err := msg.Metadata()
@@ -146,9 +181,19 @@ func (p *Projector) handle(msg jetstream.Msg) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// Retry here rather than Nak: a later event of the same job must not be applied before this one
+	// (its shard waits, the other shards go on). Nak only after a minute, e.g. NATS down for long.
 	changed, err := p.writer.Apply(ctx, ev)
+	for wait := 50 * time.Millisecond; err != nil && wait < 30*time.Second; wait *= 2 {
+		p.log.Warn("projector: apply failed, retrying", "job", ev.JobID, "seq", ev.Seq, "err", err, "in", wait)
+		time.Sleep(wait)
+		_ = msg.InProgress()
+		applyCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		changed, err = p.writer.Apply(applyCtx, ev)
+		cancel()
+	}
 	if err != nil {
-		p.log.Warn("projector: apply failed, will retry", "job", ev.JobID, "seq", ev.Seq, "err", err)
+		p.log.Error("projector: apply failed, handing the event back", "job", ev.JobID, "seq", ev.Seq, "err", err)
 		_ = msg.NakWithDelay(time.Second)
 		return
 	}
@@ -172,7 +217,20 @@ type Writer struct {
 	retention time.Duration
 	stream    jetstream.Stream // the bucket's stream, opened on first need
 	events    jetstream.Stream // JOB_EVENTS, opened on first need
+	// cache holds the state and revision this writer last wrote per running job, so folding the next
+	// event needs no read. A write by anyone else makes the compare-and-swap fail: the entry is dropped
+	// and the key read again.
+	mu    sync.Mutex
+	cache map[string]cachedState
 }
+
+type cachedState struct {
+	st  api.JobState
+	rev uint64
+}
+
+// maxCached bounds the cache (running jobs); past it, it starts over.
+const maxCached = 100000
 
 // NewWriter returns a Writer for bucket kv; finished jobs are written with a TTL of retention.
 func NewWriter(js jetstream.JetStream, kv jetstream.KeyValue, retention time.Duration) *Writer {
@@ -186,8 +244,17 @@ func (w *Writer) Apply(ctx context.Context, ev streams.Event) (bool, error) {
 	for attempt := 0; attempt < 5; attempt++ {
 		var st api.JobState
 		var rev uint64
-		entry, err := w.kv.Get(ctx, key)
+		w.mu.Lock()
+		c, cached := w.cache[key]
+		w.mu.Unlock()
+		var entry jetstream.KeyValueEntry
+		var err error
+		if !cached || attempt > 0 {
+			entry, err = w.kv.Get(ctx, key)
+		}
 		switch {
+		case cached && attempt == 0:
+			st, rev = c.st, c.rev
 		case err == nil:
 			if err := json.Unmarshal(entry.Value(), &st); err != nil {
 				return false, fmt.Errorf("decode state of %s: %w", key, err)
@@ -211,7 +278,17 @@ func (w *Writer) Apply(ctx context.Context, ev streams.Event) (bool, error) {
 			return false, nil
 		}
 		st.Revision = 0
-		err = w.put(ctx, key, st, rev)
+		newRev, err := w.put(ctx, key, st, rev)
+		w.mu.Lock()
+		if err == nil && !st.State.Terminal() {
+			if w.cache == nil || len(w.cache) >= maxCached {
+				w.cache = map[string]cachedState{}
+			}
+			w.cache[key] = cachedState{st: st, rev: newRev}
+		} else {
+			delete(w.cache, key)
+		}
+		w.mu.Unlock()
 		if err == nil {
 			return true, nil
 		}
@@ -271,10 +348,10 @@ func (w *Writer) lastSeq(ctx context.Context, key string) (uint64, error) {
 	return 0, fmt.Errorf("read last revision of %s: %w", key, err)
 }
 
-func (w *Writer) put(ctx context.Context, key string, st api.JobState, lastRev uint64) error {
+func (w *Writer) put(ctx context.Context, key string, st api.JobState, lastRev uint64) (uint64, error) {
 	data, err := json.Marshal(st)
 	if err != nil {
-		return fmt.Errorf("encode state: %w", err)
+		return 0, fmt.Errorf("encode state: %w", err)
 	}
 	m := nats.NewMsg(w.subject + key)
 	m.Data = data
@@ -283,10 +360,11 @@ func (w *Writer) put(ctx context.Context, key string, st api.JobState, lastRev u
 		// KV Put would clear a TTL: publish the value ourselves with one, still compare-and-swap.
 		opts = append(opts, jetstream.WithMsgTTL(w.retention))
 	}
-	if _, err := w.js.PublishMsg(ctx, m, opts...); err != nil {
-		return fmt.Errorf("write state of %s: %w", key, err)
+	ack, err := w.js.PublishMsg(ctx, m, opts...)
+	if err != nil {
+		return 0, fmt.Errorf("write state of %s: %w", key, err)
 	}
-	return nil
+	return ack.Sequence, nil
 }
 
 func isWrongLastSequence(err error) bool {

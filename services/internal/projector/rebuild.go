@@ -81,7 +81,7 @@ func Rebuild(ctx context.Context, js jetstream.JetStream, bucket string, retenti
 	}
 	sort.Strings(keys)
 	for _, key := range keys {
-		if err := w.put(ctx, key, rebuilt[key], 0); err != nil {
+		if _, err := w.put(ctx, key, rebuilt[key], 0); err != nil {
 			return rep, fmt.Errorf("rebuild: %w", err)
 		}
 	}
