@@ -173,6 +173,51 @@ next:
 	}
 }
 
+// cookie returns the browser's cookie called name for url, or nil. It reads the browser's cookie jar
+// (Network.getCookies), which sees HttpOnly cookies that the page's scripts cannot.
+func (tb *tab) cookie(url, name string) *network.Cookie {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, 10*time.Second)
+	defer cancel()
+	res, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{url}})
+	if err != nil {
+		tb.t.Fatalf("%s: read the cookies: %v", tb.name, err)
+	}
+	for _, c := range res.Cookies {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// checkSessionCookie checks that the browser holds token in the jobwire_token cookie as the gateway
+// sets it (HttpOnly, SameSite=Strict, Path=/, expiring with the token), and that the page's scripts
+// cannot see it.
+func (tb *tab) checkSessionCookie(url, token string) {
+	tb.t.Helper()
+	c := tb.cookie(url, "jobwire_token")
+	if c == nil {
+		tb.t.Errorf("%s: no jobwire_token cookie", tb.name)
+		return
+	}
+	if c.Value != token {
+		tb.t.Errorf("%s: the cookie holds %.20q..., not the token", tb.name, c.Value)
+	}
+	if !c.HTTPOnly {
+		tb.t.Errorf("%s: the jobwire_token cookie is not HttpOnly", tb.name)
+	}
+	if c.SameSite != network.CookieSameSiteStrict || c.Path != "/" {
+		tb.t.Errorf("%s: cookie SameSite=%q Path=%q, want Strict and /", tb.name, c.SameSite, c.Path)
+	}
+	if left := time.Until(time.Unix(int64(c.Expires), 0)); c.Session || left < 50*time.Minute || left > 61*time.Minute {
+		tb.t.Errorf("%s: the cookie expires in %v (session %v), want with the one-hour token", tb.name, left.Round(time.Second), c.Session)
+	}
+	if js := evalJS[string](tb, `document.cookie`); strings.Contains(js, "jobwire_token") || strings.Contains(js, token) {
+		tb.t.Errorf("%s: document.cookie shows the token: %.40q", tb.name, js)
+	}
+}
+
 // do runs actions with a deadline.
 func (tb *tab) do(what string, d time.Duration, actions ...chromedp.Action[chromedp.Void]) {
 	tb.t.Helper()

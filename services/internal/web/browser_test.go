@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -9,9 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/jobwire/jobwire/api"
+	"github.com/jobwire/jobwire/services/internal/auth"
 	"github.com/jobwire/jobwire/services/internal/gateway"
 	"github.com/jobwire/jobwire/services/internal/sse"
 	"github.com/jobwire/jobwire/services/internal/stacktest"
@@ -39,11 +42,12 @@ func TestBrowserImports(t *testing.T) {
 	if h := evalJS[string](tb, `location.href`); strings.Contains(h, "#") || strings.Contains(h, token) {
 		t.Errorf("the token is still in the address bar: %s", h)
 	}
-	if !evalJS[bool](tb, `document.cookie.includes('jobwire_token=')`) {
-		t.Error("no jobwire_token cookie")
-	}
+	tb.checkSessionCookie(s.URL, token)
 	if u := evalJS[string](tb, `document.querySelector('#user').textContent`); u != "alice" {
 		t.Errorf("user shown as %q", u)
+	}
+	if evalJS[bool](tb, fmt.Sprintf(`JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)]).includes(%q)`, token)) {
+		t.Error("the page keeps the token in web storage")
 	}
 	waitOpenStreams(t, s, 1)
 	if urls := tb.streamURLs(); len(urls) != 1 || urls[0] != "/v1/events" {
@@ -176,7 +180,7 @@ func TestBrowserImports(t *testing.T) {
 	tab2, closeTab2 := tb.newTab("tab 2")
 	tab2.do("open the page", 15*time.Second, chromedp.Navigate(s.URL))
 	tab2.waitJS("tab 2 live with all jobs", 10*time.Second, `document.querySelector('#conn-status').dataset.state === 'live' &&
-		document.querySelectorAll('#jobs .job').length === 3`)
+		document.querySelectorAll('#jobs .job').length === 3 && document.querySelector('#user').textContent === 'alice'`)
 	waitOpenStreams(t, s, 2)
 	tab2.checkConsole()
 	closeTab2()
@@ -231,10 +235,34 @@ func TestBrowserSignInAndStreamLifecycle(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("token-input"), "not-a-token"),
 		chromedp.Click(chromedp.ID("signin-submit")))
 	tb.waitJS("a refusal", 5*time.Second, `document.querySelector('#signin-msg').textContent !== ''`)
-	tb.paste("#token-input", s.URL+"/#token="+s.Token(t, "bob"))
+	// The gateway verifies the token: a stream token cannot start a session (403), a token of another
+	// issuer is refused (401). The page says so and stays signed out.
+	streamToken, err := s.Signer.Sign("bob", time.Hour, auth.ScopeStream, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := auth.NewSigner([]byte("another-secret-another-secret-0123456789"), "").Sign("bob", time.Hour, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, token, msg string }{
+		{"a stream token", streamToken, "stream token"},
+		{"a token of another issuer", foreign, "not valid or has expired"},
+	} {
+		tb.paste("#token-input", tc.token)
+		tb.do("sign in with "+tc.name, 10*time.Second, chromedp.Click(chromedp.ID("signin-submit")))
+		tb.waitJS("the refusal of "+tc.name, 5*time.Second, fmt.Sprintf(`document.querySelector('#signin-msg').textContent.includes(%q) &&
+			document.querySelector('#app').hidden && document.querySelector('#conn-status').dataset.state === 'signed-out'`, tc.msg))
+		if c := tb.cookie(s.URL, "jobwire_token"); c != nil {
+			t.Errorf("after %s the browser holds a cookie", tc.name)
+		}
+	}
+	bob := s.Token(t, "bob")
+	tb.paste("#token-input", s.URL+"/#token="+bob)
 	tb.do("sign in", 10*time.Second, chromedp.Click(chromedp.ID("signin-submit")))
 	tb.waitJS("live", 10*time.Second, `!document.querySelector('#app').hidden &&
 		document.querySelector('#conn-status').dataset.state === 'live'`)
+	tb.checkSessionCookie(s.URL, bob)
 
 	// A job submitted elsewhere (the CLI) shows up live.
 	client := s.Client(t, "bob")
@@ -300,7 +328,106 @@ func TestBrowserSignInAndStreamLifecycle(t *testing.T) {
 		t.Error("the page kept the position the server could not resume from")
 	}
 	waitOpenStreams(t, s, 1)
-	tb.checkConsole()
+	// Signed out, the page asked the server (401) and the gateway refused the bad tokens (401, 403).
+	tb.checkConsole("status of 401", "status of 403")
+	tb.checkRequests(bob)
+}
+
+// TestBrowserSessionAcrossTabs signs in and out in one tab and checks that the other tab follows: the
+// cookie is HttpOnly, so each tab learns where it stands from the server, after a BroadcastChannel
+// message. A bad link keeps a good session, and a cookie gone (expired) signs every tab out.
+func TestBrowserSessionAcrossTabs(t *testing.T) {
+	requireBrowser(t)
+	began := time.Now()
+	step := func(name string) { t.Logf("%6.2fs %s", time.Since(began).Seconds(), name) }
+	// Frequent heartbeats: the gateway notices a closed stream at its next writes.
+	s := stacktest.Start(t, stacktest.Options{Gateway: func(c *gateway.Config) { c.SSE = sse.Config{Heartbeat: 250 * time.Millisecond} }})
+	alice, bob := s.Token(t, "alice"), s.Token(t, "bob")
+	in, _ := json.Marshal(api.PlaylistImport{Name: "Alice's", Format: api.FormatCSV, Content: csvPlaylist(tracks("Alice's", 3))})
+	if _, _, err := s.Client(t, "alice").Submit(context.Background(), api.SubmitRequest{Type: api.JobTypePlaylistImport, Input: in}, ""); err != nil {
+		t.Fatal(err)
+	}
+	signedIn := func(user string, jobs int) string {
+		return fmt.Sprintf(`document.querySelector('#conn-status').dataset.state === 'live' && !document.querySelector('#app').hidden &&
+			document.querySelector('#user').textContent === %q && document.querySelectorAll('#jobs .job').length === %d`, user, jobs)
+	}
+	signedOut := func(msg string) string {
+		return fmt.Sprintf(`!document.querySelector('#signin').hidden && document.querySelector('#app').hidden &&
+			document.querySelector('#conn-status').dataset.state === 'signed-out' && document.querySelector('#signin-msg').textContent.includes(%q)`, msg)
+	}
+
+	step("sign in from the link, open a second tab")
+	tb := newBrowser(t)
+	tb.do("open the page", 15*time.Second, chromedp.Navigate(s.URL+"/#token="+alice))
+	tb.waitJS("tab 1 signed in as alice", 10*time.Second, signedIn("alice", 1))
+	tab2, closeTab2 := tb.newTab("tab 2")
+	defer closeTab2()
+	tab2.do("open the page", 15*time.Second, chromedp.Navigate(s.URL))
+	tab2.waitJS("tab 2 signed in as alice", 10*time.Second, signedIn("alice", 1))
+	waitOpenStreams(t, s, 2)
+
+	step("a bad link")
+	// A link with a refused token does not end the session the cookie holds.
+	foreign, err := auth.NewSigner([]byte("another-secret-another-secret-0123456789"), "").Sign("mallory", time.Hour, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// (A query makes it a new document: a new fragment alone would not load the page again.)
+	tab2.do("open a bad link", 15*time.Second, chromedp.Navigate(s.URL+"/?link#token="+foreign))
+	tab2.waitJS("still signed in as alice, with a note", 10*time.Second, signedIn("alice", 1)+
+		` && document.querySelector('#jobs-msg').textContent.includes('still signed in')`)
+	tab2.checkSessionCookie(s.URL, alice)
+	waitOpenStreams(t, s, 2)
+
+	step("sign out in tab 1")
+	// Signing out in tab 1 clears the cookie on the server's word and signs tab 2 out too.
+	tb.do("sign out", 10*time.Second, chromedp.Click(chromedp.ID("signout")))
+	tb.waitJS("tab 1 signed out", 5*time.Second, signedOut(""))
+	tab2.waitJS("tab 2 signed out", 5*time.Second, signedOut("another tab"))
+	if c := tb.cookie(s.URL, "jobwire_token"); c != nil {
+		t.Errorf("after signing out the browser still holds the cookie (expires %v)", c.Expires)
+	}
+	if u := evalJS[string](tb, `localStorage.getItem('jobwire.user') || ''`); u != "" {
+		t.Errorf("after signing out the page still remembers the user %q", u)
+	}
+	waitOpenStreams(t, s, 0)
+
+	step("sign in as bob in tab 2")
+	// Signing in as bob in tab 2 brings tab 1 along, with bob's (empty) list.
+	tab2.paste("#token-input", bob)
+	tab2.do("sign in as bob", 10*time.Second, chromedp.Click(chromedp.ID("signin-submit")))
+	tab2.waitJS("tab 2 signed in as bob", 10*time.Second, signedIn("bob", 0))
+	tb.waitJS("tab 1 signed in as bob", 10*time.Second, signedIn("bob", 0))
+	tb.checkSessionCookie(s.URL, bob)
+	waitOpenStreams(t, s, 2)
+
+	step("alice's link in tab 1")
+	// A link for alice in tab 1 switches both tabs to alice: tab 2 never shows bob's page with
+	// alice's cookie.
+	tb.do("open alice's link", 15*time.Second, chromedp.Navigate(s.URL+"/?link#token="+alice))
+	tb.waitJS("tab 1 signed in as alice", 10*time.Second, signedIn("alice", 1))
+	tab2.waitJS("tab 2 follows to alice", 10*time.Second, signedIn("alice", 1))
+	waitOpenStreams(t, s, 2)
+
+	step("the cookie expires")
+	// The cookie goes away behind the page's back (it expired): the next request is a 401, the tab
+	// shows the sign-in box and the other tab, told, finds the same.
+	tb.do("drop the cookie", 10*time.Second, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, network.DeleteCookies, network.DeleteCookiesParams{Name: "jobwire_token", URL: s.URL})
+		return err
+	}))
+	tb.do("refresh the library", 10*time.Second, chromedp.Click(chromedp.ID("tab-library")))
+	tb.waitJS("tab 1 asked to sign in again", 5*time.Second, signedOut("refused your token"))
+	tab2.waitJS("tab 2 asked to sign in again", 5*time.Second, signedOut("refused your token"))
+	waitOpenStreams(t, s, 0)
+
+	step("done")
+	for _, tab := range []*tab{tb, tab2} {
+		tab.checkConsole("status of 401")
+		tab.checkRequests(alice)
+		tab.checkRequests(bob)
+		tab.checkRequests(foreign)
+	}
 }
 
 // TestBrowserStreamRefused opens a second tab past the user's stream limit: it must say so, retry

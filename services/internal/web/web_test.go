@@ -216,3 +216,24 @@ func TestLoad(t *testing.T) {
 		}
 	}
 }
+
+// TestScriptLeavesTheCookieToTheServer: the token's cookie is HttpOnly, set and cleared by the gateway
+// (POST and DELETE /v1/session); the page never writes or reads a cookie, nor keeps the token.
+func TestScriptLeavesTheCookieToTheServer(t *testing.T) {
+	data, err := static.ReadFile("static/app.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js := string(data)
+	if strings.Contains(js, "document.cookie") {
+		t.Error("app.js touches document.cookie: the session cookie is HttpOnly and the gateway's business")
+	}
+	for _, want := range []string{`'POST', '/v1/session'`, `'DELETE', '/v1/session'`} {
+		if !strings.Contains(js, want) {
+			t.Errorf("app.js does not call %s", want)
+		}
+	}
+	if regexp.MustCompile(`\.setItem\([^)]*\btoken\b`).MatchString(js) {
+		t.Error("app.js keeps the token in web storage")
+	}
+}

@@ -1,29 +1,33 @@
 // jobwire's web page: import playlists and watch every job live.
 //
 // Plain JavaScript, no framework and no build step. The page talks only to its own origin:
-//   GET  /v1/jobs                 the first page of jobs (newest first), then
-//   GET  /v1/events               ONE EventSource per tab for all of the user's jobs,
-//   POST /v1/jobs                 start an import (with an Idempotency-Key),
-//   POST /v1/jobs/{id}/cancel     cancel a queued or running job,
-//   GET  /v1/jobs/{id}/history    a job's events,
-//   GET  /v1/library              the imported tracks, paged.
+//   POST   /v1/session            sign in: the gateway checks the token and keeps it in an HttpOnly cookie,
+//   DELETE /v1/session            sign out: the gateway clears that cookie,
+//   GET    /v1/jobs               the first page of jobs (newest first; also "am I signed in?"), then
+//   GET    /v1/events             ONE EventSource per tab for all of the user's jobs,
+//   POST   /v1/jobs               start an import (with an Idempotency-Key),
+//   POST   /v1/jobs/{id}/cancel   cancel a queued or running job,
+//   GET    /v1/jobs/{id}/history  a job's events,
+//   GET    /v1/library            the imported tracks, paged.
 // Everything from the server is put into the page with textContent, never as HTML.
 'use strict';
 
 (() => {
-  const COOKIE = 'jobwire_token';
-  const LAST_ID_KEY = 'jobwire.lastEventId';
+  const LAST_ID_KEY = 'jobwire.lastEventId'; // sessionStorage: this tab's stream position
+  const USER_KEY = 'jobwire.user'; // localStorage: the signed-in user's name, for display only
   const TOKEN_RE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
   const MAX_BODY = 1 << 20; // the gateway's default body limit
   const MAX_BACKOFF_MS = 30000;
   const BROWSER_RETRIES = 3; // dropped connections the browser may retry by itself before we back off
   const STATES = ['queued', 'active', 'completed', 'failed', 'cancelled'];
   const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
+  const REFUSED = 'The server refused your token (it may have expired). Paste a new one to continue.';
 
   const $ = (sel, root = document) => root.querySelector(sel);
   const el = {
     status: $('#conn-status'), user: $('#user'), signout: $('#signout'), tabs: $('#tabs'),
     signin: $('#signin'), signinForm: $('#signin-form'), tokenInput: $('#token-input'), signinMsg: $('#signin-msg'),
+    signinSubmit: $('#signin-submit'),
     app: $('#app'), viewJobs: $('#view-jobs'), viewLibrary: $('#view-library'),
     form: $('#import-form'), name: $('#name'), format: $('#format'), file: $('#file'), playlist: $('#playlist'),
     formatHint: $('#format-hint'), start: $('#start'), formMsg: $('#form-msg'),
@@ -38,37 +42,19 @@
   // ---------------------------------------------------------------------------------------------
   // Token
 
-  // The token lives in a cookie, so that fetch and EventSource send it to this origin by themselves:
-  // EventSource cannot set an Authorization header, and a token in a URL ends up in logs and history.
-  // SameSite=Strict keeps other sites from using it (CSRF), Secure keeps it off plain http when the
-  // page is served over https. A cookie set from JavaScript cannot be HttpOnly, so a script running
-  // in this page could read it; the strict Content-Security-Policy (no inline script, no other
-  // origin) is what stands in the way. A later issue adds a server-side login endpoint that sets an
-  // HttpOnly cookie instead.
-  function storeToken(token) {
-    const claims = tokenClaims(token);
-    let attrs = '; Path=/; SameSite=Strict';
-    if (location.protocol === 'https:') attrs += '; Secure';
-    if (claims && typeof claims.exp === 'number') {
-      const maxAge = Math.floor(claims.exp - Date.now() / 1000);
-      if (maxAge <= 0) return false;
-      attrs += '; Max-Age=' + maxAge;
-    }
-    document.cookie = COOKIE + '=' + token + attrs;
-    return true;
-  }
-
-  function clearToken() {
-    document.cookie = COOKIE + '=; Path=/; Max-Age=0; SameSite=Strict' + (location.protocol === 'https:' ? '; Secure' : '');
-  }
-
-  function currentToken() {
-    for (const part of document.cookie.split(';')) {
-      const [k, ...v] = part.trim().split('=');
-      if (k === COOKIE) return v.join('=');
-    }
-    return '';
-  }
+  // The token lives in the jobwire_token cookie, which the gateway sets when the page signs in
+  // (POST /v1/session, after verifying the token) and clears when it signs out (DELETE /v1/session).
+  // fetch and EventSource send it to this origin by themselves: EventSource cannot set an
+  // Authorization header, and a token in a URL ends up in logs and history. The cookie is HttpOnly: no
+  // script can read it, neither this page's nor one injected into it, so a cross-site scripting bug
+  // cannot steal the token. SameSite=Strict keeps other sites from sending it, and the gateway refuses
+  // a state-changing request with the cookie whose Origin is another site (CSRF); Secure keeps it off
+  // plain http when the page is served over https; it lives as long as the token. The strict
+  // Content-Security-Policy (no inline script, no other origin) still stands in front of all that.
+  //
+  // The page never keeps the token. It remembers only the user's name (the token's sub, decoded at
+  // sign-in, for display), so whether this browser is signed in is known only by asking the server:
+  // a 401 means no, or no longer.
 
   // tokenClaims decodes the token's payload for display only (the server verifies it).
   function tokenClaims(token) {
@@ -101,7 +87,10 @@
     }
   }
 
-  async function api(method, path, { body, headers = {} } = {}) {
+  // api makes one request to the gateway and returns the JSON answer (null for an empty one). A 401
+  // means the browser is no longer signed in: the session ends in this tab (unless quiet401: the
+  // caller decides) and the APIError is thrown as for any other refusal.
+  async function api(method, path, { body, headers = {}, quiet401 = false } = {}) {
     const init = { method, headers: { Accept: 'application/json', ...headers }, credentials: 'same-origin', cache: 'no-store' };
     if (body !== undefined) {
       init.body = body;
@@ -119,8 +108,8 @@
     } catch {
       // not JSON: described by the status below
     }
-    if (res.status === 401) {
-      signOut('The server refused your token (it may have expired). Paste a new one to continue.');
+    if (res.status === 401 && !quiet401) {
+      sessionLost();
       throw new APIError(401, 'unauthorized', 'Signed out.');
     }
     if (!res.ok) {
@@ -193,6 +182,15 @@
       return fn(window.sessionStorage);
     } catch {
       return null; // storage disabled: resuming after a reload falls back to the snapshot
+    }
+  }
+
+  // shared is localStorage, seen by every tab of this origin (as the cookie is).
+  function shared(fn) {
+    try {
+      return fn(window.localStorage);
+    } catch {
+      return null; // storage disabled: the user's name is not shown
     }
   }
 
@@ -405,10 +403,7 @@
     if (more && jobsCursor) q.set('cursor', jobsCursor);
     el.jobsMore.disabled = true;
     try {
-      const list = await api('GET', '/v1/jobs?' + q);
-      for (const st of list.jobs || []) upsert(st);
-      jobsCursor = list.nextCursor || '';
-      setText(el.jobsMsg, '');
+      showJobList(await api('GET', '/v1/jobs?' + q));
     } catch (e) {
       if (e.status !== 401) setText(el.jobsMsg, 'Could not load your jobs: ' + e.message);
     } finally {
@@ -416,6 +411,15 @@
       el.jobsMore.hidden = !jobsCursor;
       scheduleRender();
     }
+  }
+
+  // showJobList merges a page of GET /v1/jobs into the list.
+  function showJobList(list) {
+    for (const st of (list && list.jobs) || []) upsert(st);
+    jobsCursor = (list && list.nextCursor) || '';
+    setText(el.jobsMsg, '');
+    el.jobsMore.hidden = !jobsCursor;
+    scheduleRender();
   }
 
   async function cancelJob(id) {
@@ -833,37 +837,61 @@
   // Session
 
   const session = { on: false, user: '' };
-  // Tabs share the cookie; tell the other tabs when this one signs in or out. Each tab keeps its
-  // own single EventSource.
+  // Tabs share the cookie: a tab that signs in or out tells the others, which then ask the server
+  // where they stand (the cookie itself is out of their reach). Each tab keeps its own single
+  // EventSource.
   const channel = 'BroadcastChannel' in window ? new BroadcastChannel('jobwire') : null;
+  const TAB_MESSAGES = {
+    signin: REFUSED, // signed in elsewhere: the check should pass; if not, the cookie was refused
+    signout: 'You signed out in another tab.',
+    refused: REFUSED, // another tab's token was refused
+  };
+  let checks = 0; // bumped by every check and sign-in: only the latest one's answer counts
+  let signingIn = false;
+
+  function tell(message) {
+    if (channel) channel.postMessage(message);
+  }
 
   function userOf(token) {
     const claims = tokenClaims(token);
     return claims && claims.sub ? String(claims.sub) : '';
   }
 
-  function startSession() {
+  const savedUser = () => shared((s) => s.getItem(USER_KEY)) || '';
+
+  // startSession shows the signed-in page and opens the tab's stream. list is a first page of jobs
+  // the caller already has (from the check); without it the page asks for one.
+  function startSession(list) {
+    const user = savedUser();
+    if (session.on && user !== session.user) {
+      storage((s) => s.removeItem(LAST_ID_KEY)); // another user's position
+    }
     closeStream();
     clearJobs();
     resetLibrary();
     showView('jobs');
     session.on = true;
-    session.user = userOf(currentToken());
+    session.user = user;
     setText(el.user, session.user);
     el.user.hidden = !session.user;
     el.signout.hidden = false;
+    el.signout.disabled = false;
     el.tabs.hidden = false;
     el.signin.hidden = true;
     el.app.hidden = false;
     setText(el.signinMsg, '');
+    setText(el.jobsMsg, '');
     stream.lastId = storage((s) => s.getItem(LAST_ID_KEY)) || '';
     stream.failures = 0;
     openStream();
-    loadJobs(false);
+    if (list) showJobList(list);
+    else loadJobs(false);
     updateHint();
   }
 
-  // showSignIn ends the session in this tab and shows the sign-in box; the cookie is left alone.
+  // showSignIn ends the session in this tab and shows the sign-in box; the cookie is the server's
+  // business.
   function showSignIn(message) {
     session.on = false;
     session.user = '';
@@ -884,27 +912,119 @@
     el.tokenInput.focus();
   }
 
-  // signOut forgets the token (all tabs share the cookie) and tells the other tabs.
-  function signOut(message, fromOtherTab) {
-    const wasOn = session.on;
-    clearToken();
-    showSignIn(message);
-    if (wasOn && !fromOtherTab && channel) channel.postMessage('signout');
+  // sessionLost handles a 401 of a signed-in tab: its cookie is gone, expired or no longer valid.
+  // The other tabs are told, and check for themselves.
+  function sessionLost() {
+    if (!session.on) return;
+    checks++; // an older check's answer no longer counts
+    showSignIn(REFUSED);
+    tell('refused');
   }
 
-  function signIn(token) {
-    if (!TOKEN_RE.test(token) || !storeToken(token)) {
-      if (currentToken() && token !== currentToken()) {
-        // A bad link must not end a good session: keep it and say so.
-        if (!session.on) startSession();
-        setText(el.jobsMsg, 'The token in that link is not valid or has expired; you are still signed in.');
-      } else {
-        showSignIn('That token is not valid or has expired.');
-      }
+  // check asks the server whether this browser is signed in, with the request the page makes anyway:
+  // the first page of jobs. It resolves to that page, or to null on a 401; anything else (the server
+  // is unreachable or failing) throws.
+  async function check() {
+    try {
+      return await api('GET', '/v1/jobs?limit=50', { quiet401: true });
+    } catch (e) {
+      if (e.status === 401) return null;
+      throw e;
+    }
+  }
+
+  // resume decides from the server where this tab stands: on load, and when another tab signed in or
+  // out. Signed in: the session starts (again, if the user changed). Not signed in: the sign-in box,
+  // with message if the tab was signed in. Unknown (server unreachable): nothing changes, except on
+  // load, where the session starts anyway: its requests and stream retry with backoff, and the first
+  // 401 shows the sign-in box.
+  async function resume(message) {
+    const n = ++checks;
+    const deciding = !session.on && el.signin.hidden; // on load: neither the page nor the sign-in box shown yet
+    if (deciding) setStatus('connecting');
+    let list;
+    try {
+      list = await check();
+    } catch {
+      list = undefined;
+    }
+    if (n !== checks) return;
+    if (list === null) {
+      // A sign-in box that may be being typed into stays as it is.
+      if (session.on || deciding) showSignIn(session.on ? message : '');
       return;
     }
-    startSession();
-    if (channel) channel.postMessage('signin');
+    if (session.on) {
+      if (list && (!session.user || savedUser() !== session.user)) startSession(list); // someone else now
+    } else if (list || deciding) {
+      startSession(list);
+    }
+  }
+
+  // signIn sends the token to the gateway, which verifies it and keeps it in the HttpOnly cookie.
+  // fromLink: the token came with the page's URL, so a session may already be running; a bad link
+  // must not end a good session.
+  async function signIn(token, fromLink) {
+    if (signingIn) return;
+    const n = ++checks;
+    let why = '';
+    if (!TOKEN_RE.test(token)) {
+      why = 'That is not a jobwire token: paste the whole link, or the token from it.';
+    } else {
+      signingIn = true;
+      el.signinSubmit.disabled = true;
+      setStatus('connecting', 'Signing in…');
+      try {
+        await api('POST', '/v1/session', { body: JSON.stringify({ token }), quiet401: true });
+      } catch (e) {
+        if (e.status === 401) why = 'That token is not valid or has expired.';
+        else if (e.status === 0) why = 'Could not sign in: ' + e.message;
+        else why = 'The server refused to sign you in: ' + e.message;
+      } finally {
+        signingIn = false;
+        el.signinSubmit.disabled = false;
+      }
+    }
+    if (n !== checks) return; // the user acted again meanwhile
+    if (!why) {
+      const user = userOf(token);
+      shared((s) => (user ? s.setItem(USER_KEY, user) : s.removeItem(USER_KEY)));
+      startSession();
+      tell('signin');
+      return;
+    }
+    if (fromLink) {
+      let list = null;
+      try {
+        list = await check();
+      } catch {
+        // cannot tell: say why the link failed
+      }
+      if (n !== checks) return;
+      if (list) {
+        startSession(list);
+        setText(el.jobsMsg, 'The token in that link was not accepted; you are still signed in. ' + why);
+        return;
+      }
+    }
+    showSignIn(why);
+  }
+
+  // signOut asks the gateway to clear the cookie, then tells the other tabs. If the gateway cannot be
+  // reached the cookie stays, and so does the session: the page says so rather than pretend.
+  async function signOut() {
+    el.signout.disabled = true;
+    const n = ++checks;
+    try {
+      await api('DELETE', '/v1/session', { quiet401: true });
+    } catch (e) {
+      el.signout.disabled = false;
+      if (n === checks && session.on) setText(el.jobsMsg, 'Could not sign out: ' + e.message);
+      return;
+    }
+    shared((s) => s.removeItem(USER_KEY));
+    showSignIn();
+    tell('signout');
   }
 
   el.signinForm.addEventListener('submit', (ev) => {
@@ -912,17 +1032,16 @@
     let value = el.tokenInput.value.trim();
     const at = value.indexOf('#token=');
     if (at >= 0) value = new URLSearchParams(value.slice(at + 1)).get('token') || '';
-    signIn(value);
+    signIn(value.trim(), false);
   });
 
   el.signout.addEventListener('click', () => signOut());
 
   if (channel) {
     channel.onmessage = (ev) => {
-      if (ev.data === 'signout' && session.on) signOut('You signed out in another tab.', true);
-      // Signed in elsewhere, perhaps as someone else: this tab follows, so it never shows one user's
-      // jobs with another user's cookie.
-      if (ev.data === 'signin' && currentToken() && (!session.on || userOf(currentToken()) !== session.user)) startSession();
+      // Signed in or out elsewhere, perhaps as someone else: this tab asks the server and follows, so
+      // it never shows one user's jobs with another user's cookie.
+      if (Object.hasOwn(TAB_MESSAGES, ev.data) && !signingIn) resume(TAB_MESSAGES[ev.data]);
     };
   }
 
@@ -931,10 +1050,8 @@
 
   const fromURL = takeTokenFromFragment();
   if (fromURL !== null) {
-    signIn(fromURL);
-  } else if (currentToken()) {
-    startSession();
+    signIn(fromURL, true);
   } else {
-    showSignIn();
+    resume();
   }
 })();
