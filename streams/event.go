@@ -126,6 +126,10 @@ type JobMessage struct {
 	RunAt     *time.Time      `json:"runAt,omitempty"`
 	// Requeued counts how often an operator put the job back from the dead-letter stream.
 	Requeued int `json:"requeued,omitempty"`
+	// EventSeq is the JOB_EVENTS sequence of the job's job.submitted event. A worker's first attempt
+	// publishes job.started expecting it to still be the job's last event, which proves in the same
+	// round trip that nothing (a cancellation) happened to the job while it waited.
+	EventSeq uint64 `json:"eventSeq,omitempty"`
 }
 
 // Validate checks the fields that reach subjects and keys.

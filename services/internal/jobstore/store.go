@@ -117,7 +117,7 @@ func (s *Store) Submit(ctx context.Context, sub Submission) (api.JobState, bool,
 		return api.JobState{}, false, err
 	}
 	ev.Seq = seq
-	msg := streams.JobMessage{V: 1, JobID: jobID, Type: sub.Type, Owner: sub.Owner, Input: sub.Input, CreatedAt: now, RunAt: sub.RunAt}
+	msg := streams.JobMessage{V: 1, JobID: jobID, Type: sub.Type, Owner: sub.Owner, Input: sub.Input, CreatedAt: now, RunAt: sub.RunAt, EventSeq: seq}
 	if err := s.enqueue(ctx, msg); err != nil {
 		return api.JobState{}, false, err
 	}

@@ -28,7 +28,6 @@ type emitter struct {
 	lastSend time.Time
 	timer    *time.Timer
 	n        int // progress events published
-	inflight jetstream.PubAckFuture
 	stopped  bool
 }
 
@@ -72,37 +71,29 @@ func (e *emitter) sendLocked() {
 	if err != nil {
 		return
 	}
-	f, err := e.r.js.PublishMsgAsync(m, jetstream.WithMsgID(ev.MsgID(e.job.Requeued, e.n)))
+	_, err = e.r.js.PublishMsgAsync(m, jetstream.WithMsgID(ev.MsgID(e.job.Requeued, e.n)))
 	if err != nil {
 		e.r.log.Warn("publish progress", "job", e.job.JobID, "err", err)
 		return
 	}
-	e.inflight = f
 	e.r.metrics.progressEvents.Inc()
 }
 
-// stop ends progress reporting and waits until the last progress event is stored, so the terminal event
-// that follows comes after it in the log.
+// stop ends progress reporting. It does not wait for the last progress event's ack: publishes of one
+// connection to one stream are stored in order, so the terminal event that follows comes after it in
+// the log, and it carries the final progress anyway.
 func (e *emitter) stop() {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	e.stopped = true
 	if e.timer != nil {
 		e.timer.Stop()
 		e.timer = nil
 	}
-	f := e.inflight
-	e.mu.Unlock()
-	if f != nil {
-		select {
-		case <-f.Ok():
-		case <-f.Err():
-		case <-time.After(5 * time.Second):
-		}
-	}
 }
 
 // publish stores a lifecycle event synchronously. Terminal events carry the latest progress.
-func (e *emitter) publish(ctx context.Context, ev streams.Event) error {
+func (e *emitter) publish(ctx context.Context, ev streams.Event, opts ...jetstream.PublishOpt) error {
 	e.mu.Lock()
 	if ev.Type != streams.EventStarted && ev.Progress == nil && e.last != nil {
 		ev.Progress = e.last
@@ -113,7 +104,8 @@ func (e *emitter) publish(ctx context.Context, ev streams.Event) error {
 	if err != nil {
 		return err
 	}
-	if _, err := e.r.js.PublishMsg(ctx, m, jetstream.WithMsgID(ev.MsgID(e.job.Requeued, 0))); err != nil {
+	opts = append(opts, jetstream.WithMsgID(ev.MsgID(e.job.Requeued, 0)))
+	if _, err := e.r.js.PublishMsg(ctx, m, opts...); err != nil {
 		return fmt.Errorf("publish %s: %w", ev.Type, err)
 	}
 	return nil

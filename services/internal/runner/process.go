@@ -46,14 +46,18 @@ func (r *Runner) process(msg jetstream.Msg) {
 	defer cancelIO()
 
 	// A job can end while its message waits: cancelled while queued, or finished by an attempt whose
-	// ack was lost. Its last event says so; then there is nothing to run.
-	if ended, err := r.ended(ctx, jm); err != nil {
-		log.Warn("read job events, retrying", "err", err)
-		_ = msg.NakWithDelay(time.Second)
-		return
-	} else if ended {
-		_ = msg.Ack()
-		return
+	// ack was lost. Its last event says so; then there is nothing to run. A first delivery proves the
+	// opposite with its started event instead (see startedOpts), saving a round trip.
+	fast := attempt == 1 && jm.EventSeq != 0 && jm.Requeued == 0
+	if !fast {
+		if ended, err := r.ended(ctx, jm); err != nil {
+			log.Warn("read job events, retrying", "err", err)
+			_ = msg.NakWithDelay(time.Second)
+			return
+		} else if ended {
+			_ = msg.Ack()
+			return
+		}
 	}
 	if attempt > r.cfg.MaxAttempts {
 		// Every earlier delivery ended without a verdict: the job crashed or hung its worker each time.
@@ -69,7 +73,27 @@ func (r *Runner) process(msg jetstream.Msg) {
 	r.mu.Lock()
 	r.active[key] = &activeJob{cancel: cancel}
 	r.mu.Unlock()
-	if err := em.publish(ctx, streams.Event{Type: streams.EventStarted, Worker: r.cfg.Name}); err != nil {
+	started := streams.Event{Type: streams.EventStarted, Worker: r.cfg.Name}
+	if fast {
+		err = em.publish(ctx, started, jetstream.WithExpectLastSequencePerSubject(jm.EventSeq))
+		if isWrongLastSequence(err) {
+			// Something was written for the job since it was submitted: look before running it.
+			var ended bool
+			if ended, err = r.ended(ctx, jm); err == nil && ended {
+				r.mu.Lock()
+				delete(r.active, key)
+				r.mu.Unlock()
+				_ = msg.Ack()
+				return
+			}
+			if err == nil {
+				err = em.publish(ctx, started)
+			}
+		}
+	} else {
+		err = em.publish(ctx, started)
+	}
+	if err != nil {
 		r.mu.Lock()
 		delete(r.active, key)
 		r.mu.Unlock()
@@ -172,12 +196,17 @@ func (r *Runner) fail(ctx context.Context, msg jetstream.Msg, em *emitter, jerr 
 	_ = msg.Ack()
 }
 
-func (r *Runner) ack(ctx context.Context, msg jetstream.Msg, log *slog.Logger) {
-	// DoubleAck waits for the server to confirm, so a lost ack cannot make a finished job run again
-	// unnoticed (and if it does, ended() skips it).
-	if err := msg.DoubleAck(ctx); err != nil {
+func (r *Runner) ack(_ context.Context, msg jetstream.Msg, log *slog.Logger) {
+	// A plain ack: if it is lost, the job is redelivered after AckWait and ended() sees its terminal
+	// event, so nothing runs twice.
+	if err := msg.Ack(); err != nil {
 		log.Warn("ack job", "err", err)
 	}
+}
+
+func isWrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
 }
 
 // ended reports whether the job's last event is terminal.
