@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -364,8 +366,14 @@ func TestShutdownEndsStreamsWithoutLeaks(t *testing.T) {
 		}()
 	}
 	start := time.Now()
-	b.gw.Stop()
-	wg.Wait()
+	stopped := make(chan struct{})
+	go func() { b.gw.Stop(); wg.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(20 * time.Second):
+		pprof.Lookup("goroutine").WriteTo(os.Stderr, 1) // where is it stuck?
+		t.Fatal("shutdown did not end the streams within 20 s")
+	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("shutdown took %s", d)
 	}
