@@ -185,6 +185,8 @@ func New(cfg Config, d Deps) *Gateway {
 		ReadBufferSize:        8192,
 	})
 	g.app.Server().KeepHijackedConns = true
+	// Let the goroutines that served a burst of stream requests go soon after (the streams need none).
+	g.app.Server().MaxIdleWorkerDuration = 2 * time.Second
 	g.routes()
 	return g
 }
