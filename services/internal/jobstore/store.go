@@ -99,12 +99,13 @@ func (s *Store) Submit(ctx context.Context, sub Submission) (api.JobState, bool,
 			return api.JobState{}, false, err
 		}
 		if !fresh {
-			st, err := s.Get(ctx, sub.Owner, id)
-			if err == nil {
-				return st, false, nil
-			}
-			if !errors.Is(err, ErrNotFound) {
+			requeued, err := s.finishSubmission(ctx, sub, id)
+			if err != nil {
 				return api.JobState{}, false, err
+			}
+			if requeued {
+				st, err := s.Get(ctx, sub.Owner, id)
+				return st, false, err
 			}
 			// The first submission claimed the key but never stored its event: finish it now.
 			jobID, created, now = id, false, streams.JobIDTime(id)
@@ -124,6 +125,50 @@ func (s *Store) Submit(ctx context.Context, sub Submission) (api.JobState, bool,
 	var st api.JobState
 	streams.Apply(&st, ev)
 	return st, created, nil
+}
+
+// finishSubmission makes sure a job that an earlier submission with the same Idempotency-Key created
+// is queued: that submission may have stored its job.submitted event and then failed to queue the job
+// (a NATS node lost in between). While the job's last event is still job.submitted and the JOBS
+// duplicate window has not passed, the job message is published again: JetStream drops it if the first
+// one was stored. It reports false when the job has no event at all (nothing was stored).
+func (s *Store) finishSubmission(ctx context.Context, sub Submission, jobID string) (bool, error) {
+	last, err := s.log.GetLastMsgForSubject(ctx, streams.EventSubject(sub.Owner, jobID))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read last event of %s: %w", jobID, err)
+	}
+	if last.Header.Get(streams.HeaderEventType) != string(streams.EventSubmitted) ||
+		s.now().Sub(streams.JobIDTime(jobID)) > streams.DefaultDedupeWindow-10*time.Second {
+		return true, nil
+	}
+	ev, err := streams.DecodeEvent(last.Data, last.Sequence)
+	if err != nil {
+		return true, nil
+	}
+	msg := streams.JobMessage{V: 1, JobID: jobID, Type: sub.Type, Owner: sub.Owner, Input: sub.Input,
+		CreatedAt: ev.At, RunAt: ev.RunAt, EventSeq: last.Sequence}
+	return true, s.enqueue(ctx, msg)
+}
+
+// retry runs publish until it succeeds or ctx ends, backing off from 50 ms: a JetStream publish fails
+// for a few seconds while a clustered stream elects a new leader after a node is lost.
+func retry(ctx context.Context, publish func() error) error {
+	wait := 50 * time.Millisecond
+	for {
+		err := publish()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return err
+		}
+		wait = min(wait*2, time.Second)
+	}
 }
 
 // claimIdempotencyKey maps the key to jobID unless it already maps to a job; it returns the job id the
@@ -168,7 +213,11 @@ func (s *Store) publishEvent(ctx context.Context, ev streams.Event, gen int) (ui
 	m := nats.NewMsg(ev.Subject())
 	m.Data = data
 	m.Header.Set(streams.HeaderEventType, string(ev.Type))
-	ack, err := s.js.PublishMsg(ctx, m, jetstream.WithMsgID(ev.MsgID(gen, 0)))
+	var ack *jetstream.PubAck
+	err = retry(ctx, func() (err error) {
+		ack, err = s.js.PublishMsg(ctx, m, jetstream.WithMsgID(ev.MsgID(gen, 0)))
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("publish %s of job %s: %w", ev.Type, ev.JobID, err)
 	}
@@ -187,7 +236,7 @@ func (s *Store) enqueue(ctx context.Context, msg streams.JobMessage) error {
 		opts = append(opts, jetstream.WithScheduleAt(*msg.RunAt), jetstream.WithScheduleTarget(subject))
 		subject = streams.ScheduleSubject(msg.JobID)
 	}
-	if _, err := s.js.Publish(ctx, subject, data, opts...); err != nil {
+	if err := retry(ctx, func() error { _, err := s.js.Publish(ctx, subject, data, opts...); return err }); err != nil {
 		return fmt.Errorf("queue job %s: %w", msg.JobID, err)
 	}
 	return nil
