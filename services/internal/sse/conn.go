@@ -51,6 +51,7 @@ type Conn struct {
 
 	mu       sync.Mutex
 	nc       net.Conn
+	attached bool // the response head is written: writers may use nc
 	pending  map[string]*Message
 	control  [][]byte // frames sent before pending messages (reset, removed)
 	last     [][]byte // frames sent after pending messages, then the stream ends (expired)
@@ -126,7 +127,7 @@ func (c *Conn) MarkSent(key string, rev uint64) {
 }
 
 func (c *Conn) scheduleLocked() {
-	if c.nc == nil || c.queued {
+	if !c.attached || c.queued {
 		return
 	}
 	c.queued = true

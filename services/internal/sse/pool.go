@@ -134,11 +134,15 @@ var ErrStopped = errors.New("sse pool stopped")
 // Attach writes the response head and the retry field to nc and makes c writable. From here on the pool
 // owns nc and closes it when the stream ends.
 func (p *Pool) Attach(c *Conn, nc net.Conn, head []byte) error {
+	// The socket is the Conn's from here on, so that a Stop running concurrently closes it; writers
+	// leave it alone until the head is written (attached).
+	c.mu.Lock()
+	c.nc = nc
+	c.mu.Unlock()
 	p.mu.Lock()
 	if p.stopped {
 		p.mu.Unlock()
-		nc.Close()
-		c.finish(ReasonShutdown)
+		p.close(c, ReasonShutdown)
 		return ErrStopped
 	}
 	p.conns[c] = struct{}{}
@@ -150,20 +154,20 @@ func (p *Pool) Attach(c *Conn, nc net.Conn, head []byte) error {
 	buf := AppendRetry(head, p.cfg.RetryMS)
 	_ = nc.SetWriteDeadline(time.Now().Add(p.cfg.WriteTimeout))
 	if _, err := nc.Write(buf); err != nil {
-		c.mu.Lock()
-		c.nc = nc
-		c.mu.Unlock()
 		p.close(c, ReasonClientGone)
 		return err
 	}
 	c.mu.Lock()
-	c.nc = nc
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrStopped
+	}
+	c.attached = true
 	c.nextPing = time.Now().Add(p.cfg.Heartbeat)
 	if len(c.pending) > 0 || len(c.control) > 0 || c.ending != "" {
 		c.queued = true
 		p.queue.push(c)
 	}
-	c.mu.Unlock()
 	return nil
 }
 
