@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -24,7 +25,9 @@ func newAdminCmd() *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p := newProcess("admin", "text")
-			if err := p.connect(cmd.Context(), "jobwire-admin", ""); err != nil {
+			connectCtx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+			defer cancel()
+			if err := p.connect(connectCtx, "jobwire-admin", ""); err != nil {
 				return err
 			}
 			defer p.close()

@@ -105,19 +105,26 @@ func (p *process) connect(ctx context.Context, name, url string) error {
 			return 0
 		}))
 	p.reg.MustRegister(jsmetrics.New(js, p.log))
-	ensureCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+	// A NATS cluster that is still forming (or electing leaders after a node loss) answers slowly:
+	// keep trying, with a bounded wait per attempt, until it works or the process is told to stop.
+	wait := time.Second
 	for {
-		err := streams.Ensure(ensureCtx, js, p.topo)
+		attemptCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		err := streams.Ensure(attemptCtx, js, p.topo)
+		cancel()
 		if err == nil {
 			return nil
 		}
-		if ensureCtx.Err() != nil {
+		if ctx.Err() != nil {
 			nc.Close()
 			return fmt.Errorf("ensure topology (is NATS at %s reachable, with JetStream?): %w", url, err)
 		}
-		p.log.Warn("ensure topology, retrying", "err", err)
-		time.Sleep(time.Second)
+		p.log.Warn("ensure topology, retrying", "err", err, "in", wait)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
+		wait = min(wait*2, 10*time.Second)
 	}
 }
 
