@@ -265,6 +265,7 @@ func (s *EventStream) Close() error { return s.resp.Body.Close() }
 // never sees a state twice and misses none. onReconnect, when not nil, is told about each reconnect.
 func (c *Client) WatchJob(ctx context.Context, id string, fn func(JobState) error, onReconnect func(error)) error {
 	last := ""
+	var lastRev uint64 // a reset after a reconnect may resend a state fn has seen: skip it
 	path := "/v1/jobs/" + url.PathEscape(id) + "/events"
 	backoff := 250 * time.Millisecond
 	for {
@@ -296,6 +297,10 @@ func (c *Client) WatchJob(ctx context.Context, id string, fn func(JobState) erro
 					s.Close()
 					return fmt.Errorf("decode state: %w", derr)
 				}
+				if st.Revision != 0 && st.Revision <= lastRev && !st.State.Terminal() {
+					continue
+				}
+				lastRev = max(lastRev, st.Revision)
 				if ferr := fn(st); ferr != nil {
 					s.Close()
 					return ferr

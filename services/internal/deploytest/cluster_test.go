@@ -93,21 +93,20 @@ func TestClusterFaults(t *testing.T) {
 	go r.submitAll(ctx)
 
 	r.waitSubmitted(ctx, 10)
-	// KNOWN ISSUE (deployments/README.md): a submission whose job.submitted event is stored but whose
-	// job message is not (JOBS has no leader yet) is never queued by its retry with the same
-	// Idempotency-Key. So no submission runs while JetStream elects new leaders; jobs keep running and
-	// clients keep watching. Remove the pause once the gateway re-queues on retry.
-	func() {
-		r.gate.Lock()
-		defer r.gate.Unlock()
-		t.Logf("%s: kill -9 NATS node %s (submissions paused)", since(runStart), nodes[1].name)
-		nodes[1].proc.kill()
-		waitLeaders(t, admin, nodes[1].name)
-	}()
-	t.Logf("%s: every stream and bucket has a leader again (submissions resume)", since(runStart))
+	t.Logf("%s: kill -9 NATS node %s", since(runStart), nodes[1].name)
+	nodes[1].proc.kill()
+	waitLeaders(t, admin, nodes[1].name)
+	t.Logf("%s: every stream and bucket has a leader again", since(runStart))
 
 	r.waitSubmitted(ctx, 18)
-	t.Logf("%s: kill -9 worker-1", since(runStart))
+	// Crash it while it runs jobs (its /metrics says how many), so that their leases must expire.
+	waitFor(t, 60*time.Second, "worker-1 running a job", func() error {
+		if n := runningJobs(worker1.base); n < 1 {
+			return fmt.Errorf("%d jobs running", n)
+		}
+		return nil
+	})
+	t.Logf("%s: kill -9 worker-1 (running %d jobs)", since(runStart), runningJobs(worker1.base))
 	worker1.kill()
 
 	r.waitSubmitted(ctx, 26)
@@ -181,7 +180,6 @@ type run struct {
 	watchers []*watcher
 	err      error
 
-	gate      sync.Mutex   // held by the test to pause submissions
 	count     atomic.Int64 // jobs submitted so far
 	active    atomic.Int64 // SSE clients watching right now
 	wg        sync.WaitGroup
@@ -220,9 +218,7 @@ func (r *run) submitAll(ctx context.Context) {
 	tick := time.NewTicker(submitEvery)
 	defer tick.Stop()
 	for i, j := range r.plan {
-		r.gate.Lock()
 		id, err := r.submit(ctx, i, j.token, j.playlist)
-		r.gate.Unlock()
 		if err != nil {
 			r.mu.Lock()
 			r.err = fmt.Errorf("job %d: %w", i, err)
@@ -457,6 +453,23 @@ func checkReplicas(t *testing.T, js jetstream.JetStream, want int) {
 			t.Errorf("stream %s has %d replicas, want %d", name, got, want)
 		}
 	}
+}
+
+// runningJobs reads jobwire_jobs_running from a worker's /metrics (-1 when it cannot).
+func runningJobs(base string) int {
+	code, body, err := httpGet(base + "/metrics")
+	if err != nil || code != http.StatusOK {
+		return -1
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "jobwire_jobs_running "); ok {
+			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				return int(n)
+			}
+		}
+	}
+	return -1
 }
 
 // waitLeaders waits until every stream and bucket has a leader other than the dead node.

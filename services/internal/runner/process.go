@@ -75,7 +75,9 @@ func (r *Runner) process(msg jetstream.Msg) {
 	r.mu.Unlock()
 	started := streams.Event{Type: streams.EventStarted, Worker: r.cfg.Name}
 	if fast {
-		err = em.publish(ctx, started, jetstream.WithExpectLastSequencePerSubject(jm.EventSeq))
+		err = r.publishHard(msg, func(ctx context.Context) error {
+			return em.publish(ctx, started, jetstream.WithExpectLastSequencePerSubject(jm.EventSeq))
+		})
 		if isWrongLastSequence(err) {
 			// Something was written for the job since it was submitted: look before running it.
 			var ended bool
@@ -87,11 +89,11 @@ func (r *Runner) process(msg jetstream.Msg) {
 				return
 			}
 			if err == nil {
-				err = em.publish(ctx, started)
+				err = r.publishHard(msg, func(ctx context.Context) error { return em.publish(ctx, started) })
 			}
 		}
 	} else {
-		err = em.publish(ctx, started)
+		err = r.publishHard(msg, func(ctx context.Context) error { return em.publish(ctx, started) })
 	}
 	if err != nil {
 		r.mu.Lock()
@@ -118,7 +120,9 @@ func (r *Runner) process(msg jetstream.Msg) {
 	defer cancelIO2()
 	switch {
 	case runErr == nil:
-		if err := em.publish(ctx, streams.Event{Type: streams.EventCompleted, Result: result}); err != nil {
+		if err := r.publishHard(msg, func(ctx context.Context) error {
+			return em.publish(ctx, streams.Event{Type: streams.EventCompleted, Result: result})
+		}); err != nil {
 			log.Warn("publish completed, retrying", "err", err)
 			_ = msg.NakWithDelay(time.Second)
 			return
@@ -127,8 +131,10 @@ func (r *Runner) process(msg jetstream.Msg) {
 		r.metrics.duration.WithLabelValues(jm.Type).Observe(time.Since(begin).Seconds())
 		r.ack(ctx, msg, log)
 	case errors.Is(cause, errCancelled):
-		if err := em.publish(ctx, streams.Event{Type: streams.EventCancelled, Result: result,
-			Error: &api.JobError{Code: "cancelled", Message: "cancelled while running"}}); err != nil {
+		if err := r.publishHard(msg, func(ctx context.Context) error {
+			return em.publish(ctx, streams.Event{Type: streams.EventCancelled, Result: result,
+				Error: &api.JobError{Code: "cancelled", Message: "cancelled while running"}})
+		}); err != nil {
 			log.Warn("publish cancelled, retrying", "err", err)
 			_ = msg.NakWithDelay(time.Second)
 			return
@@ -194,6 +200,25 @@ func (r *Runner) fail(ctx context.Context, msg jetstream.Msg, em *emitter, jerr 
 	r.metrics.finished.WithLabelValues(em.job.Type, "failed").Inc()
 	log.Info("job failed", "code", jerr.Code, "reason", jerr.Message)
 	_ = msg.Ack()
+}
+
+// publishHard publishes an event of a job in hand, retrying with backoff for up to a minute while
+// keeping the job's lease: during a NATS leader election a publish fails for a few seconds, and handing
+// the job back instead (Nak) would count as one more attempt.
+func (r *Runner) publishHard(msg jetstream.Msg, publish func(context.Context) error) error {
+	wait := 100 * time.Millisecond
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := publish(ctx)
+		cancel()
+		if err == nil || isWrongLastSequence(err) || time.Now().After(deadline) {
+			return err
+		}
+		_ = msg.InProgress()
+		time.Sleep(wait)
+		wait = min(wait*2, 5*time.Second)
+	}
 }
 
 func (r *Runner) ack(_ context.Context, msg jetstream.Msg, log *slog.Logger) {
