@@ -59,7 +59,24 @@ func newAdminCmd() *cobra.Command {
 	rebuild.Flags().StringVar(&bucket, "bucket", "JOB_STATE_REBUILD", "name of the fresh bucket")
 	rebuild.Flags().BoolVar(&keep, "keep", false, "keep the fresh bucket for inspection")
 	rebuild.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
-	admin.AddCommand(rebuild)
+	ensure := &cobra.Command{
+		Use:   "ensure",
+		Short: "Create or update every stream and bucket (for deployments whose services run with JOBWIRE_TOPOLOGY=check)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p := newProcess("admin", "text")
+			p.topoMode = "ensure"
+			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+			defer cancel()
+			if err := p.connect(ctx, "jobwire-admin", ""); err != nil {
+				return err
+			}
+			defer p.close()
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), "topology ensured")
+			return err
+		},
+	}
+	admin.AddCommand(rebuild, ensure)
 	return admin
 }
 

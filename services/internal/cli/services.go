@@ -72,6 +72,8 @@ type process struct {
 	js   jetstream.JetStream
 	reg  *prometheus.Registry
 	topo streams.Config
+	// topoMode overrides JOBWIRE_TOPOLOGY ("ensure" or "check").
+	topoMode string
 }
 
 func newProcess(name, logFormat string) *process {
@@ -108,9 +110,22 @@ func (p *process) connect(ctx context.Context, name, url string) error {
 	// A NATS cluster that is still forming (or electing leaders after a node loss) answers slowly:
 	// keep trying, with a bounded wait per attempt, until it works or the process is told to stop.
 	wait := time.Second
+	mode := p.topoMode
+	if mode == "" {
+		mode = p.env.String("JOBWIRE_TOPOLOGY")
+	}
+	if mode != "ensure" && mode != "check" {
+		nc.Close()
+		return fmt.Errorf("JOBWIRE_TOPOLOGY=%q: want ensure or check", mode)
+	}
 	for {
 		attemptCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		err := streams.Ensure(attemptCtx, js, p.topo)
+		var err error
+		if mode == "check" {
+			err = streams.Check(attemptCtx, js)
+		} else {
+			err = streams.Ensure(attemptCtx, js, p.topo)
+		}
 		cancel()
 		if err == nil {
 			return nil

@@ -30,6 +30,7 @@ var Vars = []Var{
 	{"JOBWIRE_LOG_FORMAT", "json", "all", "json or text (dev defaults to text)"},
 	{"JOBWIRE_METRICS_ADDR", ":9090", "worker projector mirror", "address of /metrics, /healthz and /readyz; empty disables"},
 	{"JOBWIRE_REPLICAS", "1", "all", "replicas of every stream and bucket (3 on a cluster)"},
+	{"JOBWIRE_TOPOLOGY", "ensure", "gateway worker projector mirror", "ensure: create or update streams and buckets at start; check: only verify they exist (created by jobwire admin ensure)"},
 	{"JOBWIRE_EVENTS_MAX_AGE", "168h", "all", "how long JOB_EVENTS keeps events"},
 	{"JOBWIRE_STATE_RETENTION", "24h", "projector dev", "how long a finished job's state stays in JOB_STATE"},
 	{"JOBWIRE_HTTP_ADDR", ":8080", "gateway dev", "gateway listen address"},

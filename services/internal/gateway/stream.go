@@ -117,7 +117,7 @@ func (g *Gateway) streamJob(flavor sse.Flavor) fiber.Handler {
 		}
 		switch {
 		case last == 0:
-		case last > g.hub.LastRevision() || (fromLog && st.State.Terminal()):
+		case last > max(g.hub.LastRevision(), st.Revision) || (fromLog && st.State.Terminal()):
 			// The client's position is unknown here (another bucket, or the state expired): start over.
 			conn.Control(resetFrame)
 		case last >= st.Revision && st.State.Terminal():
