@@ -66,10 +66,19 @@ func TestClusterFaults(t *testing.T) {
 		"JOBWIRE_WORKER_MAX_ATTEMPTS=30",
 		"JOBWIRE_WORKER_SHUTDOWN_GRACE=5s",
 	}}
-	if out, code := s.admin(t, 2*time.Minute, "admin", "rebuild"); code != 0 {
-		t.Fatalf("admin creating the topology (jobwire admin rebuild) exited %d:\n%s", code, out)
+	// The topology starts at R1, as a single-node install leaves it; ensuring it again with
+	// JOBWIRE_REPLICAS=3 (here by the admin's rebuild) must upgrade every stream and bucket in place.
+	common := s.common
+	s.common = append(append([]string{}, common...), "JOBWIRE_REPLICAS=1")
+	if out, code := s.admin(t, 2*time.Minute, "admin", "ensure"); code != 0 {
+		t.Fatalf("admin creating an R1 topology (jobwire admin ensure) exited %d:\n%s", code, out)
 	}
+	s.common = common
 	admin := s.jetstream(t, "admin")
+	checkReplicas(t, admin, 1)
+	if out, code := s.admin(t, 2*time.Minute, "admin", "rebuild"); code != 0 {
+		t.Fatalf("admin upgrading the topology to R3 (jobwire admin rebuild) exited %d:\n%s", code, out)
+	}
 	checkReplicas(t, admin, 3)
 
 	redisAddr := startRedis(t)
