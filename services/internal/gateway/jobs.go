@@ -153,17 +153,22 @@ func jobID(c *fiber.Ctx) (string, error) {
 		return "", errJobNotFound
 	}
 	return strings.Clone(id), nil // Fiber reuses the request buffer: the id outlives the handler
-
 }
 
-func (g *Gateway) getJob(c *fiber.Ctx) error {
+// onJob validates the :id parameter and runs op on the caller's job with the request's time budget.
+func onJob[T any](c *fiber.Ctx, op func(ctx context.Context, owner, id string) (T, error)) (T, error) {
 	id, err := jobID(c)
 	if err != nil {
-		return err
+		var zero T
+		return zero, err
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), requestTimeout)
 	defer cancel()
-	st, err := g.store.Get(ctx, identity(c).Owner, id)
+	return op(ctx, identity(c).Owner, id)
+}
+
+func (g *Gateway) getJob(c *fiber.Ctx) error {
+	st, err := onJob(c, g.store.Get)
 	if err != nil {
 		return err
 	}
@@ -171,13 +176,7 @@ func (g *Gateway) getJob(c *fiber.Ctx) error {
 }
 
 func (g *Gateway) cancelJob(c *fiber.Ctx) error {
-	id, err := jobID(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(c.UserContext(), requestTimeout)
-	defer cancel()
-	st, err := g.store.Cancel(ctx, identity(c).Owner, id)
+	st, err := onJob(c, g.store.Cancel)
 	if err != nil {
 		return err
 	}
@@ -186,13 +185,7 @@ func (g *Gateway) cancelJob(c *fiber.Ctx) error {
 
 // retryJob re-queues a failed job from the dead-letter stream.
 func (g *Gateway) retryJob(c *fiber.Ctx) error {
-	id, err := jobID(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(c.UserContext(), requestTimeout)
-	defer cancel()
-	st, err := g.store.Retry(ctx, identity(c).Owner, id)
+	st, err := onJob(c, g.store.Retry)
 	if err != nil {
 		return err
 	}
@@ -200,13 +193,7 @@ func (g *Gateway) retryJob(c *fiber.Ctx) error {
 }
 
 func (g *Gateway) history(c *fiber.Ctx) error {
-	id, err := jobID(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(c.UserContext(), requestTimeout)
-	defer cancel()
-	events, err := g.store.History(ctx, identity(c).Owner, id)
+	events, err := onJob(c, g.store.History)
 	if err != nil {
 		return err
 	}

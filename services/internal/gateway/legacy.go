@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"encoding/json"
 
 	"github.com/gofiber/fiber/v2"
@@ -37,13 +36,7 @@ func (g *Gateway) legacyGet(c *fiber.Ctx) error {
 	if identity(c).Scope == auth.ScopeStream {
 		return errStreamTokenHere
 	}
-	id, err := jobID(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(c.UserContext(), requestTimeout)
-	defer cancel()
-	st, err := g.store.Get(ctx, identity(c).Owner, id)
+	st, err := onJob(c, g.store.Get)
 	if err != nil {
 		return err
 	}
