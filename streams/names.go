@@ -20,6 +20,8 @@ const (
 	BucketState       = "JOB_STATE"
 	BucketLibrary     = "LIBRARY"
 	BucketIdempotency = "JOB_IDEMPOTENCY"
+	// BucketJobTypes is the job-type registry: what each type takes and which workers serve it now.
+	BucketJobTypes = "JOB_TYPES"
 )
 
 // Durable consumer names. Worker consumers are named per job type by WorkerConsumer.
@@ -35,8 +37,18 @@ const (
 	// subjectSchedule holds one schedule message per delayed job: jobs.schedule.<jobId>.
 	subjectSchedule = "jobs.schedule."
 	subjectEvents   = "jobs.events."
-	// SubjectCancel is where cancel requests are broadcast to workers: jobs.cancel.<owner>.<jobId>.
+	// subjectCancel is where cancel requests are broadcast to workers: jobs.cancel.<owner>.<jobId>.
 	subjectCancel = "jobs.cancel."
+	// kvSubjectPrefix and kvStreamPrefix are how JetStream names a KV bucket's subjects and stream.
+	kvSubjectPrefix = "$KV."
+	kvStreamPrefix  = "KV_"
+)
+
+// Key prefixes of the JOB_TYPES bucket.
+const (
+	keyType   = "type."
+	keyWorker = "worker."
+	keySchema = "schema."
 )
 
 // Errors of the validators.
@@ -44,6 +56,7 @@ var (
 	ErrInvalidJobID   = errors.New("invalid job id")
 	ErrInvalidOwner   = errors.New("invalid owner")
 	ErrInvalidJobType = errors.New("invalid job type")
+	ErrInvalidWorker  = errors.New("invalid worker id")
 )
 
 // MaxSubjectLen bounds a user id (the token's sub) so keys and subjects stay small.
@@ -51,8 +64,15 @@ const MaxSubjectLen = 256
 
 var jobTypeRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}(\.[a-z][a-z0-9_]{0,31}){0,3}$`)
 
-// ValidJobType reports whether t has the shape of a job type: dot-separated lowercase words.
+// ValidJobType reports whether t has the shape of a job type: one to four dot-separated words of lower-case
+// letters, digits and '_', each starting with a letter and at most 32 long ("playlist.import").
 func ValidJobType(t string) bool { return jobTypeRE.MatchString(t) }
+
+// NewWorkerID returns a new worker id for the registry: a ULID, unique per worker process.
+func NewWorkerID(now time.Time) string { return NewJobID(now) }
+
+// ValidWorkerID reports whether id could have come from NewWorkerID.
+func ValidWorkerID(id string) bool { return ValidJobID(id) }
 
 // NewJobID returns a new job id: a ULID, so ids sort by creation time.
 func NewJobID(now time.Time) string {
@@ -155,7 +175,16 @@ func ParseEventSubject(subject string) (owner, jobID string, ok bool) {
 }
 
 // CancelSubject is the core NATS subject on which a cancel request for one job is broadcast.
-func CancelSubject(owner, jobID string) string { return subjectCancel + owner + "." + jobID }
+func CancelSubject(owner, jobID string) string { return subjectCancel + StateKey(owner, jobID) }
+
+// ParseCancelSubject splits a cancel subject into owner token and job id.
+func ParseCancelSubject(subject string) (owner, jobID string, ok bool) {
+	rest, found := strings.CutPrefix(subject, subjectCancel)
+	if !found {
+		return "", "", false
+	}
+	return ParseStateKey(rest)
+}
 
 // CancelWildcard matches every cancel request.
 const CancelWildcard = subjectCancel + ">"
@@ -187,7 +216,83 @@ func IdempotencyKey(owner, headerValue string) string {
 }
 
 // WorkerConsumer is the durable consumer name of the workers of a job type. Consumer names cannot hold
-// dots, so "playlist.import" becomes "worker-playlist_import".
+// dots: each '_' of the type is doubled and each '.' becomes '_', so "playlist.import" becomes
+// "worker-playlist_import" and no two types share a consumer ("a_b.c" is "worker-a__b_c", "a.b_c" is
+// "worker-a_b__c").
 func WorkerConsumer(jobType string) string {
-	return "worker-" + strings.ReplaceAll(jobType, ".", "_")
+	return "worker-" + strings.ReplaceAll(strings.ReplaceAll(jobType, "_", "__"), ".", "_")
+}
+
+// KVSubject is the subject under which bucket stores key; publishing to it writes the key directly
+// (with headers KV's Put cannot set, such as a per-message TTL).
+func KVSubject(bucket, key string) string { return kvSubjectPrefix + bucket + "." + key }
+
+// KVStream is the name of the stream that holds bucket.
+func KVStream(bucket string) string { return kvStreamPrefix + bucket }
+
+// TypeKey is the JOB_TYPES key of a job type's registration: type.<jobType>.
+func TypeKey(jobType string) string { return keyType + jobType }
+
+// WorkerKey is the JOB_TYPES key that says one worker serves a job type now:
+// worker.<jobType>.<workerId>. It expires when the worker stops renewing it.
+func WorkerKey(jobType, workerID string) string { return keyWorker + jobType + "." + workerID }
+
+// SchemaKey is the JOB_TYPES key of one version of a job type's input schema:
+// schema.<jobType>.<schemaHash>.
+func SchemaKey(jobType, hash string) string { return keySchema + jobType + "." + hash }
+
+// WorkerKeys is the JOB_TYPES filter of every worker entry of one job type.
+func WorkerKeys(jobType string) string { return keyWorker + jobType + ".*" }
+
+// SchemaKeys is the JOB_TYPES filter of every schema version of one job type.
+func SchemaKeys(jobType string) string { return keySchema + jobType + ".*" }
+
+// RegistryKeyKind says what a JOB_TYPES key holds.
+type RegistryKeyKind int
+
+// The kinds of JOB_TYPES keys.
+const (
+	RegistryUnknown RegistryKeyKind = iota
+	RegistryType
+	RegistryWorker
+	RegistrySchema
+)
+
+// ParseRegistryKey splits a JOB_TYPES key into its kind, job type and (for worker and schema keys)
+// the worker id or schema hash. Keys that jobwire would not write are RegistryUnknown.
+func ParseRegistryKey(key string) (kind RegistryKeyKind, jobType, id string) {
+	if t, ok := strings.CutPrefix(key, keyType); ok && ValidJobType(t) {
+		return RegistryType, t, ""
+	}
+	for _, k := range []struct {
+		prefix string
+		kind   RegistryKeyKind
+		valid  func(string) bool
+	}{{keyWorker, RegistryWorker, ValidWorkerID}, {keySchema, RegistrySchema, ValidSchemaHash}} {
+		rest, ok := strings.CutPrefix(key, k.prefix)
+		i := strings.LastIndexByte(rest, '.')
+		if ok && i > 0 && ValidJobType(rest[:i]) && k.valid(rest[i+1:]) {
+			return k.kind, rest[:i], rest[i+1:]
+		}
+	}
+	return RegistryUnknown, "", ""
+}
+
+// SchemaHash is the content address of a schema document: 32 hex digits of its SHA-256.
+func SchemaHash(schema []byte) string {
+	sum := sha256.Sum256(schema)
+	return hex.EncodeToString(sum[:16])
+}
+
+// ValidSchemaHash reports whether h could have come from SchemaHash.
+func ValidSchemaHash(h string) bool {
+	if len(h) != 32 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

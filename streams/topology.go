@@ -40,6 +40,8 @@ const (
 	// deleteMarkerTTL is how long the marker of an expired JOB_STATE key stays, so a watcher that
 	// resumes later still learns that the job is gone.
 	deleteMarkerTTL = time.Hour
+	// registryMarkerTTL is how long the marker of an expired or removed worker entry stays.
+	registryMarkerTTL = time.Minute
 )
 
 // SetDefaults fills zero fields with their defaults.
@@ -118,7 +120,7 @@ func (c Config) StreamConfigs() []jetstream.StreamConfig {
 	}
 }
 
-// BucketConfigs returns the configurations of JOB_STATE, LIBRARY and JOB_IDEMPOTENCY.
+// BucketConfigs returns the configurations of JOB_STATE, LIBRARY, JOB_IDEMPOTENCY and JOB_TYPES.
 func (c Config) BucketConfigs() []jetstream.KeyValueConfig {
 	c.SetDefaults()
 	return []jetstream.KeyValueConfig{
@@ -145,7 +147,28 @@ func (c Config) BucketConfigs() []jetstream.KeyValueConfig {
 			Replicas:    c.Replicas,
 			TTL:         c.IdempotencyWindow,
 		},
+		{
+			Bucket:      BucketJobTypes,
+			Description: "jobwire job-type registry: type.<type>, schema.<type>.<hash>, worker.<type>.<workerId> (expires)",
+			History:     1,
+			Storage:     c.Storage,
+			Replicas:    c.Replicas,
+			// Worker entries carry a per-message TTL; when one expires the server leaves a marker that
+			// watchers see, so a gateway learns that a worker went without polling for it.
+			LimitMarkerTTL: registryMarkerTTL,
+		},
 	}
+}
+
+// Names returns the names of every stream and bucket of the topology.
+func Names() (streams, buckets []string) {
+	for _, sc := range (Config{}).StreamConfigs() {
+		streams = append(streams, sc.Name)
+	}
+	for _, kc := range (Config{}).BucketConfigs() {
+		buckets = append(buckets, kc.Bucket)
+	}
+	return streams, buckets
 }
 
 // Ensure creates or updates every stream and bucket of the topology. It is idempotent: on a topology
@@ -172,12 +195,13 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 // Check reports whether the whole topology exists, without changing it. Readiness probes use it.
 func Check(ctx context.Context, js jetstream.JetStream) error {
 	var errs []error
-	for _, name := range []string{StreamJobs, StreamDeadLetters, StreamEvents} {
+	streamNames, bucketNames := Names()
+	for _, name := range streamNames {
 		if _, err := js.Stream(ctx, name); err != nil {
 			errs = append(errs, fmt.Errorf("stream %s: %w", name, err))
 		}
 	}
-	for _, name := range []string{BucketState, BucketLibrary, BucketIdempotency} {
+	for _, name := range bucketNames {
 		if _, err := js.KeyValue(ctx, name); err != nil {
 			errs = append(errs, fmt.Errorf("bucket %s: %w", name, err))
 		}

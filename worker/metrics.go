@@ -1,0 +1,31 @@
+package worker
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are a Worker's Prometheus collectors (Worker.Collectors).
+type metrics struct {
+	started        *prometheus.CounterVec
+	finished       *prometheus.CounterVec
+	retried        *prometheus.CounterVec
+	duration       *prometheus.HistogramVec
+	running        *prometheus.GaugeVec
+	progressEvents prometheus.Counter
+	publishErrors  prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	return &metrics{
+		started:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jobwire_jobs_started_total", Help: "Job attempts started."}, []string{"type"}),
+		finished: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jobwire_jobs_finished_total", Help: "Jobs finished, by final state."}, []string{"type", "state"}),
+		retried:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jobwire_jobs_retried_total", Help: "Job attempts that failed and will be retried."}, []string{"type"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "jobwire_job_duration_seconds", Help: "Run time of completed jobs.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}, []string{"type"}),
+		running:        prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jobwire_jobs_running", Help: "Jobs running in this process."}, []string{"type"}),
+		progressEvents: prometheus.NewCounter(prometheus.CounterOpts{Name: "jobwire_progress_events_total", Help: "Progress events published (after coalescing)."}),
+		publishErrors:  prometheus.NewCounter(prometheus.CounterOpts{Name: "jobwire_progress_publish_errors_total", Help: "Progress events that could not be published (the terminal event still carries the final progress)."}),
+	}
+}
+
+func (m *metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.started, m.finished, m.retried, m.duration, m.running, m.progressEvents, m.publishErrors}
+}

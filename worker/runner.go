@@ -1,0 +1,143 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jobwire/jobwire/streams"
+)
+
+// runner takes the jobs of one type from its durable consumer.
+type runner struct {
+	w    *Worker
+	def  *definition
+	opts TypeOptions
+	log  *slog.Logger
+
+	slots    chan struct{}
+	running  sync.WaitGroup
+	cancel   context.CancelFunc // stops fetching
+	loopDone chan struct{}
+}
+
+// consumerConfig is the durable pull consumer of a job type's workers. Every worker of the type
+// shares it: MaxAckPending is the type's cluster-wide in-flight cap.
+func consumerConfig(name string, o TypeOptions) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       streams.WorkerConsumer(name),
+		Description:   "jobwire workers of " + name,
+		FilterSubject: streams.QueueSubject(name),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       o.AckWait,
+		// Attempts are counted by the worker (NumDelivered), which ends a job that crashed its worker
+		// on every attempt; the server never parks a message on its own.
+		MaxDeliver:    -1,
+		MaxAckPending: o.MaxInFlight,
+	}
+}
+
+func (r *runner) start(ctx context.Context) error {
+	cons, err := r.w.js.CreateOrUpdateConsumer(ctx, streams.StreamJobs, consumerConfig(r.def.name, r.opts))
+	if err != nil {
+		return fmt.Errorf("worker: ensure consumer %s: %w", streams.WorkerConsumer(r.def.name), err)
+	}
+	loopCtx, cancel := context.WithCancel(context.Background())
+	r.cancel, r.loopDone = cancel, make(chan struct{})
+	r.slots = make(chan struct{}, r.opts.Concurrency)
+	go r.fetchLoop(loopCtx, cons)
+	r.log.Info("serving job type", "consumer", streams.WorkerConsumer(r.def.name), "concurrency", r.opts.Concurrency)
+	return nil
+}
+
+// stopFetching ends the fetch loop and waits for it; running jobs go on. Safe before start.
+func (r *runner) stopFetching() {
+	if r.cancel == nil {
+		return
+	}
+	r.cancel()
+	<-r.loopDone
+}
+
+// fetchLoop asks the server for exactly as many jobs as there are free slots, so no job waits in a
+// local buffer while its lease runs.
+func (r *runner) fetchLoop(ctx context.Context, cons jetstream.Consumer) {
+	defer close(r.loopDone)
+	for ctx.Err() == nil {
+		free := r.takeSlots(ctx)
+		if free == 0 {
+			return
+		}
+		fetchCtx, cancelFetch := context.WithTimeout(ctx, 2*time.Second)
+		batch, err := cons.Fetch(free, jetstream.FetchContext(fetchCtx))
+		if err == nil {
+			for msg := range batch.Messages() {
+				free--
+				r.running.Add(1)
+				go func() {
+					defer r.running.Done()
+					defer func() { <-r.slots }()
+					r.process(msg)
+				}()
+			}
+			err = batch.Error()
+		}
+		cancelFetch()
+		r.releaseSlots(free)
+		if err != nil && ctx.Err() == nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			r.log.Warn("fetch jobs", "err", err)
+			sleepCtx(ctx, 250*time.Millisecond)
+		}
+	}
+}
+
+// takeSlots waits for one free slot, then takes every other free one; 0 when ctx ended first.
+func (r *runner) takeSlots(ctx context.Context) int {
+	select {
+	case r.slots <- struct{}{}:
+	case <-ctx.Done():
+		return 0
+	}
+	free := 1
+	for free < cap(r.slots) {
+		select {
+		case r.slots <- struct{}{}:
+			free++
+		default:
+			return free
+		}
+	}
+	return free
+}
+
+func (r *runner) releaseSlots(n int) {
+	for range n {
+		<-r.slots
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// backoff is the pause before the attempt after attempt: BackoffBase doubled per attempt, at most
+// BackoffMax, with full jitter so retries of many failed jobs do not arrive together.
+func (r *runner) backoff(attempt int) time.Duration {
+	d := r.opts.BackoffBase << min(attempt-1, 20)
+	if d <= 0 || d > r.opts.BackoffMax {
+		d = r.opts.BackoffMax
+	}
+	return d/2 + rand.N(d/2+1)
+}
