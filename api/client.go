@@ -145,6 +145,13 @@ func (c *Client) History(ctx context.Context, id string) (History, error) {
 	return h, err
 }
 
+// JobTypes lists the registered job types, with their input schemas and the workers serving them now.
+func (c *Client) JobTypes(ctx context.Context) (JobTypeList, error) {
+	var out JobTypeList
+	_, err := c.do(ctx, http.MethodGet, "/v1/job-types", nil, nil, &out)
+	return out, err
+}
+
 // Library returns a page of the caller's tracks.
 func (c *Client) Library(ctx context.Context, cursor string, limit int) (TrackList, error) {
 	q := url.Values{}

@@ -219,7 +219,7 @@ func (s *stack) startWorkers(ctx context.Context, n, concurrency int) error {
 		}
 		p, err := s.startJobwire(fmt.Sprintf("worker-%d", i+1), map[string]string{
 			"JOBWIRE_METRICS_ADDR": addr, "JOBWIRE_WORKER_CONCURRENCY": strconv.Itoa(concurrency),
-			"JOBWIRE_WORKER_SHUTDOWN_GRACE": "2s",
+			"JOBWIRE_WORKER_SHUTDOWN_GRACE": "2s", "JOBWIRE_NOOP_JOBS": "true",
 		}, "worker")
 		if err != nil {
 			return err
@@ -360,7 +360,7 @@ func (s *stack) streamStates(ctx context.Context) (map[string]streamState, error
 	return out, nil
 }
 
-var accountedStreams = []string{streams.StreamJobs, streams.StreamEvents, "KV_" + streams.BucketState, "KV_" + streams.BucketLibrary}
+var accountedStreams = []string{streams.StreamJobs, streams.StreamEvents, streams.KVStream(streams.BucketState), streams.KVStream(streams.BucketLibrary)}
 
 // redisCommands returns INFO commandstats as command → calls (nil without redis).
 func (s *stack) redisCommands(ctx context.Context) (map[string]int64, error) {

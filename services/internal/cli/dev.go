@@ -46,11 +46,11 @@ func newDevCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			runners, err := p.workerServices()
+			w, err := p.workerService()
 			if err != nil {
 				return err
 			}
-			svcs := append([]service{p.projectorService()}, runners...)
+			svcs := []service{p.projectorService(), w}
 			m, err := p.mirrorService()
 			if err != nil {
 				return err

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -20,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
-	"github.com/jobwire/jobwire/api"
 	"github.com/jobwire/jobwire/services/internal/auth"
 	"github.com/jobwire/jobwire/services/internal/config"
 	"github.com/jobwire/jobwire/services/internal/gateway"
@@ -28,10 +26,9 @@ import (
 	"github.com/jobwire/jobwire/services/internal/jobtypes"
 	"github.com/jobwire/jobwire/services/internal/jsmetrics"
 	"github.com/jobwire/jobwire/services/internal/mirror"
-	"github.com/jobwire/jobwire/services/internal/natsconn"
 	"github.com/jobwire/jobwire/services/internal/projector"
-	"github.com/jobwire/jobwire/services/internal/runner"
 	"github.com/jobwire/jobwire/streams"
+	"github.com/jobwire/jobwire/worker"
 )
 
 // service is a long-running part of a process.
@@ -90,13 +87,19 @@ func newProcess(name, logFormat string) *process {
 
 // connect connects to NATS (url, or NATS_URL) and ensures the topology.
 func (p *process) connect(ctx context.Context, name, url string) error {
-	if url == "" {
-		url = p.env.String("NATS_URL")
+	o := worker.ConnectOptionsFromEnv(name)
+	o.Logger = p.log
+	if url != "" {
+		o.URL = url
 	}
-	nc, js, err := natsconn.Connect(natsconn.Options{URL: url, Name: name, Logger: p.log,
-		User: p.env.String("NATS_USER"), Password: p.env.String("NATS_PASSWORD"), CredsFile: p.env.String("NATS_CREDS")})
+	nc, err := worker.Connect(o)
 	if err != nil {
 		return err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return fmt.Errorf("jetstream context: %w", err)
 	}
 	p.nc, p.js = nc, js
 	p.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "jobwire_nats_connected", Help: "1 while the NATS connection is up."},
@@ -107,40 +110,33 @@ func (p *process) connect(ctx context.Context, name, url string) error {
 			return 0
 		}))
 	p.reg.MustRegister(jsmetrics.New(js, p.log))
-	// A NATS cluster that is still forming (or electing leaders after a node loss) answers slowly:
-	// keep trying, with a bounded wait per attempt, until it works or the process is told to stop.
-	wait := time.Second
+	if err := p.ensureTopology(ctx); err != nil {
+		nc.Close()
+		return fmt.Errorf("ensure topology (is NATS at %s reachable, with JetStream?): %w", o.URL, err)
+	}
+	return nil
+}
+
+// ensureTopology creates (JOBWIRE_TOPOLOGY=ensure) or checks (check) the topology. A NATS cluster that
+// is still forming, or electing leaders after a node loss, answers slowly: it keeps trying, with a
+// bounded wait per attempt, until it works or ctx ends.
+func (p *process) ensureTopology(ctx context.Context) error {
 	mode := p.topoMode
 	if mode == "" {
 		mode = p.env.String("JOBWIRE_TOPOLOGY")
 	}
 	if mode != "ensure" && mode != "check" {
-		nc.Close()
 		return fmt.Errorf("JOBWIRE_TOPOLOGY=%q: want ensure or check", mode)
 	}
-	for {
-		attemptCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		var err error
+	retry := streams.Retry{Wait: time.Second, MaxWait: 10 * time.Second, Timeout: 20 * time.Second,
+		Final:   func(error) bool { return false },
+		OnRetry: func(err error, wait time.Duration) { p.log.Warn("ensure topology, retrying", "err", err, "in", wait) }}
+	return retry.Do(ctx, func(ctx context.Context) error {
 		if mode == "check" {
-			err = streams.Check(attemptCtx, js)
-		} else {
-			err = streams.Ensure(attemptCtx, js, p.topo)
+			return streams.Check(ctx, p.js)
 		}
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			nc.Close()
-			return fmt.Errorf("ensure topology (is NATS at %s reachable, with JetStream?): %w", url, err)
-		}
-		p.log.Warn("ensure topology, retrying", "err", err, "in", wait)
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-		}
-		wait = min(wait*2, 10*time.Second)
-	}
+		return streams.Ensure(ctx, p.js, p.topo)
+	})
 }
 
 func (p *process) close() {
@@ -184,10 +180,6 @@ func (p *process) gatewayService(secret []byte) (*gateway.Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("JOBWIRE_SUBMIT_RATE: %w", err)
 	}
-	cookieSecure, err := strconv.ParseBool(env.String("JOBWIRE_COOKIE_SECURE"))
-	if err != nil {
-		return nil, fmt.Errorf("JOBWIRE_COOKIE_SECURE: %w", err)
-	}
 	kv, err := p.js.KeyValue(context.Background(), streams.BucketLibrary)
 	if err != nil {
 		return nil, fmt.Errorf("open library: %w", err)
@@ -202,7 +194,7 @@ func (p *process) gatewayService(secret []byte) (*gateway.Gateway, error) {
 		SubmitRate:        rate,
 		SubmitBurst:       env.Int("JOBWIRE_SUBMIT_BURST"),
 		CORSOrigins:       strings.Split(env.String("JOBWIRE_CORS_ORIGINS"), ","),
-		CookieSecure:      cookieSecure,
+		CookieSecure:      env.Bool("JOBWIRE_COOKIE_SECURE"),
 	}
 	cfg.SSE.Heartbeat = env.Duration("JOBWIRE_SSE_HEARTBEAT")
 	cfg.SSE.MaxDuration = env.Duration("JOBWIRE_SSE_MAX_DURATION")
@@ -217,41 +209,48 @@ func (p *process) gatewayService(secret []byte) (*gateway.Gateway, error) {
 		Library: importer.NewLibrary(kv), Registry: p.reg, Logger: p.log}), nil
 }
 
-// workerServices builds one runner per job type.
-func (p *process) workerServices() ([]service, error) {
-	env := p.env
+// workerService builds the worker that serves jobwire's own job types (playlist.import, and noop
+// when JOBWIRE_NOOP_JOBS is set) on the public SDK, configured by the same JOBWIRE_WORKER_* variables
+// as any worker built on it.
+func (p *process) workerService() (service, error) {
+	cfg, err := worker.ConfigFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Logger = p.log
 	kv, err := p.js.KeyValue(context.Background(), streams.BucketLibrary)
 	if err != nil {
 		return nil, fmt.Errorf("open library: %w", err)
 	}
-	im := &importer.Importer{Library: importer.NewLibrary(kv), Resolver: importer.LocalResolver{Delay: env.Duration("JOBWIRE_IMPORT_TRACK_DELAY")}}
-	im.Limits.SetDefaults()
-	base := runner.Config{
-		Concurrency:      env.Int("JOBWIRE_WORKER_CONCURRENCY"),
-		AckWait:          env.Duration("JOBWIRE_WORKER_ACK_WAIT"),
-		MaxAttempts:      env.Int("JOBWIRE_WORKER_MAX_ATTEMPTS"),
-		ShutdownGrace:    env.Duration("JOBWIRE_WORKER_SHUTDOWN_GRACE"),
-		ProgressInterval: env.Duration("JOBWIRE_PROGRESS_INTERVAL"),
-	}
-	if err := env.Err(); err != nil {
+	im := &importer.Importer{Library: importer.NewLibrary(kv), Resolver: importer.LocalResolver{Delay: p.env.Duration("JOBWIRE_IMPORT_TRACK_DELAY")}}
+	noop := p.env.Bool("JOBWIRE_NOOP_JOBS")
+	if err := p.env.Err(); err != nil {
 		return nil, err
 	}
-	metrics := runner.NewMetrics(p.reg)
-	handlers := map[string]runner.Handler{
-		api.JobTypePlaylistImport: jobtypes.PlaylistImport(im),
-		jobtypes.NoopType:         jobtypes.Noop(),
+	w, err := worker.New(p.nc, cfg)
+	if err != nil {
+		return nil, err
 	}
-	var out []service
-	for _, typ := range []string{api.JobTypePlaylistImport, jobtypes.NoopType} {
-		cfg := base
-		cfg.JobType = typ
-		r, err := runner.New(cfg, p.nc, p.js, handlers[typ], metrics, p.log)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
+	if err := jobtypes.Register(w, im, noop); err != nil {
+		return nil, err
 	}
-	return out, nil
+	p.reg.MustRegister(w.Collectors()...)
+	return workerService{w, cfg.ShutdownGrace}, nil
+}
+
+// workerService runs a worker as a service of the process: Stop waits for the shutdown grace and a
+// little more for handlers to return after it.
+type workerService struct {
+	w     *worker.Worker
+	grace time.Duration
+}
+
+func (s workerService) Start(ctx context.Context) error { return s.w.Start(ctx) }
+
+func (s workerService) Stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), s.grace+10*time.Second)
+	defer cancel()
+	_ = s.w.Stop(ctx)
 }
 
 func (p *process) projectorService() *projector.Projector {
@@ -360,11 +359,11 @@ func newWorkerCmd() *cobra.Command {
 				return err
 			}
 			defer p.close()
-			runners, err := p.workerServices()
+			w, err := p.workerService()
 			if err != nil {
 				return err
 			}
-			return run(cmd.Context(), p.log, append([]service{&opsServer{addr: p.env.String("JOBWIRE_METRICS_ADDR"), p: p}}, runners...)...)
+			return run(cmd.Context(), p.log, &opsServer{addr: p.env.String("JOBWIRE_METRICS_ADDR"), p: p}, w)
 		},
 	}
 }

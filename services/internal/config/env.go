@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jobwire/jobwire/worker"
 )
 
 // Var documents one environment variable.
@@ -22,10 +24,10 @@ type Var struct {
 
 // Vars is every environment variable jobwire reads.
 var Vars = []Var{
-	{"NATS_URL", "nats://127.0.0.1:4222", "gateway worker projector mirror admin", "NATS server URLs, comma-separated"},
-	{"NATS_USER", "", "gateway worker projector mirror admin", "NATS user (with NATS_PASSWORD)"},
-	{"NATS_PASSWORD", "", "gateway worker projector mirror admin", "NATS password"},
-	{"NATS_CREDS", "", "gateway worker projector mirror admin", "NATS credentials file"},
+	workerVar("NATS_URL", "gateway worker projector mirror admin"),
+	workerVar("NATS_USER", "gateway worker projector mirror admin"),
+	workerVar("NATS_PASSWORD", "gateway worker projector mirror admin"),
+	workerVar("NATS_CREDS", "gateway worker projector mirror admin"),
 	{"JOBWIRE_LOG_LEVEL", "info", "all", "debug, info, warn or error"},
 	{"JOBWIRE_LOG_FORMAT", "json", "all", "json or text (dev defaults to text)"},
 	{"JOBWIRE_METRICS_ADDR", ":9090", "worker projector mirror", "address of /metrics, /healthz and /readyz; empty disables"},
@@ -50,11 +52,17 @@ var Vars = []Var{
 	{"JOBWIRE_SSE_MAX_PER_USER", "8", "gateway dev", "open streams per user per gateway (429 past it)"},
 	{"JOBWIRE_SSE_MAX_STREAMS", "20000", "gateway dev", "open streams per gateway (503 past it)"},
 	{"JOBWIRE_SSE_WRITE_TIMEOUT", "10s", "gateway dev", "a client that cannot take a write this long is dropped"},
-	{"JOBWIRE_WORKER_CONCURRENCY", "4", "worker dev", "jobs run at once per worker process"},
-	{"JOBWIRE_WORKER_ACK_WAIT", "30s", "worker dev", "job lease; a crashed worker's job is redelivered after it"},
-	{"JOBWIRE_WORKER_MAX_ATTEMPTS", "5", "worker dev", "attempts before a job fails and goes to JOBS_DLQ"},
-	{"JOBWIRE_WORKER_SHUTDOWN_GRACE", "25s", "worker dev", "on SIGTERM, time running jobs get to finish before they are handed back"},
-	{"JOBWIRE_PROGRESS_INTERVAL", "100ms", "worker dev", "least time between two progress events of one job"},
+	workerVar("JOBWIRE_WORKER_NAME", "worker dev"),
+	workerVar("JOBWIRE_WORKER_CONCURRENCY", "worker dev"),
+	workerVar("JOBWIRE_WORKER_MAX_IN_FLIGHT", "worker dev"),
+	workerVar("JOBWIRE_WORKER_JOB_TIMEOUT", "worker dev"),
+	workerVar("JOBWIRE_WORKER_MAX_ATTEMPTS", "worker dev"),
+	workerVar("JOBWIRE_WORKER_ACK_WAIT", "worker dev"),
+	workerVar("JOBWIRE_WORKER_BACKOFF_BASE", "worker dev"),
+	workerVar("JOBWIRE_WORKER_BACKOFF_MAX", "worker dev"),
+	workerVar("JOBWIRE_WORKER_SHUTDOWN_GRACE", "worker dev"),
+	workerVar("JOBWIRE_PROGRESS_INTERVAL", "worker dev"),
+	{"JOBWIRE_NOOP_JOBS", "false", "worker dev", "also serve the noop job type (benchmarks, smoke tests)"},
 	{"JOBWIRE_IMPORT_TRACK_DELAY", "0s", "worker dev", "per-track delay standing in for a remote catalogue look-up"},
 	{"REDIS_URL", "", "mirror dev", "Redis for the legacy BullMQ mirror; unset: no Redis anywhere"},
 	{"JOBWIRE_LEGACY_QUEUE", "sync", "mirror dev", "BullMQ queue name the mirror writes"},
@@ -63,8 +71,19 @@ var Vars = []Var{
 	{"JOBWIRE_DATA_DIR", "./data", "dev", "where the embedded NATS server keeps its data"},
 	{"JOBWIRE_NATS_PORT", "4222", "dev", "client port of the embedded NATS server"},
 	{"JOBWIRE_NATS_MONITOR_ADDR", "127.0.0.1:8222", "dev", "monitoring address of the embedded NATS server"},
-	{"JOBWIRE_URL", "http://127.0.0.1:8080", "submit watch jobs cancel history library", "gateway URL for the CLI"},
-	{"JOBWIRE_TOKEN", "", "submit watch jobs cancel history library", "token for the CLI"},
+	{"JOBWIRE_URL", "http://127.0.0.1:8080", "submit watch jobs cancel history library job-types", "gateway URL for the CLI"},
+	{"JOBWIRE_TOKEN", "", "submit watch jobs cancel history library job-types", "token for the CLI"},
+}
+
+// workerVar declares a variable of the worker SDK (worker.EnvVars, which holds its default and
+// meaning) with the commands that read it.
+func workerVar(name, services string) Var {
+	for _, v := range worker.EnvVars {
+		if v.Name == name {
+			return Var{Name: name, Default: v.Default, Services: services, Help: v.Help}
+		}
+	}
+	panic("config: the worker SDK declares no variable " + name)
 }
 
 // Env reads variables, collecting every error so a bad configuration is reported at once.
@@ -119,6 +138,16 @@ func (e *Env) Duration(name string) time.Duration {
 		e.errs = append(e.errs, fmt.Errorf("%s=%q: not a duration (e.g. 15s, 30m)", name, s))
 	}
 	return d
+}
+
+// Bool returns the variable as a boolean (1, t, true, 0, f, false, ...).
+func (e *Env) Bool(name string) bool {
+	s := e.raw(name)
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s=%q: not a boolean (true or false)", name, s))
+	}
+	return b
 }
 
 // Err returns every error seen so far.

@@ -207,7 +207,7 @@ func TestIdempotentSubmit(t *testing.T) {
 	b := setup(t)
 	c := b.client(t, "dave")
 	ctx := context.Background()
-	req := api.SubmitRequest{Type: stepsType, Input: json.RawMessage(`{"steps":1}`)}
+	req := api.SubmitRequest{Type: stepsName, Input: json.RawMessage(`{"steps":1}`)}
 	first, created, err := c.Submit(ctx, req, "key-1")
 	if err != nil || !created {
 		t.Fatalf("first: %v %v", err, created)
@@ -216,7 +216,7 @@ func TestIdempotentSubmit(t *testing.T) {
 	if err != nil || created || again.ID != first.ID {
 		t.Fatalf("second: %v created=%v id %s vs %s", err, created, again.ID, first.ID)
 	}
-	if _, _, err := c.Submit(ctx, api.SubmitRequest{Type: stepsType, Input: json.RawMessage(`{"steps":2}`)}, "key-1"); !api.IsCode(err, api.CodeInvalidInput) {
+	if _, _, err := c.Submit(ctx, api.SubmitRequest{Type: stepsName, Input: json.RawMessage(`{"steps":2}`)}, "key-1"); !api.IsCode(err, api.CodeInvalidInput) {
 		t.Fatalf("same key, other body: %v", err)
 	}
 	// Another user with the same key gets their own job.

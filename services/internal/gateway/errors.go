@@ -8,6 +8,8 @@ import (
 
 	"github.com/jobwire/jobwire/api"
 	"github.com/jobwire/jobwire/services/internal/jobstore"
+	"github.com/jobwire/jobwire/services/internal/registry"
+	"github.com/jobwire/jobwire/streams"
 )
 
 var (
@@ -20,6 +22,7 @@ var (
 func (g *Gateway) errorHandler(c *fiber.Ctx, err error) error {
 	var apiErr *api.Error
 	var fe *fiber.Error
+	var inputErr *streams.InputError
 	switch {
 	case errors.As(err, &apiErr):
 	case errors.Is(err, jobstore.ErrNotFound):
@@ -32,6 +35,10 @@ func (g *Gateway) errorHandler(c *fiber.Ctx, err error) error {
 		apiErr = api.Errorf(api.CodeJobFinished, "only a failed job whose message is in the dead-letter stream can be retried")
 	case errors.Is(err, jobstore.ErrIdempotencyKey):
 		apiErr = api.Errorf(api.CodeInvalidInput, "Idempotency-Key was already used with a different request")
+	case errors.Is(err, registry.ErrUnknownType):
+		apiErr = api.Errorf(api.CodeUnknownJobType, "unknown job type: no worker has registered it (GET /v1/job-types lists the types)")
+	case errors.As(err, &inputErr):
+		apiErr = api.Errorf(api.CodeInvalidInput, "%s", inputErr.Error())
 	case errors.As(err, &fe):
 		apiErr = fromFiber(fe)
 	default:

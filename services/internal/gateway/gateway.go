@@ -21,8 +21,8 @@ import (
 
 	"github.com/jobwire/jobwire/api"
 	"github.com/jobwire/jobwire/services/internal/auth"
-	"github.com/jobwire/jobwire/services/internal/importer"
 	"github.com/jobwire/jobwire/services/internal/jobstore"
+	"github.com/jobwire/jobwire/services/internal/registry"
 	"github.com/jobwire/jobwire/services/internal/relay"
 	"github.com/jobwire/jobwire/services/internal/sse"
 	"github.com/jobwire/jobwire/services/internal/web"
@@ -35,8 +35,6 @@ type Config struct {
 	Addr string
 	// BodyLimit is the largest request body in bytes (JOBWIRE_BODY_LIMIT). Default 1 MiB.
 	BodyLimit int
-	// JobTypes are the job types accepted by POST /v1/jobs. Default playlist.import and noop.
-	JobTypes []string
 	// SSE configures the streams (heartbeat, maximum duration, write timeout).
 	SSE sse.Config
 	// MaxStreamsPerUser caps one user's open streams on this gateway (JOBWIRE_SSE_MAX_PER_USER).
@@ -52,10 +50,6 @@ type Config struct {
 	StateRetention time.Duration
 	// StreamTokenTTL is the lifetime of tokens from POST /v1/stream-tokens. Default 15 min.
 	StreamTokenTTL time.Duration
-	// Playlist bounds what the gateway checks of a playlist before queueing it (content bytes, and for
-	// m3u and csv lines and line length); the worker enforces the rest. Zero fields take importer's
-	// defaults, which are the worker's.
-	Playlist importer.Limits
 	// SubmitRate limits submissions (POST /v1/jobs, POST /library/sync, retries) per user on this
 	// gateway (JOBWIRE_SUBMIT_RATE, JOBWIRE_SUBMIT_BURST): a token bucket refilled at SubmitRate holding
 	// SubmitBurst. Default 10/s, burst 20; a negative SubmitRate.N turns the limit off. Past it: 429
@@ -84,9 +78,6 @@ func (c *Config) SetDefaults() {
 	if c.BodyLimit == 0 {
 		c.BodyLimit = 1 << 20
 	}
-	if len(c.JobTypes) == 0 {
-		c.JobTypes = []string{"playlist.import", "noop"}
-	}
 	if c.MaxStreamsPerUser == 0 {
 		c.MaxStreamsPerUser = 8
 	}
@@ -102,7 +93,6 @@ func (c *Config) SetDefaults() {
 	if c.StreamTokenTTL == 0 {
 		c.StreamTokenTTL = 15 * time.Minute
 	}
-	c.Playlist.SetDefaults()
 	if c.SubmitRate == (Rate{}) {
 		c.SubmitRate = Rate{N: 10, Per: time.Second}
 	}
@@ -144,7 +134,7 @@ type Gateway struct {
 	submitted *prometheus.CounterVec
 	submits   *submitLimiter
 	origins   map[string]bool
-	types     map[string]bool
+	types     *registry.Registry
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -159,10 +149,7 @@ func New(cfg Config, d Deps) *Gateway {
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()
 	}
-	g := &Gateway{cfg: cfg, deps: d, log: d.Logger, types: map[string]bool{}}
-	for _, t := range cfg.JobTypes {
-		g.types[t] = true
-	}
+	g := &Gateway{cfg: cfg, deps: d, log: d.Logger}
 	g.pool = sse.NewPool(cfg.SSE, sse.NewMetrics(d.Registry), d.Logger)
 	g.limits = newStreamLimits(cfg.MaxStreamsPerUser, cfg.MaxStreams, d.Registry)
 	g.submitted = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jobwire_jobs_submitted_total",
@@ -210,8 +197,8 @@ func (g *Gateway) Addr() string {
 	return g.ln.Addr().String()
 }
 
-// Start opens the job store and the relay's watch, then listens on cfg.Addr. It returns once the
-// gateway accepts connections.
+// Start opens the job store, the job-type registry's watch and the relay's watch, then listens on
+// cfg.Addr. It returns once the gateway accepts connections.
 func (g *Gateway) Start(ctx context.Context) error {
 	store, err := jobstore.New(ctx, g.deps.NC, g.deps.JS)
 	if err != nil {
@@ -219,8 +206,17 @@ func (g *Gateway) Start(ctx context.Context) error {
 	}
 	store.Retention = g.cfg.StateRetention
 	g.store = store
+	types, err := g.deps.JS.KeyValue(ctx, streams.BucketJobTypes)
+	if err != nil {
+		return fmt.Errorf("gateway: open %s: %w", streams.BucketJobTypes, err)
+	}
+	g.types = registry.New(types, g.log)
+	if err := g.types.Start(ctx); err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
 	g.hub = relay.NewHub(store.State(), g.deps.Registry, g.log)
 	if err := g.hub.Start(ctx); err != nil {
+		g.types.Stop()
 		return fmt.Errorf("gateway: %w", err)
 	}
 	g.pool.Start()
@@ -228,6 +224,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	if err != nil {
 		g.pool.Stop()
 		g.hub.Stop()
+		g.types.Stop()
 		return fmt.Errorf("gateway: listen on %s: %w", g.cfg.Addr, err)
 	}
 	g.mu.Lock()
@@ -257,6 +254,7 @@ func (g *Gateway) Stop() {
 		g.log.Warn("gateway serve", "err", err)
 	}
 	g.hub.Stop()
+	g.types.Stop()
 	g.log.Info("gateway stopped")
 }
 
@@ -278,6 +276,7 @@ func (g *Gateway) routes() {
 	v1.Get("/jobs/:id/events", g.authenticate(true), g.streamJob(sse.FlavorV1))
 	v1.Get("/events", g.authenticate(true), g.streamOwner)
 	v1.Get("/library", g.authenticate(false), g.library)
+	v1.Get("/job-types", g.authenticate(false), g.jobTypes)
 	v1.Post("/stream-tokens", g.authenticate(false), g.streamToken)
 	v1.Post("/session", g.createSession)
 	v1.Delete("/session", g.deleteSession)
@@ -291,13 +290,16 @@ func (g *Gateway) routes() {
 	a.Use(func(c *fiber.Ctx) error { return errNotFoundRoute })
 }
 
-// ready reports whether NATS is connected, the topology exists and the relay has loaded.
+// ready reports whether NATS is connected, the topology exists and the registry and relay have loaded.
 func (g *Gateway) ready(ctx context.Context) error {
 	if g.deps.NC == nil || !g.deps.NC.IsConnected() {
 		return errors.New("nats not connected")
 	}
 	if g.hub == nil || !g.hub.Ready() {
 		return errors.New("relay not loaded")
+	}
+	if !g.types.Ready() {
+		return errors.New("job-type registry not loaded")
 	}
 	return streams.Check(ctx, g.deps.JS)
 }

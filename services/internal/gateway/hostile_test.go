@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/rand"
 	"crypto/rsa"
+	encjson "encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -166,10 +167,13 @@ func TestHostileRequests(t *testing.T) {
 		{name: "32-deep input is fine", method: "POST", path: "/v1/jobs", token: alice, ct: json, body: `{"type":"noop","input":` + nested(31, "1") + `}`, status: 202},
 		{name: "brackets inside a string are not depth", method: "POST", path: "/v1/jobs", token: alice, ct: json, body: `{"type":"noop","input":"` + strings.Repeat("[{", 5000) + `\"]"}`, status: 202},
 		{name: "deep session body", method: "POST", path: "/v1/session", ct: json, body: `{"token":` + nested(100, `"x"`) + `}`, status: 400, code: api.CodeBadRequest},
-		{name: "too many playlist lines", method: "POST", path: "/v1/jobs", token: alice, ct: json, body: playlist("m3u", strings.Repeat(`a\n`, 20001)), status: 413, code: api.CodeBodyTooLarge},
-		{name: "playlist line too long", method: "POST", path: "/v1/jobs", token: alice, ct: json, body: playlist("csv", "artist,title\\n"+strings.Repeat("b", 5000)), status: 413, code: api.CodeBodyTooLarge},
-		{name: "lone-CR lines count in m3u", method: "POST", path: "/library/sync", token: alice, ct: json, body: `{"name":"x","format":"m3u","content":"` + strings.Repeat(`a\r`, 20001) + `"}`, status: 413, code: api.CodeBodyTooLarge},
-		{name: "NUL in a playlist", method: "POST", path: "/v1/jobs", token: alice, ct: json, body: playlist("m3u", `#EXTM3U\n\u0000evil.mp3`), status: 422, code: api.CodeInvalidInput},
+		// Input against the type's schema (the registry's; the importer checks the rest when it runs).
+		{name: "unknown playlist format", method: "POST", path: "/v1/jobs", token: alice, ct: json, body: playlist("wav", "x"), status: 422, code: api.CodeInvalidInput},
+		{name: "blank playlist", method: "POST", path: "/library/sync", token: alice, ct: json, body: `{"name":"x","format":"csv","content":" \n\t "}`, status: 422, code: api.CodeInvalidInput},
+		{name: "name over 200 characters", method: "POST", path: "/v1/jobs", token: alice, ct: json, body: submit(`{"name":"` + strings.Repeat("n", 201) + `","format":"csv","content":"a,b"}`), status: 422, code: api.CodeInvalidInput},
+		{name: "unknown input field", method: "POST", path: "/v1/jobs", token: alice, ct: json, body: submit(`{"format":"csv","content":"a,b","evil":1}`), status: 422, code: api.CodeInvalidInput},
+		{name: "input not an object", method: "POST", path: "/v1/jobs", token: alice, ct: json, body: submit(`"x"`), status: 422, code: api.CodeInvalidInput},
+		{name: "no input", method: "POST", path: "/v1/jobs", token: alice, ct: json, body: `{"type":"playlist.import"}`, status: 422, code: api.CodeInvalidInput},
 		{name: "duplicate keys", method: "POST", path: "/v1/jobs", token: alice, ct: json, body: `{"type":"noop","type":"playlist.import"}`, status: 422, code: api.CodeInvalidInput},
 		{name: "byte order mark", method: "POST", path: "/v1/jobs", token: alice, ct: json, body: "\xEF\xBB\xBF" + `{"type":"noop"}`, status: 400, code: api.CodeBadRequest},
 		{name: "runAt in year 9999", method: "POST", path: "/v1/jobs", token: alice, ct: json, body: `{"type":"noop","input":{},"runAt":"9999-01-01T00:00:00Z"}`, status: 422, code: api.CodeInvalidInput},
@@ -256,5 +260,30 @@ func TestHostileRequests(t *testing.T) {
 	}
 	if _, err := b.client(t, "bob").Get(t.Context(), bobJob.ID); err != nil {
 		t.Fatalf("bob's job: %v", err)
+	}
+}
+
+// Playlist limits that JSON Schema cannot express (lines, line length, text-ness) are the importer's:
+// such a submit is queued and the job fails at once, with a code that says why, and no retry.
+func TestPlaylistLimitsFailTheJobAtOnce(t *testing.T) {
+	b := setup(t)
+	c := b.client(t, "alice")
+	for _, row := range []struct {
+		name, format, content, code string
+	}{
+		{"too many lines", "m3u", strings.Repeat("a\n", 20001), "playlist_too_large"},
+		{"line too long", "csv", "artist,title\n" + strings.Repeat("b", 5000), "playlist_too_large"},
+		{"lone-CR lines count in m3u", "m3u", strings.Repeat("a\r", 20001), "playlist_too_large"},
+		{"NUL byte", "m3u", "#EXTM3U\n\x00evil.mp3", "malformed_playlist"},
+	} {
+		raw, _ := encjson.Marshal(api.PlaylistImport{Name: row.name, Format: row.format, Content: row.content})
+		st, _, err := c.Submit(t.Context(), api.SubmitRequest{Type: api.JobTypePlaylistImport, Input: raw}, "")
+		if err != nil {
+			t.Fatalf("%s: %v", row.name, err)
+		}
+		got := waitState(t, c, st.ID, api.StateFailed)
+		if got.Attempt != 1 || got.Error == nil || got.Error.Code != row.code {
+			t.Errorf("%s: %+v %+v, want failed on attempt 1 with %s", row.name, got, got.Error, row.code)
+		}
 	}
 }

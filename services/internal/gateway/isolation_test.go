@@ -60,7 +60,7 @@ func TestIsolationAcrossEveryRoute(t *testing.T) {
 		u := &user{sub: sub, owner: owner, token: b.token(t, sub)}
 		c := api.NewClient(b.url, u.token)
 		active := b.submitSteps(t, c, stepsInput{Steps: 1, Block: true})
-		failed, _, err := c.Submit(ctx, api.SubmitRequest{Type: stepsType, Input: json.RawMessage(`{"steps":"not a number"}`)}, "")
+		failed, _, err := c.Submit(ctx, api.SubmitRequest{Type: stepsName, Input: json.RawMessage(`{"steps":0,"fail":"boom"}`)}, "")
 		if err != nil {
 			t.Fatal(err)
 		}

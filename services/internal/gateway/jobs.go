@@ -10,13 +10,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/jobwire/jobwire/api"
 	"github.com/jobwire/jobwire/services/internal/auth"
-	"github.com/jobwire/jobwire/services/internal/importer"
 	"github.com/jobwire/jobwire/services/internal/jobstore"
 	"github.com/jobwire/jobwire/streams"
 )
@@ -66,51 +64,12 @@ func decodeJSON(c *fiber.Ctx, v any) error {
 	return nil
 }
 
-// validateInput checks a job's input for its type and returns a display name. The worker re-checks
-// everything; this catches what can be told without running the job.
-func validateInput(jobType string, input json.RawMessage, lim importer.Limits) (string, error) {
-	switch jobType {
-	case api.JobTypePlaylistImport:
-		if len(bytes.TrimSpace(input)) == 0 || bytes.Equal(bytes.TrimSpace(input), []byte("null")) {
-			return "", api.Errorf(api.CodeInvalidInput, "input is required")
-		}
-		var in api.PlaylistImport
-		dec := json.NewDecoder(bytes.NewReader(input))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&in); err != nil {
-			return "", api.Errorf(api.CodeInvalidInput, "input: %v", strings.TrimPrefix(err.Error(), "json: "))
-		}
-		switch in.Format {
-		case api.FormatM3U, api.FormatXSPF, api.FormatCSV, api.FormatJSON:
-		case "":
-			return "", api.Errorf(api.CodeInvalidInput, "input.format is required (m3u, xspf, csv or json)")
-		default:
-			return "", api.Errorf(api.CodeInvalidInput, "input.format %q is not one of m3u, xspf, csv, json", in.Format)
-		}
-		if strings.TrimSpace(in.Content) == "" {
-			return "", api.Errorf(api.CodeInvalidInput, "input.content is required")
-		}
-		if !utf8.ValidString(in.Name) || len(in.Name) > 200 {
-			return "", api.Errorf(api.CodeInvalidInput, "input.name must be valid UTF-8 of at most 200 bytes")
-		}
-		if err := checkPlaylist(in, lim); err != nil {
-			return "", err
-		}
-		return in.Name, nil
-	}
-	// Other registered types take any JSON value; their workers validate it.
-	return "", nil
-}
-
 func (g *Gateway) submit(c *fiber.Ctx) error {
 	var req api.SubmitRequest
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	if !g.types[req.Type] {
-		return api.Errorf(api.CodeUnknownJobType, "unknown job type %q", req.Type)
-	}
-	name, err := validateInput(req.Type, req.Input, g.cfg.Playlist)
+	name, err := g.types.Check(req.Type, req.Input)
 	if err != nil {
 		return err
 	}
@@ -234,6 +193,11 @@ func (g *Gateway) listJobs(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(list)
+}
+
+// jobTypes lists the registered job types, with their schemas and the workers serving them now.
+func (g *Gateway) jobTypes(c *fiber.Ctx) error {
+	return c.JSON(api.JobTypeList{JobTypes: g.types.List()})
 }
 
 func (g *Gateway) library(c *fiber.Ctx) error {

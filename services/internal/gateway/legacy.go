@@ -22,7 +22,7 @@ func (g *Gateway) legacySubmit(c *fiber.Ctx) error {
 		return err
 	}
 	raw, _ := json.Marshal(in)
-	name, err := validateInput(api.JobTypePlaylistImport, raw, g.cfg.Playlist)
+	name, err := g.types.Check(api.JobTypePlaylistImport, raw)
 	if err != nil {
 		return err
 	}

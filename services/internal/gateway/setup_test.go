@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,30 +20,36 @@ import (
 	"github.com/jobwire/jobwire/services/internal/auth"
 	"github.com/jobwire/jobwire/services/internal/gateway"
 	"github.com/jobwire/jobwire/services/internal/importer"
+	"github.com/jobwire/jobwire/services/internal/jobtypes"
 	"github.com/jobwire/jobwire/services/internal/projector"
-	"github.com/jobwire/jobwire/services/internal/runner"
 	"github.com/jobwire/jobwire/services/internal/sse"
+	"github.com/jobwire/jobwire/services/internal/stacktest"
 	"github.com/jobwire/jobwire/streams"
 	"github.com/jobwire/jobwire/streams/streamstest"
+	"github.com/jobwire/jobwire/worker"
 )
 
 const testSecret = "test-secret-test-secret-test-secret-0123456789"
 
-// stepsType is a job type of the tests: it reports Steps progress steps, Delay apart, and then completes,
-// or waits for its context when Block is set.
-const stepsType = "test.steps"
+// stepsName is a job type of the tests: it reports Steps progress steps, Delay apart, and then
+// completes, or waits for its context when Block is set.
+const stepsName = "test.steps"
 
 type stepsInput struct {
-	Steps int           `json:"steps"`
-	Delay time.Duration `json:"delay"`
-	Block bool          `json:"block"`
+	Steps int           `json:"steps" jsonschema:"minimum=0"`
+	Delay time.Duration `json:"delay,omitempty"`
+	Block bool          `json:"block,omitempty"`
+	// Fail, when set, fails the job at once, permanently, with this message.
+	Fail string `json:"fail,omitempty"`
 }
 
-func stepsHandler() runner.Handler {
-	return runner.HandlerFunc(func(ctx context.Context, job runner.Job, progress runner.ProgressFunc) (json.RawMessage, error) {
-		var in stepsInput
-		if err := json.Unmarshal(job.Input, &in); err != nil {
-			return nil, runner.Permanent("invalid_input", err)
+// stepsType is a job type of the tests, on the public worker SDK like any other.
+var stepsType = worker.Type[stepsInput, json.RawMessage]{
+	Name: stepsName,
+	Handle: func(ctx context.Context, job *worker.Job[stepsInput], progress worker.Progress) (json.RawMessage, error) {
+		in := job.Input
+		if in.Fail != "" {
+			return nil, worker.Permanent("test_failure", errors.New(in.Fail))
 		}
 		for i := 1; i <= in.Steps; i++ {
 			select {
@@ -50,14 +57,14 @@ func stepsHandler() runner.Handler {
 				return json.RawMessage(fmt.Sprintf(`{"steps":%d}`, i-1)), ctx.Err()
 			case <-time.After(in.Delay):
 			}
-			progress(i, in.Steps, "")
+			progress.Report(i, in.Steps, "")
 		}
 		if in.Block {
 			<-ctx.Done()
 			return json.RawMessage(`{}`), ctx.Err()
 		}
 		return json.RawMessage(fmt.Sprintf(`{"steps":%d}`, in.Steps)), nil
-	})
+	},
 }
 
 // bundle is what a gateway test works with: a real NATS server, projector, worker and gateway.
@@ -105,7 +112,7 @@ func setup(t testing.TB, opts ...setupOption) *bundle {
 	log := testLogger()
 	ctx := context.Background()
 
-	o := setupOptions{gw: gateway.Config{Addr: "127.0.0.1:0", JobTypes: []string{"playlist.import", "noop", stepsType},
+	o := setupOptions{gw: gateway.Config{Addr: "127.0.0.1:0",
 		SSE: sse.Config{Heartbeat: 200 * time.Millisecond, WriteTimeout: time.Second}}}
 	for _, opt := range opts {
 		opt(&o)
@@ -116,22 +123,20 @@ func setup(t testing.TB, opts ...setupOption) *bundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(proj.Stop)
-	for _, typ := range []string{stepsType, "noop"} {
-		h := stepsHandler()
-		r, err := runner.New(runner.Config{JobType: typ, Concurrency: 8, ProgressInterval: 10 * time.Millisecond, ShutdownGrace: time.Second}, nc, js, h, nil, log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := r.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(r.Stop)
-	}
-	verifier, err := auth.NewVerifier([]byte(testSecret))
+	kv, err := js.KeyValue(ctx, streams.BucketLibrary)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kv, err := js.KeyValue(ctx, streams.BucketLibrary)
+	im := &importer.Importer{Library: importer.NewLibrary(kv)}
+	wcfg := worker.Config{Logger: log, ShutdownGrace: time.Second,
+		Defaults: worker.TypeOptions{Concurrency: 8, ProgressInterval: 10 * time.Millisecond}}
+	stacktest.StartWorker(t, nc, wcfg, func(w *worker.Worker) error {
+		if err := jobtypes.Register(w, im, true); err != nil {
+			return err
+		}
+		return w.Register(stepsType)
+	})
+	verifier, err := auth.NewVerifier([]byte(testSecret))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +170,7 @@ func (b *bundle) client(t *testing.T, user string) *api.Client {
 func (b *bundle) submitSteps(t *testing.T, c *api.Client, in stepsInput) api.JobState {
 	t.Helper()
 	raw, _ := json.Marshal(in)
-	st, _, err := c.Submit(context.Background(), api.SubmitRequest{Type: stepsType, Input: raw}, "")
+	st, _, err := c.Submit(context.Background(), api.SubmitRequest{Type: stepsName, Input: raw}, "")
 	if err != nil {
 		t.Fatalf("submit: %v", err)
 	}

@@ -24,10 +24,10 @@ import (
 
 // Errors of the store. The gateway maps them to API error codes.
 var (
-	ErrNotFound        = errors.New("job not found")
-	ErrFinished        = errors.New("job already finished")
+	ErrNotFound        = streams.ErrJobNotFound
+	ErrFinished        = streams.ErrJobFinished
 	ErrIdempotencyKey  = errors.New("idempotency key reused with a different request")
-	ErrHistoryTooLarge = errors.New("job history too large")
+	ErrHistoryTooLarge = streams.ErrHistoryTooLarge
 )
 
 // MaxHistory bounds the events History returns.
@@ -133,42 +133,17 @@ func (s *Store) Submit(ctx context.Context, sub Submission) (api.JobState, bool,
 // duplicate window has not passed, the job message is published again: JetStream drops it if the first
 // one was stored. It reports false when the job has no event at all (nothing was stored).
 func (s *Store) finishSubmission(ctx context.Context, sub Submission, jobID string) (bool, error) {
-	last, err := s.log.GetLastMsgForSubject(ctx, streams.EventSubject(sub.Owner, jobID))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("read last event of %s: %w", jobID, err)
-	}
-	if last.Header.Get(streams.HeaderEventType) != string(streams.EventSubmitted) ||
-		s.now().Sub(streams.JobIDTime(jobID)) > streams.DefaultDedupeWindow-10*time.Second {
-		return true, nil
-	}
-	ev, err := streams.DecodeEvent(last.Data, last.Sequence)
-	if err != nil {
+	last, found, err := streams.LastEvent(ctx, s.log, sub.Owner, jobID)
+	switch {
+	case !found:
+		return false, err
+	case err != nil || last.Type != streams.EventSubmitted ||
+		s.now().Sub(streams.JobIDTime(jobID)) > streams.DefaultDedupeWindow-10*time.Second:
 		return true, nil
 	}
 	msg := streams.JobMessage{V: 1, JobID: jobID, Type: sub.Type, Owner: sub.Owner, Input: sub.Input,
-		CreatedAt: ev.At, RunAt: ev.RunAt, EventSeq: last.Sequence}
+		CreatedAt: last.At, RunAt: last.RunAt, EventSeq: last.Seq}
 	return true, s.enqueue(ctx, msg)
-}
-
-// retry runs publish until it succeeds or ctx ends, backing off from 50 ms: a JetStream publish fails
-// for a few seconds while a clustered stream elects a new leader after a node is lost.
-func retry(ctx context.Context, publish func() error) error {
-	wait := 50 * time.Millisecond
-	for {
-		err := publish()
-		if err == nil || ctx.Err() != nil {
-			return err
-		}
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return err
-		}
-		wait = min(wait*2, time.Second)
-	}
 }
 
 // claimIdempotencyKey maps the key to jobID unless it already maps to a job; it returns the job id the
@@ -202,44 +177,18 @@ func (s *Store) claimIdempotencyKey(ctx context.Context, sub Submission, jobID s
 	return prev.JobID, false, nil
 }
 
-func (s *Store) publishEvent(ctx context.Context, ev streams.Event, gen int) (uint64, error) {
-	if err := ev.Validate(); err != nil {
-		return 0, fmt.Errorf("publish %s: %w", ev.Type, err)
-	}
-	data, err := json.Marshal(ev)
-	if err != nil {
-		return 0, fmt.Errorf("encode %s: %w", ev.Type, err)
-	}
-	m := nats.NewMsg(ev.Subject())
-	m.Data = data
-	m.Header.Set(streams.HeaderEventType, string(ev.Type))
-	var ack *jetstream.PubAck
-	err = retry(ctx, func() (err error) {
-		ack, err = s.js.PublishMsg(ctx, m, jetstream.WithMsgID(ev.MsgID(gen, 0)))
+// publishEvent stores ev, retrying until ctx ends while JetStream is unavailable (a leader election).
+func (s *Store) publishEvent(ctx context.Context, ev streams.Event, gen int) (seq uint64, err error) {
+	err = streams.Retry{}.Do(ctx, func(ctx context.Context) (err error) {
+		seq, err = streams.PublishEvent(ctx, s.js, ev, gen)
 		return err
 	})
-	if err != nil {
-		return 0, fmt.Errorf("publish %s of job %s: %w", ev.Type, ev.JobID, err)
-	}
-	return ack.Sequence, nil
+	return seq, err
 }
 
+// enqueue queues msg, retrying like publishEvent.
 func (s *Store) enqueue(ctx context.Context, msg streams.JobMessage) error {
-	data, err := json.Marshal(msg)
-	if err != nil {
-		return fmt.Errorf("encode job message: %w", err)
-	}
-	opts := []jetstream.PublishOpt{jetstream.WithMsgID(msg.JobID)}
-	subject := streams.QueueSubject(msg.Type)
-	if msg.RunAt != nil && msg.RunAt.After(s.now().Add(time.Second)) {
-		// JetStream holds the schedule and publishes the job into its queue at RunAt: no polling here.
-		opts = append(opts, jetstream.WithScheduleAt(*msg.RunAt), jetstream.WithScheduleTarget(subject))
-		subject = streams.ScheduleSubject(msg.JobID)
-	}
-	if err := retry(ctx, func() error { _, err := s.js.Publish(ctx, subject, data, opts...); return err }); err != nil {
-		return fmt.Errorf("queue job %s: %w", msg.JobID, err)
-	}
-	return nil
+	return streams.Retry{}.Do(ctx, func(ctx context.Context) error { return streams.Enqueue(ctx, s.js, msg, s.now()) })
 }
 
 // Get returns a job's state: from JOB_STATE, or, when the projection has not written it yet or it has
@@ -251,7 +200,7 @@ func (s *Store) Get(ctx context.Context, owner, jobID string) (api.JobState, err
 	entry, err := s.state.Get(ctx, streams.StateKey(owner, jobID))
 	switch {
 	case err == nil:
-		return DecodeState(entry.Value(), entry.Revision())
+		return streams.DecodeState(entry.Value(), entry.Revision())
 	case !errors.Is(err, jetstream.ErrKeyNotFound):
 		return api.JobState{}, fmt.Errorf("get job state: %w", err)
 	}
@@ -271,65 +220,25 @@ func (s *Store) Get(ctx context.Context, owner, jobID string) (api.JobState, err
 	return streams.Fold(events[:1]), nil
 }
 
-// DecodeState parses a JOB_STATE value and sets its revision.
-func DecodeState(data []byte, revision uint64) (api.JobState, error) {
-	var st api.JobState
-	if err := json.Unmarshal(data, &st); err != nil {
-		return st, fmt.Errorf("decode job state: %w", err)
-	}
-	st.Revision = revision
-	return st, nil
-}
-
 // Exists reports whether the job has any event in JOB_EVENTS (one direct get, no consumer).
 func (s *Store) Exists(ctx context.Context, owner, jobID string) (bool, error) {
 	if !streams.ValidOwnerToken(owner) || !streams.ValidJobID(jobID) {
 		return false, nil
 	}
-	_, err := s.log.GetLastMsgForSubject(ctx, streams.EventSubject(owner, jobID))
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, jetstream.ErrMsgNotFound):
-		return false, nil
+	_, found, err := streams.LastEvent(ctx, s.log, owner, jobID)
+	if err != nil && !found {
+		return false, err
 	}
-	return false, fmt.Errorf("look up job events: %w", err)
+	return found, nil
 }
 
 // events reads a job's events in order with direct gets (no consumer is created).
 func (s *Store) events(ctx context.Context, owner, jobID string) ([]streams.Event, error) {
-	raws, err := s.rawEvents(ctx, owner, jobID)
+	raws, err := streams.ReadEvents(ctx, s.log, owner, jobID, 0, MaxHistory)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]streams.Event, 0, len(raws))
-	for _, r := range raws {
-		ev, err := streams.DecodeEvent(r.Data, r.Sequence)
-		if err != nil {
-			continue // a malformed event is skipped by the projector too
-		}
-		out = append(out, ev)
-	}
-	return out, nil
-}
-
-func (s *Store) rawEvents(ctx context.Context, owner, jobID string) ([]*jetstream.RawStreamMsg, error) {
-	subject := streams.EventSubject(owner, jobID)
-	var out []*jetstream.RawStreamMsg
-	for seq := uint64(1); ; {
-		m, err := s.log.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read events of job %s: %w", jobID, err)
-		}
-		out = append(out, m)
-		if len(out) > MaxHistory {
-			return nil, ErrHistoryTooLarge
-		}
-		seq = m.Sequence + 1
-	}
+	return streams.DecodeEvents(raws), nil
 }
 
 // History returns a job's events, oldest first, each with its stream sequence as "seq".
@@ -337,7 +246,7 @@ func (s *Store) History(ctx context.Context, owner, jobID string) ([]json.RawMes
 	if !streams.ValidOwnerToken(owner) || !streams.ValidJobID(jobID) {
 		return nil, ErrNotFound
 	}
-	raws, err := s.rawEvents(ctx, owner, jobID)
+	raws, err := streams.ReadEvents(ctx, s.log, owner, jobID, 0, MaxHistory)
 	if err != nil {
 		return nil, err
 	}
@@ -393,9 +302,8 @@ func (s *Store) List(ctx context.Context, owner, cursor string, limit int, state
 	return out, nil
 }
 
-// Cancel asks for a job to stop. A queued job is cancelled at once (its cancelled event is written
-// here and the worker skips it); a running job is told through a broadcast on its cancel subject and
-// the worker running it ends it as cancelled. Cancelling a finished job is ErrFinished.
+// Cancel asks for a job to stop (streams.Cancel): a queued job is cancelled at once, a running one by
+// the worker running it. Cancelling a finished job is ErrFinished.
 func (s *Store) Cancel(ctx context.Context, owner, jobID string) (api.JobState, error) {
 	st, err := s.Get(ctx, owner, jobID)
 	if err != nil {
@@ -404,31 +312,14 @@ func (s *Store) Cancel(ctx context.Context, owner, jobID string) (api.JobState, 
 	if st.State.Terminal() {
 		return st, ErrFinished
 	}
-	// JOB_STATE may lag behind the log: whether the job runs is told by its last event (read before
-	// the broadcast, so the cancellation this call causes is not taken for an earlier end).
-	last, err := s.log.GetLastMsgForSubject(ctx, streams.EventSubject(owner, jobID))
-	if err != nil {
-		return st, fmt.Errorf("read last event: %w", err)
-	}
-	switch last.Header.Get(streams.HeaderEventType) {
-	case string(streams.EventStarted), string(streams.EventProgress):
+	ev, err := streams.Cancel(ctx, s.js, s.log, owner, jobID, s.now())
+	switch {
+	case err != nil:
+		return st, err
+	case ev != nil:
+		streams.Apply(&st, *ev)
+	default:
 		st.State = api.StateActive
-	case string(streams.EventCompleted), string(streams.EventCancelled):
-		return st, ErrFinished
-	}
-	if err := s.nc.Publish(streams.CancelSubject(owner, jobID), nil); err != nil {
-		return st, fmt.Errorf("broadcast cancel: %w", err)
-	}
-	if st.State == api.StateQueued {
-		ev := streams.Event{V: streams.EventVersion, Type: streams.EventCancelled, JobID: jobID, JobType: st.Type,
-			Owner: owner, At: s.now().UTC(), Attempt: st.Attempt,
-			Error: &api.JobError{Code: "cancelled", Message: "cancelled before it started"}}
-		seq, err := s.publishEvent(ctx, ev, 0)
-		if err != nil {
-			return st, err
-		}
-		ev.Seq = seq
-		streams.Apply(&st, ev)
 	}
 	return st, nil
 }
@@ -463,15 +354,14 @@ func (s *Store) Retry(ctx context.Context, owner, jobID string) (api.JobState, e
 		return st, fmt.Errorf("dead letter of %s is corrupt", jobID)
 	}
 	msg.Requeued++
-	msg.RunAt = nil
 	ev := streams.Event{V: streams.EventVersion, Type: streams.EventRequeued, JobID: jobID, JobType: st.Type, Owner: owner, At: s.now().UTC()}
 	seq, err := s.publishEvent(ctx, ev, msg.Requeued)
 	if err != nil {
 		return st, err
 	}
-	data, _ := json.Marshal(msg)
-	if _, err := s.js.Publish(ctx, streams.QueueSubject(msg.Type), data, jetstream.WithMsgID(fmt.Sprintf("%s:requeue:%d", jobID, msg.Requeued))); err != nil {
-		return st, fmt.Errorf("re-queue job %s: %w", jobID, err)
+	requeue := func(ctx context.Context) error { return streams.Requeue(ctx, s.js, msg) }
+	if err := (streams.Retry{}).Do(ctx, requeue); err != nil {
+		return st, err
 	}
 	if err := dlq.DeleteMsg(ctx, dead.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return st, fmt.Errorf("remove dead letter: %w", err)

@@ -1,55 +1,36 @@
-// Package jobtypes registers the job types this build of jobwire runs, as runner handlers: the playlist
-// import and a no-op job (used by benchmarks and smoke tests).
+// Package jobtypes registers the job types that jobwire's own worker serves, on the public worker SDK
+// like any other: playlist.import (package importer) and, when enabled, noop (benchmarks and smoke
+// tests).
 package jobtypes
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 
-	"github.com/jobwire/jobwire/api"
 	"github.com/jobwire/jobwire/services/internal/importer"
-	"github.com/jobwire/jobwire/services/internal/runner"
+	"github.com/jobwire/jobwire/worker"
 )
 
-// NoopType is a job that completes at once with an empty result.
+// NoopType is a job that completes at once with an empty result and takes any input.
 const NoopType = "noop"
 
-// Noop returns the no-op handler.
-func Noop() runner.Handler {
-	return runner.HandlerFunc(func(ctx context.Context, job runner.Job, progress runner.ProgressFunc) (json.RawMessage, error) {
-		progress(1, 1, "")
-		return json.RawMessage(`{}`), nil
-	})
+// Noop is the no-op job type.
+var Noop = worker.Type[json.RawMessage, struct{}]{
+	Name:        NoopType,
+	Description: "Does nothing and completes at once; any input. For benchmarks and smoke tests.",
+	Handle: func(_ context.Context, _ *worker.Job[json.RawMessage], progress worker.Progress) (struct{}, error) {
+		progress.Report(1, 1, "")
+		return struct{}{}, nil
+	},
 }
 
-// PlaylistImport returns the handler of playlist.import jobs.
-func PlaylistImport(im *importer.Importer) runner.Handler {
-	return runner.HandlerFunc(func(ctx context.Context, job runner.Job, progress runner.ProgressFunc) (json.RawMessage, error) {
-		var in api.PlaylistImport
-		dec := json.NewDecoder(bytes.NewReader(job.Input))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&in); err != nil {
-			return nil, runner.Permanent("invalid_input", fmt.Errorf("input: %w", err))
-		}
-		res, err := im.Run(ctx, job.Owner, job.ID, in, func(done, total int) {
-			progress(done, total, fmt.Sprintf("Importing %d of %d", done, total))
-		})
-		out, _ := json.Marshal(res)
-		switch {
-		case err == nil:
-			return out, nil
-		case ctx.Err() != nil:
-			return out, err // cancelled: the partial result is reported
-		case errors.Is(err, importer.ErrMalformed):
-			return nil, runner.Permanent("malformed_playlist", err)
-		case errors.Is(err, importer.ErrTooLarge):
-			return nil, runner.Permanent("playlist_too_large", err)
-		case errors.Is(err, importer.ErrInvalidInput):
-			return nil, runner.Permanent("invalid_input", err)
-		}
-		return nil, err
-	})
+// Register adds playlist.import, run by im, to w, and noop when noop is true.
+func Register(w *worker.Worker, im *importer.Importer, noop bool) error {
+	if err := w.Register(importer.JobType(im)); err != nil {
+		return err
+	}
+	if noop {
+		return w.Register(Noop)
+	}
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -98,7 +99,7 @@ func (p *Projector) Start(ctx context.Context) error {
 	}
 	p.writer = NewWriter(p.js, kv, p.cfg.StateRetention)
 	// Opened now: the shards share the writer.
-	if p.writer.stream, err = p.js.Stream(ctx, "KV_"+kv.Bucket()); err != nil {
+	if p.writer.stream, err = p.js.Stream(ctx, streams.KVStream(kv.Bucket())); err != nil {
 		return fmt.Errorf("projector: %w", err)
 	}
 	if p.writer.events, err = p.js.Stream(ctx, streams.StreamEvents); err != nil {
@@ -179,19 +180,18 @@ func (p *Projector) handle(msg jetstream.Msg) {
 		_ = msg.Term()
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	// Retry here rather than Nak: a later event of the same job must not be applied before this one
 	// (its shard waits, the other shards go on). Nak only after a minute, e.g. NATS down for long.
-	changed, err := p.writer.Apply(ctx, ev)
-	for wait := 50 * time.Millisecond; err != nil && wait < 30*time.Second; wait *= 2 {
-		p.log.Warn("projector: apply failed, retrying", "job", ev.JobID, "seq", ev.Seq, "err", err, "in", wait)
-		time.Sleep(wait)
-		_ = msg.InProgress()
-		applyCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		changed, err = p.writer.Apply(applyCtx, ev)
-		cancel()
-	}
+	var changed bool
+	retry := streams.Retry{For: time.Minute, Timeout: 10 * time.Second, Final: func(error) bool { return false },
+		OnRetry: func(err error, wait time.Duration) {
+			p.log.Warn("projector: apply failed, retrying", "job", ev.JobID, "seq", ev.Seq, "err", err, "in", wait)
+			_ = msg.InProgress()
+		}}
+	err = retry.Do(context.Background(), func(ctx context.Context) (err error) {
+		changed, err = p.writer.Apply(ctx, ev)
+		return err
+	})
 	if err != nil {
 		p.log.Error("projector: apply failed, handing the event back", "job", ev.JobID, "seq", ev.Seq, "err", err)
 		_ = msg.NakWithDelay(time.Second)
@@ -213,7 +213,7 @@ func (p *Projector) handle(msg jetstream.Msg) {
 type Writer struct {
 	js        jetstream.JetStream
 	kv        jetstream.KeyValue
-	subject   string
+	bucket    string
 	retention time.Duration
 	stream    jetstream.Stream // the bucket's stream, opened on first need
 	events    jetstream.Stream // JOB_EVENTS, opened on first need
@@ -234,7 +234,7 @@ const maxCached = 100000
 
 // NewWriter returns a Writer for bucket kv; finished jobs are written with a TTL of retention.
 func NewWriter(js jetstream.JetStream, kv jetstream.KeyValue, retention time.Duration) *Writer {
-	return &Writer{js: js, kv: kv, subject: "$KV." + kv.Bucket() + ".", retention: retention}
+	return &Writer{js: js, kv: kv, bucket: kv.Bucket(), retention: retention}
 }
 
 // Apply folds ev into the job's stored state and writes it back if it changed. A concurrent write
@@ -256,8 +256,8 @@ func (w *Writer) Apply(ctx context.Context, ev streams.Event) (bool, error) {
 		case cached && attempt == 0:
 			st, rev = c.st, c.rev
 		case err == nil:
-			if err := json.Unmarshal(entry.Value(), &st); err != nil {
-				return false, fmt.Errorf("decode state of %s: %w", key, err)
+			if st, err = streams.DecodeState(entry.Value(), 0); err != nil {
+				return false, fmt.Errorf("state of %s: %w", key, err)
 			}
 			rev = entry.Revision()
 		case errors.Is(err, jetstream.ErrKeyNotFound):
@@ -292,7 +292,7 @@ func (w *Writer) Apply(ctx context.Context, ev streams.Event) (bool, error) {
 		if err == nil {
 			return true, nil
 		}
-		if !isWrongLastSequence(err) {
+		if !streams.IsWrongLastSequence(err) {
 			return false, err
 		}
 	}
@@ -301,44 +301,30 @@ func (w *Writer) Apply(ctx context.Context, ev streams.Event) (bool, error) {
 
 // history folds the job's events that came before ev, read with direct gets from JOB_EVENTS.
 func (w *Writer) history(ctx context.Context, ev streams.Event) (api.JobState, error) {
-	var st api.JobState
 	if w.events == nil {
 		s, err := w.js.Stream(ctx, streams.StreamEvents)
 		if err != nil {
-			return st, fmt.Errorf("open %s: %w", streams.StreamEvents, err)
+			return api.JobState{}, fmt.Errorf("open %s: %w", streams.StreamEvents, err)
 		}
 		w.events = s
 	}
-	subject := ev.Subject()
-	for seq := uint64(1); seq < ev.Seq; {
-		m, err := w.events.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			break
-		}
-		if err != nil {
-			return st, fmt.Errorf("read history of %s: %w", ev.JobID, err)
-		}
-		if m.Sequence >= ev.Seq {
-			break
-		}
-		if e, err := streams.DecodeEvent(m.Data, m.Sequence); err == nil {
-			streams.Apply(&st, e)
-		}
-		seq = m.Sequence + 1
+	raws, err := streams.ReadEvents(ctx, w.events, ev.Owner, ev.JobID, ev.Seq, math.MaxInt)
+	if err != nil {
+		return api.JobState{}, err
 	}
-	return st, nil
+	return streams.Fold(streams.DecodeEvents(raws)), nil
 }
 
 // lastSeq returns the sequence of the last message on key's subject (0 when there is none).
 func (w *Writer) lastSeq(ctx context.Context, key string) (uint64, error) {
 	if w.stream == nil {
-		s, err := w.js.Stream(ctx, "KV_"+w.kv.Bucket())
+		s, err := w.js.Stream(ctx, streams.KVStream(w.bucket))
 		if err != nil {
 			return 0, fmt.Errorf("open bucket stream: %w", err)
 		}
 		w.stream = s
 	}
-	m, err := w.stream.GetLastMsgForSubject(ctx, w.subject+key)
+	m, err := w.stream.GetLastMsgForSubject(ctx, streams.KVSubject(w.bucket, key))
 	switch {
 	case err == nil:
 		return m.Sequence, nil
@@ -353,7 +339,7 @@ func (w *Writer) put(ctx context.Context, key string, st api.JobState, lastRev u
 	if err != nil {
 		return 0, fmt.Errorf("encode state: %w", err)
 	}
-	m := nats.NewMsg(w.subject + key)
+	m := nats.NewMsg(streams.KVSubject(w.bucket, key))
 	m.Data = data
 	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(lastRev)}
 	if st.State.Terminal() && w.retention > 0 {
@@ -365,9 +351,4 @@ func (w *Writer) put(ctx context.Context, key string, st api.JobState, lastRev u
 		return 0, fmt.Errorf("write state of %s: %w", key, err)
 	}
 	return ack.Sequence, nil
-}
-
-func isWrongLastSequence(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
 }

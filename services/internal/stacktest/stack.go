@@ -1,5 +1,6 @@
 // Package stacktest runs a whole jobwire in one test process: a real embedded nats-server, the
-// projector, workers for every job type (with the real importer), and a gateway on a loopback port.
+// projector, a worker serving jobwire's own job types (the real importer, and noop) on the public SDK,
+// and a gateway on a loopback port.
 // Tests of the CLI, the web page and the end-to-end flows build on it.
 package stacktest
 
@@ -21,10 +22,10 @@ import (
 	"github.com/jobwire/jobwire/services/internal/importer"
 	"github.com/jobwire/jobwire/services/internal/jobtypes"
 	"github.com/jobwire/jobwire/services/internal/projector"
-	"github.com/jobwire/jobwire/services/internal/runner"
 	"github.com/jobwire/jobwire/services/internal/sse"
 	"github.com/jobwire/jobwire/streams"
 	"github.com/jobwire/jobwire/streams/streamstest"
+	"github.com/jobwire/jobwire/worker"
 )
 
 // Secret signs the tokens of the stack.
@@ -36,8 +37,10 @@ type Options struct {
 	TrackDelay time.Duration
 	// Gateway adjusts the gateway configuration before it starts.
 	Gateway func(*gateway.Config)
-	// Runner adjusts each runner's configuration.
-	Runner func(*runner.Config)
+	// Worker adjusts the worker's configuration.
+	Worker func(*worker.Config)
+	// Types are more job types for the worker to serve.
+	Types []worker.JobType
 	// ServerOptions are passed to the NATS test server.
 	ServerOptions []streamstest.Option
 }
@@ -53,7 +56,7 @@ type Stack struct {
 	Signer   *auth.Signer
 	Registry *prometheus.Registry
 	Library  *importer.Library
-	Runners  []*runner.Runner
+	Worker   *worker.Worker
 }
 
 // Logger returns a logger that is silent unless JOBWIRE_TEST_LOG is set.
@@ -86,39 +89,62 @@ func Start(t testing.TB, o Options) *Stack {
 	lib := importer.NewLibrary(kv)
 	im := &importer.Importer{Library: lib, Resolver: importer.LocalResolver{Delay: o.TrackDelay}}
 	im.Limits.SetDefaults()
-	metrics := runner.NewMetrics(reg)
 	s := &Stack{Server: srv, NC: nc, JS: js, Registry: reg, Library: lib, Signer: auth.NewSigner([]byte(Secret), "")}
-	for typ, h := range map[string]runner.Handler{api.JobTypePlaylistImport: jobtypes.PlaylistImport(im), jobtypes.NoopType: jobtypes.Noop()} {
-		cfg := runner.Config{JobType: typ, Concurrency: 4, ProgressInterval: 20 * time.Millisecond, ShutdownGrace: time.Second}
-		if o.Runner != nil {
-			o.Runner(&cfg)
-		}
-		r, err := runner.New(cfg, nc, js, h, metrics, log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := r.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(r.Stop)
-		s.Runners = append(s.Runners, r)
+	cfg := worker.Config{Logger: log, ShutdownGrace: time.Second, Defaults: worker.TypeOptions{ProgressInterval: 20 * time.Millisecond}}
+	if o.Worker != nil {
+		o.Worker(&cfg)
 	}
+	s.Worker = StartWorker(t, nc, cfg, func(w *worker.Worker) error {
+		if err := jobtypes.Register(w, im, true); err != nil {
+			return err
+		}
+		for _, typ := range o.Types {
+			if err := w.Register(typ); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	reg.MustRegister(s.Worker.Collectors()...)
 
 	verifier, err := auth.NewVerifier([]byte(Secret))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := gateway.Config{Addr: "127.0.0.1:0", SSE: sse.Config{Heartbeat: time.Second}}
+	gcfg := gateway.Config{Addr: "127.0.0.1:0", SSE: sse.Config{Heartbeat: time.Second}}
 	if o.Gateway != nil {
-		o.Gateway(&cfg)
+		o.Gateway(&gcfg)
 	}
-	gw := gateway.New(cfg, gateway.Deps{NC: nc, JS: js, Verifier: verifier, Signer: s.Signer, Library: lib, Registry: reg, Logger: log})
+	gw := gateway.New(gcfg, gateway.Deps{NC: nc, JS: js, Verifier: verifier, Signer: s.Signer, Library: lib, Registry: reg, Logger: log})
 	if err := gw.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(gw.Stop)
 	s.Gateway, s.URL = gw, "http://"+gw.Addr()
 	return s
+}
+
+// StartWorker starts a worker on nc whose types register adds, and stops it when the test ends.
+func StartWorker(t testing.TB, nc *nats.Conn, cfg worker.Config, register func(*worker.Worker) error) *worker.Worker {
+	t.Helper()
+	w, err := worker.New(nc, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := register(w); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := w.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = w.Stop(ctx)
+	})
+	return w
 }
 
 // Token returns a one-hour token for user.

@@ -1,0 +1,267 @@
+// Package registry is a gateway's view of the job-type registry (the JOB_TYPES bucket): one KV watch
+// per process keeps every registered type, its schema versions and the workers serving it in memory,
+// so a submit is checked without a NATS round trip and workers coming and going are seen at once.
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jobwire/jobwire/api"
+	"github.com/jobwire/jobwire/streams"
+)
+
+// ErrUnknownType is returned by Check for a type no worker ever registered.
+var ErrUnknownType = errors.New("unknown job type")
+
+// MaxName bounds the name a job takes from its input's NameField.
+const MaxName = 200
+
+// Registry holds the registered job types. It is safe for concurrent use.
+type Registry struct {
+	kv  jetstream.KeyValue
+	log *slog.Logger
+
+	mu       sync.RWMutex
+	types    map[string]*jobType
+	compiled map[string]*streams.Schema // by schema hash, shared by every type
+	ready    bool
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// jobType is what the registry knows of one type.
+type jobType struct {
+	entry    *streams.TypeEntry             // nil until its registration is read
+	versions map[string]json.RawMessage     // schema documents by hash
+	workers  map[string]streams.WorkerEntry // online workers by id
+}
+
+// New returns a registry over the JOB_TYPES bucket kv.
+func New(kv jetstream.KeyValue, log *slog.Logger) *Registry {
+	return &Registry{kv: kv, log: log, types: map[string]*jobType{}, compiled: map[string]*streams.Schema{}}
+}
+
+// Start opens the watch and returns once the bucket's current entries are loaded. The watch is an
+// ordered consumer that the client library re-creates after a reconnect.
+func (r *Registry) Start(ctx context.Context) error {
+	wctx, cancel := context.WithCancel(context.Background())
+	w, err := r.kv.WatchAll(wctx)
+	if err != nil {
+		cancel()
+		return fmt.Errorf("registry: watch %s: %w", streams.BucketJobTypes, err)
+	}
+	r.cancel, r.done = cancel, make(chan struct{})
+	loaded := make(chan struct{})
+	go r.run(w, loaded)
+	select {
+	case <-loaded:
+		return nil
+	case <-ctx.Done():
+		r.Stop()
+		return fmt.Errorf("registry: load %s: %w", streams.BucketJobTypes, ctx.Err())
+	}
+}
+
+// Stop ends the watch. Safe to call twice or before Start.
+func (r *Registry) Stop() {
+	if r.cancel == nil {
+		return
+	}
+	r.cancel()
+	<-r.done
+}
+
+// Ready reports whether the registry's current entries are loaded.
+func (r *Registry) Ready() bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.ready
+}
+
+func (r *Registry) run(w jetstream.KeyWatcher, loaded chan struct{}) {
+	defer close(r.done)
+	defer w.Stop()
+	for e := range w.Updates() {
+		if e == nil {
+			r.mu.Lock()
+			if !r.ready {
+				r.ready = true
+				close(loaded)
+			}
+			r.mu.Unlock()
+			continue
+		}
+		r.apply(e)
+	}
+}
+
+// apply folds one change of the bucket into memory. Entries that jobwire would not write (a hostile or
+// broken registration) are logged and ignored: the previous state of the type stays.
+func (r *Registry) apply(e jetstream.KeyValueEntry) {
+	kind, name, id := streams.ParseRegistryKey(e.Key())
+	removed := e.Operation() != jetstream.KeyValuePut
+	if kind == streams.RegistryUnknown {
+		if !removed {
+			r.log.Warn("registry: ignoring an unknown key", "key", e.Key())
+		}
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := r.types[name]
+	if t == nil {
+		t = &jobType{versions: map[string]json.RawMessage{}, workers: map[string]streams.WorkerEntry{}}
+		r.types[name] = t
+	}
+	switch {
+	case kind == streams.RegistryWorker && removed:
+		delete(t.workers, id)
+	case kind == streams.RegistrySchema && removed:
+		delete(t.versions, id)
+	case kind == streams.RegistryType && removed:
+		t.entry = nil
+	case kind == streams.RegistryWorker:
+		var we streams.WorkerEntry
+		if err := streams.DecodeRegistryEntry(e.Value(), &we); err != nil || we.ID != id || we.Type != name {
+			r.log.Warn("registry: ignoring a worker entry", "key", e.Key(), "err", err)
+			return
+		}
+		t.workers[id] = we
+	case kind == streams.RegistrySchema:
+		if streams.SchemaHash(e.Value()) != id {
+			r.log.Warn("registry: ignoring a schema whose hash does not match its key", "key", e.Key())
+			return
+		}
+		t.versions[id] = e.Value()
+	case kind == streams.RegistryType:
+		r.applyType(t, name, e)
+	}
+	if t.entry == nil && len(t.workers) == 0 && len(t.versions) == 0 {
+		delete(r.types, name)
+	}
+}
+
+func (r *Registry) applyType(t *jobType, name string, e jetstream.KeyValueEntry) {
+	var te streams.TypeEntry
+	err := streams.DecodeRegistryEntry(e.Value(), &te)
+	if err == nil && te.Name != name {
+		err = fmt.Errorf("entry names %q", te.Name)
+	}
+	if err == nil {
+		_, err = r.schemaLocked(te.SchemaHash, te.Schema)
+	}
+	if err != nil {
+		r.log.Warn("registry: ignoring a job type registration", "type", name, "err", err)
+		return
+	}
+	t.entry = &te
+	t.versions[te.SchemaHash] = te.Schema
+}
+
+// schemaLocked returns the compiled schema of hash, compiling doc on first use.
+func (r *Registry) schemaLocked(hash string, doc json.RawMessage) (*streams.Schema, error) {
+	if s, ok := r.compiled[hash]; ok {
+		return s, nil
+	}
+	s, err := streams.CompileSchema(doc)
+	if err != nil {
+		return nil, err
+	}
+	r.compiled[hash] = s
+	return s, nil
+}
+
+// Check reports whether a job of jobType with input may be submitted, and returns the job's name
+// (from the type's NameField). A type without a registration is ErrUnknownType. The input must match
+// every schema version served by an online worker, or the latest registration's schema when none is
+// online, so that whichever worker takes the job can run it; a mismatch is a *streams.InputError.
+func (r *Registry) Check(jobType string, input json.RawMessage) (string, error) {
+	r.mu.Lock() // schemas compile lazily
+	defer r.mu.Unlock()
+	t := r.types[jobType]
+	if t == nil || t.entry == nil {
+		return "", ErrUnknownType
+	}
+	for _, hash := range t.servedVersions() {
+		doc, ok := t.versions[hash]
+		if !ok {
+			continue // a version whose document is gone: the other versions still decide
+		}
+		s, err := r.schemaLocked(hash, doc)
+		if err != nil {
+			r.log.Warn("registry: a served schema version does not compile", "type", jobType, "hash", hash, "err", err)
+			continue
+		}
+		if err := s.Validate(input); err != nil {
+			return "", err
+		}
+	}
+	return nameOf(t.entry.NameField, input), nil
+}
+
+// servedVersions are the schema hashes of the online workers, or of the latest registration.
+func (t *jobType) servedVersions() []string {
+	var out []string
+	for _, w := range t.workers {
+		if !slices.Contains(out, w.SchemaHash) {
+			out = append(out, w.SchemaHash)
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, t.entry.SchemaHash)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// nameOf returns the string value of input's top-level property field, cut to MaxName bytes.
+func nameOf(field string, input json.RawMessage) string {
+	if field == "" {
+		return ""
+	}
+	var obj map[string]json.RawMessage
+	var name string
+	if json.Unmarshal(input, &obj) != nil || json.Unmarshal(obj[field], &name) != nil {
+		return ""
+	}
+	if len(name) > MaxName {
+		name = strings.ToValidUTF8(name[:MaxName], "")
+	}
+	if !utf8.ValidString(name) {
+		return ""
+	}
+	return name
+}
+
+// List returns every registered type, sorted by name.
+func (r *Registry) List() []api.JobType {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]api.JobType, 0, len(r.types))
+	for _, t := range r.types {
+		if t.entry == nil {
+			continue
+		}
+		e := t.entry
+		jt := api.JobType{Name: e.Name, Description: e.Description, Schema: e.Schema, SchemaHash: e.SchemaHash,
+			Options: e.Options, Online: len(t.workers) > 0, Workers: []api.JobTypeWorker{}, RegisteredAt: e.RegisteredAt}
+		for _, w := range t.workers {
+			jt.Workers = append(jt.Workers, api.JobTypeWorker{ID: w.ID, Concurrency: w.Concurrency, SchemaHash: w.SchemaHash, SDK: w.SDK, StartedAt: w.StartedAt})
+		}
+		slices.SortFunc(jt.Workers, func(a, b api.JobTypeWorker) int { return strings.Compare(a.ID, b.ID) })
+		out = append(out, jt)
+	}
+	slices.SortFunc(out, func(a, b api.JobType) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
