@@ -18,9 +18,9 @@ import (
 	"github.com/jobwire/jobwire/services/internal/progressbar"
 )
 
-// addClientCommands adds the user commands (submit, watch, jobs, cancel, history, library).
+// addClientCommands adds the user commands (submit, watch, jobs, cancel, history, library, job-types).
 func addClientCommands(root *cobra.Command) {
-	root.AddCommand(newSubmitCmd(), newWatchCmd(), newJobsCmd(), newCancelCmd(), newHistoryCmd(), newLibraryCmd())
+	root.AddCommand(newSubmitCmd(), newWatchCmd(), newJobsCmd(), newCancelCmd(), newHistoryCmd(), newLibraryCmd(), newJobTypesCmd())
 }
 
 // clientHelp ends the help of every user command: where the gateway and token come from, and the

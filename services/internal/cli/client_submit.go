@@ -25,6 +25,7 @@ var playlistFormats = []string{api.FormatM3U, api.FormatXSPF, api.FormatCSV, api
 // submitOptions are the flags of submit.
 type submitOptions struct {
 	format, name, key string
+	jobType, input    string
 	watch             bool
 	giveUp            time.Duration
 }
@@ -33,31 +34,95 @@ func newSubmitCmd() *cobra.Command {
 	var f clientFlags
 	var o submitOptions
 	cmd := &cobra.Command{
-		Use:   "submit <playlist-file | ->",
-		Short: "Import a playlist into your library",
-		Long: "Submits a playlist.import job for a playlist file, or for standard input with -. The format\n" +
-			"comes from the file extension (.m3u .m3u8 .xspf .csv .tsv .json) or the content, unless\n" +
-			"--format says it. Prints the job id (the job's JSON with --json); with --watch it follows the\n" +
-			"job like `jobwire watch` and exits 5 if the import fails, so scripts can chain on success.\n" +
+		Use:   "submit [<playlist-file | -> | --type <type> --input <json | @file | @->]",
+		Short: "Submit a job: a playlist import, or any registered job type",
+		Long: "With a file argument, submits a playlist.import job for a playlist file, or for standard input\n" +
+			"with -. The format comes from the file extension (.m3u .m3u8 .xspf .csv .tsv .json) or the\n" +
+			"content, unless --format says it. With --type and --input it submits a job of any type the\n" +
+			"workers registered (`jobwire job-types` lists them), its input given as JSON, or read from a\n" +
+			"file (@file) or standard input (@-); the gateway checks it against the type's schema.\n" +
+			"Prints the job id (the job's JSON with --json); with --watch it follows the job like\n" +
+			"`jobwire watch` and exits 5 if the job fails, so scripts can chain on success.\n" +
 			"The same --idempotency-key never makes a second job.\n" + clientHelp,
-		Example: "  jobwire submit road-trip.m3u --watch\n  curl -s https://example.com/list.xspf | jobwire submit - --name 'Road trip'",
-		Args:    cobra.ExactArgs(1),
+		Example: "  jobwire submit road-trip.m3u --watch\n" +
+			"  curl -s https://example.com/list.xspf | jobwire submit - --name 'Road trip'\n" +
+			"  jobwire submit --type demo.count --input '{\"n\":10}' --watch\n" +
+			"  jobwire submit --type demo.count --input @job.json",
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.check(args); err != nil {
+				return &ExitError{Code: exitOther, Err: err}
+			}
 			s, err := f.session(cmd)
 			if err != nil {
 				return err
+			}
+			if o.input != "" {
+				return s.submitInput(cmd.Context(), cmd.InOrStdin(), o)
 			}
 			return s.submit(cmd.Context(), cmd.InOrStdin(), args[0], o)
 		},
 	}
 	f.bind(cmd)
 	fs := cmd.Flags()
+	fs.StringVar(&o.jobType, "type", api.JobTypePlaylistImport, "job type (with --input)")
+	fs.StringVar(&o.input, "input", "", "the job's input: JSON, @file or @- (standard input)")
 	fs.StringVar(&o.format, "format", "", "playlist format: m3u, xspf, csv or json (default: detected)")
 	fs.StringVar(&o.name, "name", "", "name of the import (default: the file name)")
 	fs.BoolVar(&o.watch, "watch", false, "follow the job until it ends")
 	fs.StringVar(&o.key, "idempotency-key", "", "submitting again with the same key returns the first job")
 	fs.DurationVar(&o.giveUp, "reconnect-timeout", defaultReconnectTimeout, "with --watch: give up (exit 2) after reconnecting this long")
 	return cmd
+}
+
+// check reports flags that do not go together.
+func (o submitOptions) check(args []string) error {
+	switch {
+	case o.input != "" && len(args) > 0:
+		return fmt.Errorf("give a playlist file or --input, not both")
+	case o.input == "" && len(args) == 0:
+		return fmt.Errorf("give a playlist file (or - for standard input), or --type and --input")
+	case o.input == "" && o.jobType != api.JobTypePlaylistImport:
+		return fmt.Errorf("--type %s needs --input", o.jobType)
+	case o.input != "" && (o.format != "" || o.name != ""):
+		return fmt.Errorf("--format and --name describe a playlist file; with --input, put them in the input")
+	}
+	return nil
+}
+
+// submitInput submits a job of o.jobType with o.input (JSON, @file or @-).
+func (s *session) submitInput(ctx context.Context, stdin io.Reader, o submitOptions) error {
+	raw, err := readInput(stdin, o.input)
+	if err != nil {
+		return &ExitError{Code: exitOther, Err: err}
+	}
+	return s.send(ctx, api.SubmitRequest{Type: o.jobType, Input: raw}, o, "submit "+o.jobType, o.jobType)
+}
+
+// readInput returns the JSON of --input: the flag's value, or a file's (@path) or standard input's (@-).
+func readInput(stdin io.Reader, value string) (json.RawMessage, error) {
+	data, where := []byte(value), "--input"
+	switch {
+	case value == "@-":
+		var err error
+		if data, err = io.ReadAll(io.LimitReader(stdin, maxPlaylistBytes+1)); err != nil {
+			return nil, fmt.Errorf("read standard input: %w", err)
+		}
+		where = "standard input"
+	case strings.HasPrefix(value, "@"):
+		var err error
+		if data, err = readFileLimited(value[1:]); err != nil {
+			return nil, err
+		}
+		where = value[1:]
+	}
+	if len(data) > maxPlaylistBytes {
+		return nil, fmt.Errorf("%s is larger than %d MiB", where, maxPlaylistBytes>>20)
+	}
+	if !json.Valid(data) {
+		return nil, fmt.Errorf("%s is not JSON", where)
+	}
+	return data, nil
 }
 
 // submit reads the playlist at path (- is stdin), submits it and prints or follows the job.
@@ -70,21 +135,27 @@ func (s *session) submit(ctx context.Context, stdin io.Reader, path string, o su
 	if err != nil {
 		return fmt.Errorf("encode input: %w", err)
 	}
-	req := api.SubmitRequest{Type: api.JobTypePlaylistImport, Input: raw}
+	label := fmt.Sprintf("%s %q (%s, %d bytes)", api.JobTypePlaylistImport, in.Name, in.Format, len(in.Content))
+	return s.send(ctx, api.SubmitRequest{Type: api.JobTypePlaylistImport, Input: raw}, o, "submit "+path, label)
+}
+
+// send submits req and prints the job, or follows it with --watch (after a line with the job id and
+// label).
+func (s *session) send(ctx context.Context, req api.SubmitRequest, o submitOptions, what, label string) error {
 	var created bool
 	st, err := call(ctx, func(ctx context.Context) (st api.JobState, err error) {
 		st, created, err = s.api.Submit(ctx, req, o.key)
 		return st, err
 	})
 	if err != nil {
-		return s.fail(err, "submit "+path)
+		return s.fail(err, what)
 	}
 	if !created {
 		fmt.Fprintf(s.errOut, "idempotency key %q was used before: this is job %s, submitted %s\n", o.key, st.ID, fmtTime(st.CreatedAt))
 	}
 	switch {
 	case o.watch && !s.json:
-		fmt.Fprintf(s.out, "job %s  %s %q (%s, %d bytes)\n", st.ID, st.Type, in.Name, in.Format, len(in.Content))
+		fmt.Fprintf(s.out, "job %s  %s\n", st.ID, label)
 		return s.follow(ctx, st.ID, o.giveUp)
 	case o.watch:
 		return s.follow(ctx, st.ID, o.giveUp)
