@@ -453,7 +453,7 @@ func checkReplicas(t *testing.T, js jetstream.JetStream, want int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, name := range []string{streams.StreamJobs, streams.StreamDeadLetters, streams.StreamEvents,
-		"KV_" + streams.BucketState, "KV_" + streams.BucketLibrary, "KV_" + streams.BucketIdempotency} {
+		streams.KVStream(streams.BucketState), streams.KVStream(streams.BucketLibrary), streams.KVStream(streams.BucketIdempotency), streams.KVStream(streams.BucketJobTypes)} {
 		s, err := js.Stream(ctx, name)
 		if err != nil {
 			t.Fatalf("stream %s: %v", name, err)
@@ -464,21 +464,27 @@ func checkReplicas(t *testing.T, js jetstream.JetStream, want int) {
 	}
 }
 
-// runningJobs reads jobwire_jobs_running from a worker's /metrics (-1 when it cannot).
+// runningJobs reads jobwire_jobs_running (summed over job types) from a worker's /metrics, -1 when it
+// cannot.
 func runningJobs(base string) int {
 	code, body, err := httpGet(base + "/metrics")
 	if err != nil || code != http.StatusOK {
 		return -1
 	}
+	total, seen := 0.0, false
 	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, "jobwire_jobs_running "); ok {
-			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err == nil {
-				return int(n)
-			}
+		if !strings.HasPrefix(line, "jobwire_jobs_running{") {
+			continue
+		}
+		_, v, _ := strings.Cut(line, "} ")
+		if n, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+			total, seen = total+n, true
 		}
 	}
-	return -1
+	if !seen {
+		return -1
+	}
+	return int(total)
 }
 
 // waitLeaders waits until every stream and bucket has a leader other than the dead node.
@@ -488,7 +494,7 @@ func waitLeaders(t *testing.T, js jetstream.JetStream, dead string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		for _, name := range []string{streams.StreamJobs, streams.StreamDeadLetters, streams.StreamEvents,
-			"KV_" + streams.BucketState, "KV_" + streams.BucketLibrary, "KV_" + streams.BucketIdempotency} {
+			streams.KVStream(streams.BucketState), streams.KVStream(streams.BucketLibrary), streams.KVStream(streams.BucketIdempotency), streams.KVStream(streams.BucketJobTypes)} {
 			s, err := js.Stream(ctx, name)
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
@@ -508,7 +514,7 @@ func kvStateConsumers(t *testing.T, js jetstream.JetStream) int {
 	defer cancel()
 	var info *jetstream.StreamInfo
 	err := poll(20*time.Second, func() error {
-		s, err := js.Stream(ctx, "KV_"+streams.BucketState)
+		s, err := js.Stream(ctx, streams.KVStream(streams.BucketState))
 		if err == nil {
 			info = s.CachedInfo()
 		}

@@ -16,6 +16,8 @@ var (
 	jobwireBin string
 	// natsBin is nats-server, built from the module jobwire already depends on.
 	natsBin string
+	// countBin is examples/count, a worker built on the public SDK outside jobwire's own module.
+	countBin string
 )
 
 // buildFlags are the flags the Dockerfile builds jobwire with (dockerfile_test.go checks that it does).
@@ -46,6 +48,14 @@ func testMain(m *testing.M) int {
 	}
 	if err := goBuild([]string{"build", "-o", natsBin, "github.com/nats-io/nats-server/v2"}); err != nil {
 		fmt.Fprintln(os.Stderr, "build nats-server:", err)
+		return 1
+	}
+	countBin = filepath.Join(dir, "count")
+	build := exec.Command("go", "build", "-o", countBin, ".")
+	build.Dir = filepath.Join(deployDir, "..", "examples", "count")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build examples/count:", err)
 		return 1
 	}
 	return m.Run()

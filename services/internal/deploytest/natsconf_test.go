@@ -30,7 +30,7 @@ func confUsers(t *testing.T) map[string]natsUser {
 	for _, m := range userRE.FindAllStringSubmatch(string(data), -1) {
 		users[m[1]] = natsUser{Name: m[1], Password: m[2]}
 	}
-	for _, name := range []string{"admin", "gateway", "worker", "projector", "mirror", "sys"} {
+	for _, name := range []string{"admin", "gateway", "worker", "demo-worker", "projector", "mirror", "sys"} {
 		if _, ok := users[name]; !ok {
 			t.Fatalf("accounts.conf has no user %q (found %v)", name, users)
 		}

@@ -97,7 +97,7 @@ func runSingle(t *testing.T, o singleOptions) {
 
 	services := []*svc{
 		s.startService(t, "projector", "projector", "projector"),
-		s.startService(t, "worker", "worker", "worker"),
+		s.startService(t, "worker", "worker", "worker", "JOBWIRE_NOOP_JOBS=true"),
 	}
 	if addr := startRedis(t); addr != "" {
 		services = append(services, s.startService(t, "mirror", "mirror", "mirror", "REDIS_URL=redis://"+addr+"/0"))
@@ -106,6 +106,7 @@ func runSingle(t *testing.T, o singleOptions) {
 	services = append(services, gw)
 
 	driveGateway(t, gw.base)
+	t.Run("own job type", func(t *testing.T) { driveOwnJobType(t, s, gw.base) })
 	for _, v := range services {
 		code, _, err := httpGet(v.base + "/metrics")
 		if err != nil || code != http.StatusOK {
@@ -157,8 +158,8 @@ func checkAccountLimits(t *testing.T, s *stack) {
 	if l.MaxConsumers != 1000 || l.MaxAckPending != 10000 || l.MaxStreams != 16 || l.MaxMemory <= 0 || l.MaxStore <= 0 {
 		t.Errorf("JOBWIRE account limits %+v, want max_consumers 1000, max_ack_pending 10000, max_streams 16, memory and file set", l)
 	}
-	if info.Streams != 6 {
-		t.Errorf("account has %d streams after the admin created the topology, want 6", info.Streams)
+	if names, buckets := streams.Names(); info.Streams != len(names)+len(buckets) {
+		t.Errorf("account has %d streams after the admin created the topology, want %d", info.Streams, len(names)+len(buckets))
 	}
 }
 
@@ -279,6 +280,42 @@ func watch(t *testing.T, ctx context.Context, c *api.Client, id string) api.JobS
 	return last
 }
 
+// driveOwnJobType runs examples/count as the demo-worker user of accounts.conf (the template for a
+// team's own worker): its type registers, its job runs, and it leaves the registry when it stops.
+func driveOwnJobType(t *testing.T, s *stack, base string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := api.NewClient(base, token(t, "alice"))
+	online := func(want bool) func() error {
+		return func() error {
+			list, err := c.JobTypes(ctx)
+			if err != nil {
+				return err
+			}
+			for _, jt := range list.JobTypes {
+				if jt.Name == "demo.count" && jt.Online == want {
+					return nil
+				}
+			}
+			return fmt.Errorf("demo.count not listed with online=%v: %+v", want, list.JobTypes)
+		}
+	}
+	count := startProc(t, "examples/count", countBin, s.env("demo-worker"))
+	waitFor(t, 30*time.Second, "demo.count online", online(true))
+	st, _, err := c.Submit(ctx, api.SubmitRequest{Type: "demo.count", Input: json.RawMessage(`{"n":3}`)}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if final := watch(t, ctx, c, st.ID); final.State != api.StateCompleted || string(final.Result) != `{"count":3}` {
+		t.Fatalf("demo.count ended %s %s", final.State, final.Result)
+	}
+	count.stop(t, 30*time.Second)
+	waitFor(t, 10*time.Second, "demo.count offline", online(false))
+	if out := count.out.String(); strings.Contains(strings.ToLower(out), "permission") {
+		t.Errorf("examples/count hit a permission error:\n%s", tail(out, 40))
+	}
+}
+
 // refusals are what each service user must not be allowed to do: publish to these subjects...
 var refusedPublish = map[string][]string{
 	"gateway": {
@@ -288,6 +325,7 @@ var refusedPublish = map[string][]string{
 		"$JS.API.CONSUMER.MSG.NEXT.JOBS.worker-playlist_import",
 		"$JS.API.STREAM.DELETE.JOB_EVENTS", "$JS.API.STREAM.PURGE.JOB_EVENTS", "$JS.API.STREAM.MSG.DELETE.JOB_EVENTS",
 		"$JS.API.STREAM.CREATE.OTHER", "$JS.API.CONSUMER.DELETE.JOB_EVENTS.projector",
+		"$KV.JOB_TYPES.type.playlist.import", "$KV.JOB_TYPES.worker.noop.01JAAAAAAAAAAAAAAAAAAAAAAA",
 	},
 	"worker": {
 		"$KV.JOB_STATE.alice.01JAAAAAAAAAAAAAAAAAAAAAAA", "$KV.JOB_IDEMPOTENCY.alice.x",
@@ -295,6 +333,14 @@ var refusedPublish = map[string][]string{
 		"$JS.API.STREAM.DELETE.JOBS", "$JS.API.STREAM.PURGE.JOBS", "$JS.API.STREAM.MSG.DELETE.JOB_EVENTS",
 		"$JS.API.CONSUMER.DELETE.JOBS.worker-playlist_import",
 		"$JS.API.CONSUMER.CREATE.JOB_EVENTS.projector.jobs.events.*.*",
+		"$KV.JOB_TYPES.type.demo.count", "$KV.JOB_TYPES.worker.demo.count.01JAAAAAAAAAAAAAAAAAAAAAAA",
+	},
+	"demo-worker": {
+		"$KV.JOB_TYPES.type.playlist.import", "$KV.JOB_TYPES.schema.noop.x", "$KV.LIBRARY.alice.x",
+		"$KV.JOB_STATE.alice.01JAAAAAAAAAAAAAAAAAAAAAAA", "jobs.queue.demo.count", "jobs.cancel.alice.x",
+		"$JS.API.CONSUMER.CREATE.JOBS.worker-playlist_import.jobs.queue.playlist.import",
+		"$JS.API.CONSUMER.MSG.NEXT.JOBS.worker-playlist_import", "$JS.API.STREAM.CREATE.KV_JOB_TYPES",
+		"$JS.API.STREAM.DELETE.JOBS", "$JS.API.CONSUMER.DELETE.JOBS.worker-demo_count",
 	},
 	"projector": {
 		"jobs.events.alice.01JAAAAAAAAAAAAAAAAAAAAAAA", "jobs.queue.playlist.import", "jobs.dlq.alice.x",
@@ -313,16 +359,17 @@ var refusedPublish = map[string][]string{
 
 // ... and subscribe to these (reading the queue, the events or the state behind JetStream's back).
 var refusedSubscribe = map[string][]string{
-	"gateway":   {"jobs.queue.>", "jobs.events.>", "$KV.JOB_STATE.>", ">"},
-	"worker":    {"jobs.events.>", "$KV.JOB_STATE.>", "jobs.queue.>"},
-	"projector": {"jobs.>", "$KV.>"},
-	"mirror":    {"jobs.events.>", "jobs.cancel.>", ">"},
+	"gateway":     {"jobs.queue.>", "jobs.events.>", "$KV.JOB_STATE.>", ">"},
+	"worker":      {"jobs.events.>", "$KV.JOB_STATE.>", "jobs.queue.>"},
+	"demo-worker": {"jobs.events.>", "$KV.>", "jobs.queue.>", ">"},
+	"projector":   {"jobs.>", "$KV.>"},
+	"mirror":      {"jobs.events.>", "jobs.cancel.>", ">"},
 }
 
 // checkRefused checks every refusal with nats.go directly, as the service's user, and that each user can
 // still do a permitted request on the same connection.
 func checkRefused(t *testing.T, s *stack) {
-	for _, user := range []string{"gateway", "worker", "projector", "mirror"} {
+	for _, user := range []string{"gateway", "worker", "demo-worker", "projector", "mirror"} {
 		t.Run(user, func(t *testing.T) {
 			nc, errs := s.connect(t, user)
 			for _, subj := range refusedPublish[user] {
