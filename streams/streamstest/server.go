@@ -38,9 +38,9 @@ func RunServer(t testing.TB, opts ...Option) *Server {
 	o := &server.Options{
 		ServerName: "test",
 		Host:       "127.0.0.1",
-		Port:       freePort(t),
+		Port:       FreePort(t),
 		HTTPHost:   "127.0.0.1",
-		HTTPPort:   freePort(t),
+		HTTPPort:   FreePort(t),
 		JetStream:  true,
 		StoreDir:   t.TempDir(),
 		NoSigs:     true,
@@ -132,7 +132,8 @@ func (s *Server) ConsumerCount(t testing.TB) int {
 	return jsz.Consumers
 }
 
-func freePort(t testing.TB) int {
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
