@@ -18,10 +18,10 @@ const (
 	CodeNotFound            Code = "not_found"            // 404: no such route
 	CodeMethodNotAllowed    Code = "method_not_allowed"   // 405
 	CodeJobFinished         Code = "job_finished"         // 409: the job is already in a terminal state
-	CodeBodyTooLarge        Code = "body_too_large"       // 413: request body or playlist over its limit
+	CodeBodyTooLarge        Code = "body_too_large"       // 413: request body (or a job's history) over its limit
 	CodeUnsupportedMedia    Code = "unsupported_media"    // 415: body is not application/json
 	CodeInvalidInput        Code = "invalid_input"        // 422: well-formed JSON, invalid content
-	CodeUnknownJobType      Code = "unknown_job_type"     // 422: no worker knows this job type
+	CodeUnknownJobType      Code = "unknown_job_type"     // 422: no worker registered this job type
 	CodeTooManyStreams      Code = "too_many_streams"     // 429: per-user SSE stream limit reached
 	CodeRateLimited         Code = "rate_limited"         // 429: too many submits
 	CodeInternal            Code = "internal"             // 500
