@@ -2,9 +2,12 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -39,8 +42,11 @@ func newDevCmd() *cobra.Command {
 
 			secret := env.String("JOBWIRE_JWT_SECRET")
 			if secret == "" {
-				secret = randomSecret()
-				p.log.Warn("JOBWIRE_JWT_SECRET not set: using a random secret, tokens end with this process")
+				path := filepath.Join(env.String("JOBWIRE_DATA_DIR"), devSecretFile)
+				if secret, err = devSecret(path); err != nil {
+					return err
+				}
+				p.log.Info("JOBWIRE_JWT_SECRET not set: signing with the development secret kept in the data dir", "path", path)
 			}
 			gw, err := p.gatewayService([]byte(secret))
 			if err != nil {
@@ -64,6 +70,30 @@ func newDevCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&user, "user", "dev", "user the printed development token is for")
 	return cmd
+}
+
+// devSecretFile holds the HS256 secret `jobwire dev` makes up when JOBWIRE_JWT_SECRET is unset, in its
+// data dir, so its tokens and the signed-in page keep working after a restart.
+const devSecretFile = "dev-jwt-secret"
+
+// devSecret returns the secret kept at path, making and storing a random one (readable by the owner
+// only) the first time.
+func devSecret(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err == nil && len(strings.TrimSpace(string(data))) >= 32 {
+		return strings.TrimSpace(string(data)), nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("read the development secret: %w", err)
+	}
+	secret := randomSecret()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", fmt.Errorf("keep the development secret: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("keep the development secret: %w", err)
+	}
+	return secret, nil
 }
 
 // announcer prints how to use the dev server once everything is up.
