@@ -32,6 +32,7 @@ type Config struct {
 
 // Defaults of Config.
 const (
+	DefaultReplicas          = 1
 	DefaultEventsMaxAge      = 7 * 24 * time.Hour
 	DefaultStateRetention    = 24 * time.Hour
 	DefaultIdempotencyWindow = 24 * time.Hour
@@ -47,7 +48,7 @@ const (
 // SetDefaults fills zero fields with their defaults.
 func (c *Config) SetDefaults() {
 	if c.Replicas == 0 {
-		c.Replicas = 1
+		c.Replicas = DefaultReplicas
 	}
 	if c.EventsMaxAge == 0 {
 		c.EventsMaxAge = DefaultEventsMaxAge

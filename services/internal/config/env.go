@@ -1,6 +1,7 @@
 // Package config reads jobwire's configuration from environment variables. Every variable is declared
-// once in Vars with its default and meaning; the README table, `jobwire env` and the deployment tests
-// all come from that list.
+// once in Vars with its meaning, and its default is the constant of the package it configures (so a
+// default is written once); the README table, `jobwire env` and the deployment tests all come from
+// that list.
 package config
 
 import (
@@ -11,6 +12,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jobwire/jobwire/services/internal/auth"
+	"github.com/jobwire/jobwire/services/internal/devserver"
+	"github.com/jobwire/jobwire/services/internal/gateway"
+	"github.com/jobwire/jobwire/services/internal/mirror"
+	"github.com/jobwire/jobwire/services/internal/sse"
+	"github.com/jobwire/jobwire/streams"
 	"github.com/jobwire/jobwire/worker"
 )
 
@@ -31,27 +38,27 @@ var Vars = []Var{
 	{"JOBWIRE_LOG_LEVEL", "info", "all", "debug, info, warn or error"},
 	{"JOBWIRE_LOG_FORMAT", "json", "all", "json or text (dev defaults to text)"},
 	{"JOBWIRE_METRICS_ADDR", ":9090", "worker projector mirror", "address of /metrics, /healthz and /readyz; empty disables"},
-	{"JOBWIRE_REPLICAS", "1", "all", "replicas of every stream and bucket (3 on a cluster)"},
+	{"JOBWIRE_REPLICAS", strconv.Itoa(streams.DefaultReplicas), "all", "replicas of every stream and bucket (3 on a cluster)"},
 	{"JOBWIRE_TOPOLOGY", "ensure", "gateway worker projector mirror", "ensure: create or update streams and buckets at start; check: only verify they exist (created by jobwire admin ensure)"},
-	{"JOBWIRE_EVENTS_MAX_AGE", "168h", "all", "how long JOB_EVENTS keeps events"},
-	{"JOBWIRE_STATE_RETENTION", "24h", "projector dev", "how long a finished job's state stays in JOB_STATE"},
-	{"JOBWIRE_HTTP_ADDR", ":8080", "gateway dev", "gateway listen address"},
-	{"JOBWIRE_JWT_SECRET", "", "gateway dev token", "HS256 secret, at least 32 bytes (dev makes one up)"},
+	{"JOBWIRE_EVENTS_MAX_AGE", duration(streams.DefaultEventsMaxAge), "all", "how long JOB_EVENTS keeps events"},
+	{"JOBWIRE_STATE_RETENTION", duration(streams.DefaultStateRetention), "projector dev", "how long a finished job's state stays in JOB_STATE"},
+	{"JOBWIRE_HTTP_ADDR", gateway.DefaultAddr, "gateway dev", "gateway listen address"},
+	{"JOBWIRE_JWT_SECRET", "", "gateway dev token", "HS256 secret, at least 32 bytes (dev makes one up and keeps it in its data dir)"},
 	{"JOBWIRE_JWT_ISSUER", "", "gateway dev token", "required iss claim, if set"},
 	{"JOBWIRE_JWT_AUDIENCE", "", "gateway dev", "required aud claim, if set"},
 	{"JOBWIRE_JWT_PUBLIC_KEYS", "", "gateway dev", "PEM (PUBLIC KEY blocks) or JWKS file of RS256/EdDSA keys; tokens pick a key by kid"},
-	{"JOBWIRE_JWT_LEEWAY", "30s", "gateway dev", "clock skew tolerated on exp, nbf and iat (at most 5m)"},
-	{"JOBWIRE_STREAM_TOKEN_TTL", "15m", "gateway dev", "lifetime of tokens from POST /v1/stream-tokens (never past the caller's token)"},
-	{"JOBWIRE_SUBMIT_RATE", "10/s", "gateway dev", "submissions per user per gateway (n/s, n/m, n/h or off); 429 past it"},
-	{"JOBWIRE_SUBMIT_BURST", "20", "gateway dev", "submissions a user may make at once before JOBWIRE_SUBMIT_RATE applies"},
+	{"JOBWIRE_JWT_LEEWAY", duration(auth.DefaultLeeway), "gateway dev", "clock skew tolerated on exp, nbf and iat (at most " + duration(auth.MaxLeeway) + ")"},
+	{"JOBWIRE_STREAM_TOKEN_TTL", duration(gateway.DefaultStreamTokenTTL), "gateway dev", "lifetime of tokens from POST /v1/stream-tokens (never past the caller's token)"},
+	{"JOBWIRE_SUBMIT_RATE", gateway.DefaultSubmitRate.String(), "gateway dev", "submissions per user per gateway (n/s, n/m, n/h or off); 429 past it"},
+	{"JOBWIRE_SUBMIT_BURST", strconv.Itoa(gateway.DefaultSubmitBurst), "gateway dev", "submissions a user may make at once before JOBWIRE_SUBMIT_RATE applies"},
 	{"JOBWIRE_CORS_ORIGINS", "", "gateway dev", "exact browser origins allowed to call the API with credentials, comma-separated; empty: no CORS"},
 	{"JOBWIRE_COOKIE_SECURE", "false", "gateway dev", "always mark the jobwire_token cookie Secure (it is on https requests anyway)"},
-	{"JOBWIRE_BODY_LIMIT", "1048576", "gateway dev", "largest request body in bytes"},
-	{"JOBWIRE_SSE_HEARTBEAT", "15s", "gateway dev", "interval of : ping comments on quiet streams"},
-	{"JOBWIRE_SSE_MAX_DURATION", "30m", "gateway dev", "streams end after this (jittered) with event: expired"},
-	{"JOBWIRE_SSE_MAX_PER_USER", "8", "gateway dev", "open streams per user per gateway (429 past it)"},
-	{"JOBWIRE_SSE_MAX_STREAMS", "20000", "gateway dev", "open streams per gateway (503 past it)"},
-	{"JOBWIRE_SSE_WRITE_TIMEOUT", "10s", "gateway dev", "a client that cannot take a write this long is dropped"},
+	{"JOBWIRE_BODY_LIMIT", strconv.Itoa(gateway.DefaultBodyLimit), "gateway dev", "largest request body in bytes"},
+	{"JOBWIRE_SSE_HEARTBEAT", duration(sse.DefaultHeartbeat), "gateway dev", "interval of : ping comments on quiet streams"},
+	{"JOBWIRE_SSE_MAX_DURATION", duration(sse.DefaultMaxDuration), "gateway dev", "streams end after this (jittered) with event: expired"},
+	{"JOBWIRE_SSE_MAX_PER_USER", strconv.Itoa(gateway.DefaultMaxStreamsPerUser), "gateway dev", "open streams per user per gateway (429 past it)"},
+	{"JOBWIRE_SSE_MAX_STREAMS", strconv.Itoa(gateway.DefaultMaxStreams), "gateway dev", "open streams per gateway (503 past it)"},
+	{"JOBWIRE_SSE_WRITE_TIMEOUT", duration(sse.DefaultWriteTimeout), "gateway dev", "a client that cannot take a write this long is dropped"},
 	workerVar("JOBWIRE_WORKER_NAME", "worker dev"),
 	workerVar("JOBWIRE_WORKER_CONCURRENCY", "worker dev"),
 	workerVar("JOBWIRE_WORKER_MAX_IN_FLIGHT", "worker dev"),
@@ -65,15 +72,18 @@ var Vars = []Var{
 	{"JOBWIRE_NOOP_JOBS", "false", "worker dev", "also serve the noop job type (benchmarks, smoke tests)"},
 	{"JOBWIRE_IMPORT_TRACK_DELAY", "0s", "worker dev", "per-track delay standing in for a remote catalogue look-up"},
 	{"REDIS_URL", "", "mirror dev", "Redis for the legacy BullMQ mirror; unset: no Redis anywhere"},
-	{"JOBWIRE_LEGACY_QUEUE", "sync", "mirror dev", "BullMQ queue name the mirror writes"},
-	{"JOBWIRE_LEGACY_MAX_AGE", "300s", "mirror dev", "finished jobs kept in Redis this long"},
-	{"JOBWIRE_LEGACY_MAX_COUNT", "10", "mirror dev", "at most this many finished jobs per set in Redis"},
+	{"JOBWIRE_LEGACY_QUEUE", mirror.DefaultQueue, "mirror dev", "BullMQ queue name the mirror writes"},
+	{"JOBWIRE_LEGACY_MAX_AGE", duration(mirror.DefaultMaxAge), "mirror dev", "finished jobs kept in Redis this long"},
+	{"JOBWIRE_LEGACY_MAX_COUNT", strconv.Itoa(mirror.DefaultMaxCount), "mirror dev", "at most this many finished jobs per set in Redis"},
 	{"JOBWIRE_DATA_DIR", "./data", "dev", "where the embedded NATS server keeps its data"},
-	{"JOBWIRE_NATS_PORT", "4222", "dev", "client port of the embedded NATS server"},
-	{"JOBWIRE_NATS_MONITOR_ADDR", "127.0.0.1:8222", "dev", "monitoring address of the embedded NATS server"},
+	{"JOBWIRE_NATS_PORT", strconv.Itoa(devserver.DefaultPort), "dev", "client port of the embedded NATS server"},
+	{"JOBWIRE_NATS_MONITOR_ADDR", devserver.DefaultMonitorAddr, "dev", "monitoring address of the embedded NATS server"},
 	{"JOBWIRE_URL", "http://127.0.0.1:8080", "submit watch jobs cancel history library job-types", "gateway URL for the CLI"},
 	{"JOBWIRE_TOKEN", "", "submit watch jobs cancel history library job-types", "token for the CLI"},
 }
+
+// duration writes a default duration as the variables take it ("15s", "30m", "24h").
+func duration(d time.Duration) string { return worker.FormatDuration(d) }
 
 // workerVar declares a variable of the worker SDK (worker.EnvVars, which holds its default and
 // meaning) with the commands that read it.

@@ -18,12 +18,19 @@ import (
 type Options struct {
 	// DataDir holds the JetStream store (in DataDir/nats).
 	DataDir string
-	// Host and Port of the client listener. Defaults 127.0.0.1 and 4222; Port -1 picks a free one.
+	// Host and Port of the client listener. Defaults DefaultHost and DefaultPort; Port -1 picks a free one.
 	Host string
 	Port int
 	// MonitorAddr is host:port of the monitoring endpoint; empty disables it.
 	MonitorAddr string
 }
+
+// Defaults of Options.
+const (
+	DefaultHost        = "127.0.0.1"
+	DefaultPort        = 4222
+	DefaultMonitorAddr = "127.0.0.1:8222"
+)
 
 // SystemUser and SystemPassword log in to the system account of the dev server.
 const (
@@ -34,10 +41,10 @@ const (
 // Start starts the server and waits until it accepts connections.
 func Start(o Options) (*server.Server, error) {
 	if o.Host == "" {
-		o.Host = "127.0.0.1"
+		o.Host = DefaultHost
 	}
 	if o.Port == 0 {
-		o.Port = 4222
+		o.Port = DefaultPort
 	}
 	store, err := filepath.Abs(filepath.Join(o.DataDir, "nats"))
 	if err != nil {

@@ -29,6 +29,20 @@ import (
 	"github.com/jobwire/jobwire/streams"
 )
 
+// Defaults of Config.
+const (
+	DefaultAddr              = ":8080"
+	DefaultBodyLimit         = 1 << 20
+	DefaultMaxStreamsPerUser = 8
+	DefaultMaxStreams        = 20000
+	DefaultSnapshotJobs      = 200
+	DefaultStreamTokenTTL    = 15 * time.Minute
+	DefaultSubmitBurst       = 20
+)
+
+// DefaultSubmitRate is the default of Config.SubmitRate: 10 submits per second per user.
+var DefaultSubmitRate = Rate{N: 10, Per: time.Second}
+
 // Config configures the gateway. Zero fields take the documented defaults.
 type Config struct {
 	// Addr is the listen address (JOBWIRE_HTTP_ADDR). Default ":8080".
@@ -73,31 +87,31 @@ func (c *Config) Validate() error {
 // SetDefaults fills zero fields.
 func (c *Config) SetDefaults() {
 	if c.Addr == "" {
-		c.Addr = ":8080"
+		c.Addr = DefaultAddr
 	}
 	if c.BodyLimit == 0 {
-		c.BodyLimit = 1 << 20
+		c.BodyLimit = DefaultBodyLimit
 	}
 	if c.MaxStreamsPerUser == 0 {
-		c.MaxStreamsPerUser = 8
+		c.MaxStreamsPerUser = DefaultMaxStreamsPerUser
 	}
 	if c.MaxStreams == 0 {
-		c.MaxStreams = 20000
+		c.MaxStreams = DefaultMaxStreams
 	}
 	if c.SnapshotJobs == 0 {
-		c.SnapshotJobs = 200
+		c.SnapshotJobs = DefaultSnapshotJobs
 	}
 	if c.StateRetention == 0 {
 		c.StateRetention = streams.DefaultStateRetention
 	}
 	if c.StreamTokenTTL == 0 {
-		c.StreamTokenTTL = 15 * time.Minute
+		c.StreamTokenTTL = DefaultStreamTokenTTL
 	}
 	if c.SubmitRate == (Rate{}) {
-		c.SubmitRate = Rate{N: 10, Per: time.Second}
+		c.SubmitRate = DefaultSubmitRate
 	}
 	if c.SubmitBurst <= 0 {
-		c.SubmitBurst = 20
+		c.SubmitBurst = DefaultSubmitBurst
 	}
 }
 

@@ -50,11 +50,19 @@ func ParseRate(s string) (Rate, error) {
 	return Rate{N: n, Per: per}, nil
 }
 
+// String writes r the way ParseRate reads it: "10/s", "600/m", "5/2s" or "off".
 func (r Rate) String() string {
-	if r.N < 0 {
+	switch {
+	case r.N < 0:
 		return "off"
+	case r.Per == time.Second:
+		return fmt.Sprintf("%d/s", r.N)
+	case r.Per == time.Minute:
+		return fmt.Sprintf("%d/m", r.N)
+	case r.Per == time.Hour:
+		return fmt.Sprintf("%d/h", r.N)
 	}
-	return fmt.Sprintf("%d per %s", r.N, r.Per)
+	return fmt.Sprintf("%d/%s", r.N, r.Per)
 }
 
 // maxLimitedUsers bounds the users the submit limiter remembers. Past it, users whose bucket has

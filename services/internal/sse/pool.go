@@ -9,6 +9,15 @@ import (
 	"time"
 )
 
+// Defaults of Config.
+const (
+	DefaultWriters      = 64
+	DefaultWriteTimeout = 10 * time.Second
+	DefaultHeartbeat    = 15 * time.Second
+	DefaultMaxDuration  = 30 * time.Minute
+	DefaultRetryMS      = 2000
+)
+
 // Config configures a Pool.
 type Config struct {
 	// Writers is the number of writer goroutines shared by all streams. Default 64.
@@ -26,19 +35,19 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.Writers == 0 {
-		c.Writers = 64
+		c.Writers = DefaultWriters
 	}
 	if c.WriteTimeout == 0 {
-		c.WriteTimeout = 10 * time.Second
+		c.WriteTimeout = DefaultWriteTimeout
 	}
 	if c.Heartbeat == 0 {
-		c.Heartbeat = 15 * time.Second
+		c.Heartbeat = DefaultHeartbeat
 	}
 	if c.MaxDuration == 0 {
-		c.MaxDuration = 30 * time.Minute
+		c.MaxDuration = DefaultMaxDuration
 	}
 	if c.RetryMS == 0 {
-		c.RetryMS = 2000
+		c.RetryMS = DefaultRetryMS
 	}
 }
 
