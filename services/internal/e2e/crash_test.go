@@ -10,6 +10,7 @@ import (
 
 	"github.com/jobwire/jobwire/api"
 	"github.com/jobwire/jobwire/services/internal/auth"
+	"github.com/jobwire/jobwire/services/internal/testkit"
 	"github.com/jobwire/jobwire/streams/streamstest"
 )
 
@@ -34,14 +35,14 @@ func workerOf(t *testing.T, c *api.Client, id string) string {
 type cluster struct {
 	env     map[string]string
 	base    string
-	workers []*proc
+	workers []*testkit.Proc
 	client  *api.Client
 }
 
 func startServices(t *testing.T, workers int, extra map[string]string) *cluster {
 	t.Helper()
 	srv := streamstest.RunServer(t)
-	httpAddr := freeAddr(t)
+	httpAddr := testkit.FreeAddr(t)
 	env := map[string]string{
 		"NATS_URL":                   srv.URL(),
 		"JOBWIRE_JWT_SECRET":         processSecret,
@@ -69,8 +70,8 @@ func (c *cluster) killRunner(t *testing.T, id string) {
 	t.Helper()
 	name := workerOf(t, c.client, id)
 	for _, w := range c.workers {
-		if strings.HasSuffix(name, fmt.Sprintf("-%d", w.cmd.Process.Pid)) {
-			w.kill()
+		if strings.HasSuffix(name, fmt.Sprintf("-%d", w.Pid())) {
+			w.Kill()
 			return
 		}
 	}

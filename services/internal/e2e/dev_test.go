@@ -3,24 +3,23 @@ package e2e_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/jobwire/jobwire/api"
 	"github.com/jobwire/jobwire/services/internal/auth"
+	"github.com/jobwire/jobwire/services/internal/testkit"
 	"github.com/jobwire/jobwire/streams/streamstest"
 )
 
 // devEnv is the environment of a `jobwire dev` on free ports with its data in dir.
 func devEnv(t *testing.T, dir string) (map[string]string, string) {
-	httpAddr := freeAddr(t)
-	_, natsPort, _ := net.SplitHostPort(freeAddr(t))
+	httpAddr := testkit.FreeAddr(t)
 	return map[string]string{
 		"JOBWIRE_DATA_DIR":              dir,
-		"JOBWIRE_NATS_PORT":             natsPort,
-		"JOBWIRE_NATS_MONITOR_ADDR":     freeAddr(t),
+		"JOBWIRE_NATS_PORT":             strconv.Itoa(testkit.FreePort(t)),
+		"JOBWIRE_NATS_MONITOR_ADDR":     testkit.FreeAddr(t),
 		"JOBWIRE_HTTP_ADDR":             httpAddr,
 		"JOBWIRE_JWT_SECRET":            processSecret,
 		"JOBWIRE_IMPORT_TRACK_DELAY":    "15ms",
@@ -57,9 +56,9 @@ func TestDevRestartMidImport(t *testing.T) {
 			}
 			waitFor(t, c, st.ID, func(s api.JobState) bool { return s.Progress.Done >= 20 })
 			if crash {
-				dev.kill()
-			} else {
-				dev.stop(t)
+				dev.Kill()
+			} else if err := dev.Stop(30 * time.Second); err != nil {
+				t.Fatal(err)
 			}
 
 			startProc(t, "dev-again", env, "dev")

@@ -1,20 +1,17 @@
 package e2e_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/jobwire/jobwire/services/internal/testkit"
 	"github.com/jobwire/jobwire/streams/streamstest"
 )
 
@@ -39,84 +36,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// proc is a jobwire process started by a test.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{}
-	err  error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// startProc runs `jobwire args...` with env added to a minimal environment. Its output is shown when the
-// test fails; it is killed when the test ends.
-func startProc(t *testing.T, name string, env map[string]string, args ...string) *proc {
+// startProc runs `jobwire args...` with env added to a minimal environment (testkit.StartProc).
+func startProc(t *testing.T, name string, env map[string]string, args ...string) *testkit.Proc {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir(), "JOBWIRE_LOG_FORMAT=text", "JOBWIRE_METRICS_ADDR=127.0.0.1:0"}
+	list := []string{"JOBWIRE_LOG_FORMAT=text", "JOBWIRE_METRICS_ADDR=127.0.0.1:0"}
 	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
+		list = append(list, k+"="+v)
 	}
-	p := &proc{name: name, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() { p.err = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("--- output of %s ---\n%s", name, p.out.String())
-		}
-	})
-	return p
-}
-
-// stop sends SIGTERM and waits for a clean exit.
-func (p *proc) stop(t *testing.T) {
-	t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-		if p.err != nil {
-			t.Fatalf("%s exited with %v\n%s", p.name, p.err, p.out.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s did not stop within 30s after SIGTERM", p.name)
-	}
-}
-
-// kill ends the process with SIGKILL (a crash) and waits for it.
-func (p *proc) kill() {
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return testkit.StartProc(t, name, binary, list, args...)
 }
 
 // waitReady waits until GET url/readyz answers 200.

@@ -3,9 +3,6 @@ package e2e_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,31 +14,9 @@ import (
 	"github.com/jobwire/jobwire/services/internal/gateway"
 	"github.com/jobwire/jobwire/services/internal/mirror"
 	"github.com/jobwire/jobwire/services/internal/stacktest"
+	"github.com/jobwire/jobwire/services/internal/testkit"
 	"github.com/jobwire/jobwire/streams/streamstest"
 )
-
-// startRedis runs a redis-server on a free loopback port for the test.
-func startRedis(t *testing.T) string {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("JOBWIRE_REQUIRE_BULLMQ") == "1" {
-			t.Fatal("redis-server is not installed")
-		}
-		t.Skip("redis-server is not installed (apt-get install redis-server)")
-	}
-	addr := freeAddr(t)
-	_, port, _ := net.SplitHostPort(addr)
-	cmd := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	url := "redis://" + addr
-	c := redis.NewClient(&redis.Options{Addr: addr})
-	defer c.Close()
-	streamstest.WaitFor(t, 10*time.Second, func() error { return c.Ping(context.Background()).Err() })
-	return url
-}
 
 // redisCommands is the number of commands Redis has executed (INFO commandstats, Lua's included), less
 // the INFO calls this helper makes itself.
@@ -69,7 +44,7 @@ func redisCommands(t *testing.T, url string) int {
 // TestWatchersCostNoRedisCommands runs jobs with the legacy mirror on, then opens 1,000 SSE streams on
 // them for two heartbeats: Redis executes exactly zero commands for the watchers.
 func TestWatchersCostNoRedisCommands(t *testing.T) {
-	url := startRedis(t)
+	url := testkit.StartRedis(t).URL()
 	s := stacktest.Start(t, stacktest.Options{Gateway: func(c *gateway.Config) {
 		c.MaxStreamsPerUser = 2000
 		c.SSE.Heartbeat = 300 * time.Millisecond

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jobwire/jobwire/api"
 	"github.com/jobwire/jobwire/services/internal/auth"
+	"github.com/jobwire/jobwire/services/internal/testkit"
 	"github.com/jobwire/jobwire/streams/streamstest"
 )
 
@@ -16,7 +17,7 @@ const processSecret = "e2e-secret-e2e-secret-e2e-secret-0123456789"
 
 func TestImportWithSeparateProcesses(t *testing.T) {
 	srv := streamstest.RunServer(t)
-	httpAddr := freeAddr(t)
+	httpAddr := testkit.FreeAddr(t)
 	env := map[string]string{
 		"NATS_URL":                   srv.URL(),
 		"JOBWIRE_JWT_SECRET":         processSecret,
@@ -52,7 +53,9 @@ func TestImportWithSeparateProcesses(t *testing.T) {
 	if err != nil || !created {
 		t.Fatalf("first submit: %v created=%v", err, created)
 	}
-	gw.stop(t)
+	if err := gw.Stop(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
 	startProc(t, "gateway-again", env, "gateway")
 	waitReady(t, base)
 	again, created, err := c.Submit(context.Background(), req, "restart-key")
