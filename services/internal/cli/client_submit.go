@@ -80,10 +80,10 @@ func (o submitOptions) check(args []string) error {
 	switch {
 	case o.input != "" && len(args) > 0:
 		return fmt.Errorf("give a playlist file or --input, not both")
-	case o.input == "" && len(args) == 0:
-		return fmt.Errorf("give a playlist file (or - for standard input), or --type and --input")
 	case o.input == "" && o.jobType != api.JobTypePlaylistImport:
 		return fmt.Errorf("--type %s needs --input", o.jobType)
+	case o.input == "" && len(args) == 0:
+		return fmt.Errorf("give a playlist file (or - for standard input), or --type and --input")
 	case o.input != "" && (o.format != "" || o.name != ""):
 		return fmt.Errorf("--format and --name describe a playlist file; with --input, put them in the input")
 	}
