@@ -112,8 +112,8 @@ func Rebuild(ctx context.Context, js jetstream.JetStream, bucket string, retenti
 		if err != nil {
 			return rep, fmt.Errorf("rebuild: read live %s: %w", key, err)
 		}
-		var got api.JobState
-		if err := json.Unmarshal(entry.Value(), &got); err != nil {
+		got, err := streams.DecodeState(entry.Value(), 0)
+		if err != nil {
 			rep.Diffs = append(rep.Diffs, Difference{Key: key, Kind: "different", Live: entry.Value(), Rebuilt: wantJSON})
 			continue
 		}
@@ -135,8 +135,7 @@ func Rebuild(ctx context.Context, js jetstream.JetStream, bucket string, retenti
 		if err != nil {
 			continue
 		}
-		var got api.JobState
-		if json.Unmarshal(entry.Value(), &got) == nil && got.EventSeq > lastSeq {
+		if got, err := streams.DecodeState(entry.Value(), 0); err == nil && got.EventSeq > lastSeq {
 			rep.Skipped++
 			continue
 		}

@@ -158,7 +158,7 @@ func (h *Hub) apply(e jetstream.KeyValueEntry, loading bool) {
 	removed := e.Operation() != jetstream.KeyValuePut
 	var msg *sse.Message
 	if !removed && !loading {
-		st, err := decodeState(e.Value(), rev)
+		st, err := streams.DecodeState(e.Value(), rev)
 		if err != nil {
 			h.log.Error("relay: undecodable job state", "key", e.Key(), "rev", rev, "err", err)
 			return
@@ -202,13 +202,6 @@ func (h *Hub) apply(e jetstream.KeyValueEntry, loading bool) {
 		}
 	}
 	h.mu.Unlock()
-}
-
-func decodeState(data []byte, rev uint64) (api.JobState, error) {
-	var st api.JobState
-	err := json.Unmarshal(data, &st)
-	st.Revision = rev
-	return st, err
 }
 
 // StateMessage encodes a job state for streams, once for all of them.
