@@ -17,6 +17,7 @@ import (
 
 	"github.com/jobwire/jobwire/api"
 	"github.com/jobwire/jobwire/streams"
+	"github.com/jobwire/jobwire/streams/streamstest"
 )
 
 // Size of the cluster run.
@@ -103,20 +104,20 @@ func TestClusterFaults(t *testing.T) {
 
 	r.waitSubmitted(ctx, 10)
 	t.Logf("%s: kill -9 NATS node %s", since(runStart), nodes[1].name)
-	nodes[1].proc.kill()
+	nodes[1].proc.Kill()
 	waitLeaders(t, admin, nodes[1].name)
 	t.Logf("%s: every stream and bucket has a leader again", since(runStart))
 
 	r.waitSubmitted(ctx, 18)
 	// Crash it while it runs jobs (its /metrics says how many), so that their leases must expire.
-	waitFor(t, 60*time.Second, "worker-1 running a job", func() error {
+	streamstest.WaitFor(t, 60*time.Second, func() error {
 		if n := runningJobs(worker1.base); n < 1 {
-			return fmt.Errorf("%d jobs running", n)
+			return fmt.Errorf("worker-1: %d jobs running", n)
 		}
 		return nil
 	})
 	t.Logf("%s: kill -9 worker-1 (running %d jobs)", since(runStart), runningJobs(worker1.base))
-	worker1.kill()
+	worker1.Kill()
 
 	r.waitSubmitted(ctx, 26)
 	t.Logf("%s: restart NATS node %s", since(runStart), nodes[1].name)
@@ -129,13 +130,19 @@ func TestClusterFaults(t *testing.T) {
 
 	r.waitSubmitted(ctx, 34)
 	t.Logf("%s: restart gateway-1 (SIGTERM, start again)", since(runStart))
-	gw1.stop(t, 30*time.Second)
-	gw1.restart(t)
+	if err := gw1.Stop(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := gw1.Restart(); err != nil {
+		t.Fatal(err)
+	}
 	gw1.waitReady(t)
 
 	r.waitSubmitted(ctx, 40)
 	t.Logf("%s: start worker-1 again", since(runStart))
-	worker1.restart(t)
+	if err := worker1.Restart(); err != nil {
+		t.Fatal(err)
+	}
 	worker1.waitReady(t)
 
 	<-r.submitted
@@ -490,7 +497,7 @@ func runningJobs(base string) int {
 // waitLeaders waits until every stream and bucket has a leader other than the dead node.
 func waitLeaders(t *testing.T, js jetstream.JetStream, dead string) {
 	t.Helper()
-	waitFor(t, 90*time.Second, "stream leaders after losing "+dead, func() error {
+	streamstest.WaitFor(t, 90*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		for _, name := range []string{streams.StreamJobs, streams.StreamDeadLetters, streams.StreamEvents,
@@ -500,7 +507,7 @@ func waitLeaders(t *testing.T, js jetstream.JetStream, dead string) {
 				return fmt.Errorf("%s: %w", name, err)
 			}
 			if c := s.CachedInfo().Cluster; c == nil || c.Leader == "" || c.Leader == dead {
-				return fmt.Errorf("%s has no leader yet", name)
+				return fmt.Errorf("%s: no leader other than %s yet", name, dead)
 			}
 		}
 		return nil
@@ -513,32 +520,30 @@ func kvStateConsumers(t *testing.T, js jetstream.JetStream) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var info *jetstream.StreamInfo
-	err := poll(20*time.Second, func() error {
+	streamstest.WaitFor(t, 20*time.Second, func() error {
 		s, err := js.Stream(ctx, streams.KVStream(streams.BucketState))
-		if err == nil {
-			info = s.CachedInfo()
+		if err != nil {
+			return fmt.Errorf("KV_JOB_STATE info: %w", err)
 		}
-		return err
+		info = s.CachedInfo()
+		return nil
 	})
-	if err != nil {
-		t.Fatalf("KV_JOB_STATE info: %v", err)
-	}
 	return info.State.Consumers
 }
 
 // waitConsumerCaughtUp waits until a durable on JOB_EVENTS has nothing pending or unacknowledged.
 func waitConsumerCaughtUp(t *testing.T, js jetstream.JetStream, name string) {
 	t.Helper()
-	waitFor(t, 60*time.Second, "consumer "+name+" caught up", func() error {
+	streamstest.WaitFor(t, 60*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		c, err := js.Consumer(ctx, streams.StreamEvents, name)
 		if err != nil {
-			return err
+			return fmt.Errorf("consumer %s: %w", name, err)
 		}
 		info := c.CachedInfo()
 		if info.NumPending != 0 || info.NumAckPending != 0 {
-			return fmt.Errorf("%d pending, %d unacknowledged", info.NumPending, info.NumAckPending)
+			return fmt.Errorf("consumer %s: %d pending, %d unacknowledged", name, info.NumPending, info.NumAckPending)
 		}
 		return nil
 	})

@@ -1,7 +1,6 @@
 package deploytest
 
 import (
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jobwire/jobwire/services/internal/testkit"
 )
 
 // natsUser is a user of deployments/nats/accounts.conf with its (placeholder) password.
@@ -135,7 +136,7 @@ type natsNode struct {
 	conf       string // path of the rewritten config
 	clientPort int
 	httpPort   int
-	proc       *proc
+	proc       *testkit.Proc
 }
 
 func (n *natsNode) url() string { return "nats://127.0.0.1:" + strconv.Itoa(n.clientPort) }
@@ -183,9 +184,9 @@ func prepareNode(t *testing.T, dir, rel string, ports map[int]int) *natsNode {
 func (n *natsNode) start(t *testing.T, wait bool) {
 	t.Helper()
 	if n.proc == nil {
-		n.proc = startProc(t, "nats-server "+n.name, natsBin, nil, "-c", n.conf)
-	} else {
-		n.proc.restart(t)
+		n.proc = testkit.StartProc(t, "nats-server "+n.name, natsBin, nil, "-c", n.conf)
+	} else if err := n.proc.Restart(); err != nil {
+		t.Fatal(err)
 	}
 	if wait {
 		n.waitHealthy(t, 60*time.Second)
@@ -200,7 +201,7 @@ func (n *natsNode) waitHealthy(t *testing.T, timeout time.Duration) {
 // violations returns the permission violations the server logged.
 func (n *natsNode) violations() []string {
 	var out []string
-	for _, line := range strings.Split(n.proc.out.String(), "\n") {
+	for _, line := range strings.Split(n.proc.Out.String(), "\n") {
 		if strings.Contains(line, "Violation") {
 			out = append(out, line)
 		}
@@ -215,7 +216,7 @@ func freePorts(t *testing.T, ports ...int) map[int]int {
 	seen := map[int]bool{}
 	for _, p := range ports {
 		for {
-			f := freePort(t)
+			f := testkit.FreePort(t)
 			if !seen[f] {
 				seen[f] = true
 				out[p] = f
@@ -234,8 +235,6 @@ func joinURLs(nodes ...*natsNode) string {
 	}
 	return strings.Join(urls, ",")
 }
-
-func hostPort(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 
 // mustNoViolations fails the test when any node logged a permission violation.
 func mustNoViolations(t *testing.T, nodes ...*natsNode) {

@@ -10,17 +10,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/jobwire/jobwire/api"
+	"github.com/jobwire/jobwire/services/internal/testkit"
 	"github.com/jobwire/jobwire/streams"
+	"github.com/jobwire/jobwire/streams/streamstest"
 )
 
 // TestSingleServer runs deployments/nats/single.conf as it is (only ports and store_dir rewritten), has
@@ -110,7 +110,7 @@ func runSingle(t *testing.T, o singleOptions) {
 	for _, v := range services {
 		code, _, err := httpGet(v.base + "/metrics")
 		if err != nil || code != http.StatusOK {
-			t.Errorf("%s /metrics: %d %v", v.name, code, err)
+			t.Errorf("%s /metrics: %d %v", v.Name, code, err)
 		}
 	}
 	if len(services) == 4 {
@@ -118,13 +118,15 @@ func runSingle(t *testing.T, o singleOptions) {
 	}
 	// Stopping exercises the rest: the watch's consumer delete, drains, the worker's hand-back.
 	for i := len(services) - 1; i >= 0; i-- {
-		services[i].stop(t, 60*time.Second)
+		if err := services[i].Stop(60 * time.Second); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Run("flow control", func(t *testing.T) { checkFlowControl(t, s) })
 	mustNoViolations(t, node)
 	for _, v := range services {
-		if out := v.out.String(); strings.Contains(strings.ToLower(out), "permissions violation") {
-			t.Errorf("%s logged a permissions violation:\n%s", v.name, tail(out, 40))
+		if out := v.Out.String(); strings.Contains(strings.ToLower(out), "permissions violation") {
+			t.Errorf("%s logged a permissions violation:\n%s", v.Name, v.Out.Tail(40))
 		}
 	}
 	if t.Failed() {
@@ -232,7 +234,7 @@ func driveGateway(t *testing.T, base string) {
 	if err != nil {
 		t.Fatalf("retry: %v", err)
 	}
-	waitFor(t, time.Minute, "retried job fails again", func() error {
+	streamstest.WaitFor(t, time.Minute, func() error {
 		h, err := c.History(ctx, bad.ID)
 		if err != nil {
 			return err
@@ -246,7 +248,7 @@ func driveGateway(t *testing.T, base string) {
 			events.Write(e)
 		}
 		if st.State != api.StateFailed || st.Revision <= retried.Revision || !strings.Contains(events.String(), `"job.requeued"`) {
-			return fmt.Errorf("state %s rev %d", st.State, st.Revision)
+			return fmt.Errorf("retried job: state %s rev %d", st.State, st.Revision)
 		}
 		return nil
 	})
@@ -260,10 +262,10 @@ func driveGateway(t *testing.T, base string) {
 	if _, err := c.Cancel(ctx, sched.ID); err != nil {
 		t.Fatalf("cancel: %v", err)
 	}
-	waitFor(t, 30*time.Second, "scheduled job cancelled", func() error {
+	streamstest.WaitFor(t, 30*time.Second, func() error {
 		st, err := c.Get(ctx, sched.ID)
 		if err == nil && st.State != api.StateCancelled {
-			err = fmt.Errorf("state %s", st.State)
+			err = fmt.Errorf("scheduled job: state %s", st.State)
 		}
 		return err
 	})
@@ -300,8 +302,8 @@ func driveOwnJobType(t *testing.T, s *stack, base string) {
 			return fmt.Errorf("demo.count not listed with online=%v: %+v", want, list.JobTypes)
 		}
 	}
-	count := startProc(t, "examples/count", countBin, s.env("demo-worker"))
-	waitFor(t, 30*time.Second, "demo.count online", online(true))
+	count := testkit.StartProc(t, "examples/count", countBin, s.env("demo-worker"))
+	streamstest.WaitFor(t, 30*time.Second, online(true))
 	st, _, err := c.Submit(ctx, api.SubmitRequest{Type: "demo.count", Input: json.RawMessage(`{"n":3}`)}, "")
 	if err != nil {
 		t.Fatal(err)
@@ -309,10 +311,12 @@ func driveOwnJobType(t *testing.T, s *stack, base string) {
 	if final := watch(t, ctx, c, st.ID); final.State != api.StateCompleted || string(final.Result) != `{"count":3}` {
 		t.Fatalf("demo.count ended %s %s", final.State, final.Result)
 	}
-	count.stop(t, 30*time.Second)
-	waitFor(t, 10*time.Second, "demo.count offline", online(false))
-	if out := count.out.String(); strings.Contains(strings.ToLower(out), "permission") {
-		t.Errorf("examples/count hit a permission error:\n%s", tail(out, 40))
+	if err := count.Stop(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	streamstest.WaitFor(t, 10*time.Second, online(false))
+	if out := count.Out.String(); strings.Contains(strings.ToLower(out), "permission") {
+		t.Errorf("examples/count hit a permission error:\n%s", count.Out.Tail(40))
 	}
 }
 
@@ -464,18 +468,7 @@ func startRedis(t *testing.T) string {
 		t.Log("redis-server not installed: running without the mirror")
 		return ""
 	}
-	port := freePort(t)
-	addr := hostPort(port)
-	p := startProc(t, "redis-server", "redis-server", nil, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	t.Cleanup(func() { rdb.Close() })
-	waitFor(t, 30*time.Second, "redis-server", func() error {
-		if p.exited() {
-			return fmt.Errorf("redis-server exited: %v", p.err)
-		}
-		return rdb.Ping(context.Background()).Err()
-	})
-	return addr
+	return testkit.StartRedis(t).Addr()
 }
 
 // checkFlowControl makes the server ask the gateway's watches for flow control (it does past 1 MiB in

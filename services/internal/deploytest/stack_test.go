@@ -18,6 +18,7 @@ import (
 	"github.com/jobwire/jobwire/api"
 	"github.com/jobwire/jobwire/services/internal/auth"
 	"github.com/jobwire/jobwire/services/internal/config"
+	"github.com/jobwire/jobwire/services/internal/testkit"
 )
 
 // jwtSecret is the gateways' JOBWIRE_JWT_SECRET in these tests.
@@ -41,7 +42,7 @@ func (s *stack) env(user string, extra ...string) []string {
 
 // svc is a running jobwire service and the base URL of its HTTP endpoints (API or metrics).
 type svc struct {
-	*proc
+	*testkit.Proc
 	base string
 }
 
@@ -49,21 +50,21 @@ type svc struct {
 // for the gateway, JOBWIRE_METRICS_ADDR for the others) and waits for its /readyz.
 func (s *stack) startService(t *testing.T, name, command, user string, extra ...string) *svc {
 	t.Helper()
-	addr := hostPort(freePort(t))
+	addr := testkit.FreeAddr(t)
 	addrVar := "JOBWIRE_METRICS_ADDR"
 	if command == "gateway" {
 		addrVar = "JOBWIRE_HTTP_ADDR"
 		extra = append(extra, "JOBWIRE_JWT_SECRET="+jwtSecret)
 	}
-	p := startProc(t, name, jobwireBin, s.env(user, append(extra, addrVar+"="+addr)...), command)
-	v := &svc{proc: p, base: "http://" + addr}
+	p := testkit.StartProc(t, name, jobwireBin, s.env(user, append(extra, addrVar+"="+addr)...), command)
+	v := &svc{Proc: p, base: "http://" + addr}
 	v.waitReady(t)
 	return v
 }
 
 func (v *svc) waitReady(t *testing.T) {
 	t.Helper()
-	waitHTTP200(t, v.proc, v.base+"/readyz", 90*time.Second)
+	waitHTTP200(t, v.Proc, v.base+"/readyz", 90*time.Second)
 }
 
 // admin runs `jobwire args...` as the admin user and returns its combined output and exit code.
