@@ -27,7 +27,7 @@ func TestRedisDownThenBackCatchesUp(t *testing.T) {
 	b.waitInSet(b.k.completed, before)
 	b.waitField(running, "progress", "10")
 
-	b.redis.kill()
+	b.redis.Kill()
 	var during []string
 	for i := range 5 {
 		during = append(during, b.finishedJob(fmt.Sprintf("during %d", i)))
@@ -42,7 +42,7 @@ func TestRedisDownThenBackCatchesUp(t *testing.T) {
 		return nil
 	})
 
-	b.redis.restart()
+	b.redis.Restart()
 	for _, id := range append(during, before) {
 		b.waitInSet(b.k.completed, id)
 	}
@@ -98,13 +98,13 @@ func TestFlushAllDoesNotCrash(t *testing.T) {
 func TestStartWhileRedisIsDown(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{noStart: true})
-	b.redis.kill()
+	b.redis.Kill()
 	b.start()
 	id := b.finishedJob("early")
 	if !strings.Contains(b.logs.String(), "redis unreachable") {
 		t.Errorf("Redis being down at start was not logged:\n%s", b.logs.String())
 	}
-	b.redis.start()
+	b.redis.Restart()
 	b.waitInSet(b.k.completed, id)
 }
 

@@ -1,17 +1,14 @@
 package mirror
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,9 +16,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/jobwire/jobwire/api"
+	"github.com/jobwire/jobwire/services/internal/testkit"
 	"github.com/jobwire/jobwire/streams"
 	"github.com/jobwire/jobwire/streams/streamstest"
 )
@@ -30,112 +27,14 @@ import (
 // passing wait costs only as long as the condition takes.
 const waitLimit = 30 * time.Second
 
-// redisServer is a real redis-server on a random loopback port with its files in a temp dir, killed
-// when the test ends.
-type redisServer struct {
-	t     testing.TB
-	port  int
-	dir   string
-	extra []string
-	cmd   *exec.Cmd
-	exit  chan struct{}
-	out   *syncBuffer
-}
-
-// startRedis starts redis-server without persistence (extra arguments override), or skips the test
-// when redis-server is not installed.
-func startRedis(t testing.TB, extra ...string) *redisServer {
+// startRedis is testkit.StartRedis, but skips the test when redis-server is not installed whatever
+// JOBWIRE_REQUIRE_BULLMQ says.
+func startRedis(t testing.TB, extra ...string) *testkit.Redis {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Skip("redis-server is not installed (apt-get install redis-server); skipping the Redis mirror test")
 	}
-	s := &redisServer{t: t, port: freePort(t), dir: t.TempDir(), extra: extra, out: &syncBuffer{}}
-	s.start()
-	t.Cleanup(s.kill)
-	return s
-}
-
-func (s *redisServer) start() {
-	s.t.Helper()
-	args := append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "",
-		"--appendonly", "no", "--dir", s.dir}, s.extra...)
-	s.cmd = exec.Command("redis-server", args...)
-	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("start redis-server: %v", err)
-	}
-	s.exit = make(chan struct{})
-	go func(cmd *exec.Cmd, exit chan struct{}) {
-		_ = cmd.Wait()
-		close(exit)
-	}(s.cmd, s.exit)
-	c := s.client(s.t)
-	streamstest.WaitFor(s.t, 10*time.Second, func() error {
-		select {
-		case <-s.exit:
-			s.t.Fatalf("redis-server exited: %s", s.out.String())
-		default:
-		}
-		return c.Ping(context.Background()).Err()
-	})
-}
-
-// kill stops the server abruptly (SIGKILL). Safe to call twice.
-func (s *redisServer) kill() {
-	if s.cmd == nil {
-		return
-	}
-	_ = s.cmd.Process.Kill()
-	<-s.exit
-	s.cmd = nil
-}
-
-// restart starts the server again on the same port and directory.
-func (s *redisServer) restart() {
-	s.t.Helper()
-	s.kill()
-	s.start()
-}
-
-func (s *redisServer) URL() string { return "redis://127.0.0.1:" + strconv.Itoa(s.port) + "/0" }
-
-// client returns a go-redis client for the test's own reads, closed when the test ends.
-func (s *redisServer) client(t testing.TB) *redis.Client {
-	c := redis.NewClient(&redis.Options{
-		Addr:                     "127.0.0.1:" + strconv.Itoa(s.port),
-		DisableIdentity:          true,
-		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-	})
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers (logs, child process output).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+	return testkit.StartRedis(t, extra...)
 }
 
 // bundle is what a mirror test works with: NATS with the topology, Redis, a started Mirror and a
@@ -144,12 +43,12 @@ type bundle struct {
 	t     *testing.T
 	ns    *streamstest.Server
 	js    jetstream.JetStream
-	redis *redisServer
+	redis *testkit.Redis
 	rdb   *redis.Client
 	m     *Mirror
 	cfg   Config
 	reg   *prometheus.Registry
-	logs  *syncBuffer
+	logs  *testkit.SyncBuffer
 	k     keys
 }
 
@@ -171,7 +70,7 @@ func setup(t *testing.T, o setupOpts) *bundle {
 	if o.cfg != nil {
 		o.cfg(&cfg)
 	}
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	reg := prometheus.NewRegistry()
 	m, err := New(cfg, js, reg, log)
@@ -182,7 +81,7 @@ func setup(t *testing.T, o setupOpts) *bundle {
 	if o.tweakMir != nil {
 		o.tweakMir(m)
 	}
-	b := &bundle{t: t, ns: ns, js: js, redis: rs, rdb: rs.client(t), m: m, cfg: m.cfg, reg: reg, logs: logs, k: newKeys(m.cfg.Queue)}
+	b := &bundle{t: t, ns: ns, js: js, redis: rs, rdb: rs.Client(t), m: m, cfg: m.cfg, reg: reg, logs: logs, k: newKeys(m.cfg.Queue)}
 	t.Cleanup(func() {
 		m.Stop()
 		if t.Failed() {
