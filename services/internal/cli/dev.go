@@ -123,7 +123,9 @@ func (a *announcer) announce() error {
 	fmt.Fprintf(&b, "  token (%s, 24 h):\n    export JOBWIRE_TOKEN=%s\n", a.user, token)
 	fmt.Fprintf(&b, "  try:\n    curl -s -H \"Authorization: Bearer $JOBWIRE_TOKEN\" -H 'Content-Type: application/json' \\\n")
 	fmt.Fprintf(&b, "      -d '{\"type\":\"playlist.import\",\"input\":{\"name\":\"demo\",\"format\":\"csv\",\"content\":\"artist,title\\nNina Simone,Feeling Good\"}}' %s/v1/jobs\n", base)
-	fmt.Fprintf(&b, "    curl -N \"%s/v1/events?access_token=$JOBWIRE_TOKEN\"\n\n", base)
+	fmt.Fprintf(&b, "    curl -N \"%s/v1/events?access_token=$JOBWIRE_TOKEN\"\n", base)
+	fmt.Fprintf(&b, "  your own job types: run a worker built on the SDK (examples/count), then\n")
+	fmt.Fprintf(&b, "    curl -s -H \"Authorization: Bearer $JOBWIRE_TOKEN\" %s/v1/job-types\n\n", base)
 	_, err = os.Stdout.WriteString(b.String())
 	return err
 }
