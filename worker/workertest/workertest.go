@@ -90,6 +90,13 @@ func (e *Env) Start(t testing.TB, cfg worker.Config, types ...worker.JobType) *w
 			t.Fatal(err)
 		}
 	}
+	Run(t, w)
+	return w
+}
+
+// Run starts w, whose types are registered, and stops it when the test ends.
+func Run(t testing.TB, w *worker.Worker) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := w.Start(ctx); err != nil {
@@ -102,7 +109,6 @@ func (e *Env) Start(t testing.TB, cfg worker.Config, types ...worker.JobType) *w
 			t.Errorf("stop worker: %v", err)
 		}
 	})
-	return w
 }
 
 // Option changes a job that Submit makes, or names the owner of the job Cancel, Await and History look at.
@@ -153,13 +159,9 @@ func (e *Env) Submit(t testing.TB, jobType string, input any, opts ...Option) st
 // Cancel asks for a job to stop, as POST /v1/jobs/{id}/cancel does.
 func (e *Env) Cancel(t testing.TB, jobID string, opts ...Option) {
 	t.Helper()
-	msg := streams.JobMessage{Owner: Owner}
-	for _, o := range opts {
-		o(&msg)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := streams.Cancel(ctx, e.JS, e.events, msg.Owner, jobID, time.Now()); err != nil {
+	if _, err := streams.Cancel(ctx, e.JS, e.events, ownerOf(opts), jobID, time.Now()); err != nil {
 		t.Fatalf("cancel %s: %v", jobID, err)
 	}
 }
@@ -174,14 +176,10 @@ func (e *Env) Await(t testing.TB, jobID string, opts ...Option) api.JobState {
 // cond, and returns that state.
 func (e *Env) AwaitState(t testing.TB, jobID string, cond func(api.JobState) bool, opts ...Option) api.JobState {
 	t.Helper()
-	msg := streams.JobMessage{Owner: Owner}
-	for _, o := range opts {
-		o(&msg)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout)
 	defer cancel()
 	cons, err := e.events.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{streams.EventSubject(msg.Owner, jobID)}})
+		FilterSubjects: []string{streams.EventSubject(ownerOf(opts), jobID)}})
 	if err != nil {
 		t.Fatalf("await %s: %v", jobID, err)
 	}
@@ -207,15 +205,20 @@ func (e *Env) AwaitState(t testing.TB, jobID string, cond func(api.JobState) boo
 // History returns the job's events so far, in order.
 func (e *Env) History(t testing.TB, jobID string, opts ...Option) []streams.Event {
 	t.Helper()
-	msg := streams.JobMessage{Owner: Owner}
-	for _, o := range opts {
-		o(&msg)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	raws, err := streams.ReadEvents(ctx, e.events, msg.Owner, jobID, 0, 100000)
+	raws, err := streams.ReadEvents(ctx, e.events, ownerOf(opts), jobID, 0, 100000)
 	if err != nil {
 		t.Fatalf("history of %s: %v", jobID, err)
 	}
 	return streams.DecodeEvents(raws)
+}
+
+// ownerOf is the owner token that opts name (Owner unless WithOwner).
+func ownerOf(opts []Option) string {
+	msg := streams.JobMessage{Owner: Owner}
+	for _, o := range opts {
+		o(&msg)
+	}
+	return msg.Owner
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/jobwire/jobwire/streams"
 	"github.com/jobwire/jobwire/streams/streamstest"
 	"github.com/jobwire/jobwire/worker"
+	"github.com/jobwire/jobwire/worker/workertest"
 )
 
 // Secret signs the tokens of the stack.
@@ -134,16 +135,7 @@ func StartWorker(t testing.TB, nc *nats.Conn, cfg worker.Config, register func(*
 	if err := register(w); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := w.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = w.Stop(ctx)
-	})
+	workertest.Run(t, w)
 	return w
 }
 
