@@ -2,23 +2,21 @@ package bench
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/jobwire/jobwire/services/internal/cli"
 	"github.com/jobwire/jobwire/services/internal/devserver"
+	"github.com/jobwire/jobwire/services/internal/testkit"
 )
 
 // childEnv selects what a re-executed bench binary runs instead of the bench: "jobwire" runs the
@@ -68,71 +66,33 @@ func runNATSChild(args []string) int {
 	return 0
 }
 
-// proc is a child process of the bench: a jobwire service, the nats-server, redis-server or node.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	out  *tailBuffer
-	done chan struct{}
-	err  error
-}
-
-// startProc starts path with args and env (added to a minimal environment: no REDIS_URL, no NATS_URL
-// unless given). The child is killed if the bench dies (Pdeathsig).
-func startProc(name, path string, args []string, env map[string]string) (*proc, error) {
-	cmd := exec.Command(path, args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir()}
+// startProc starts path with args and env as a child of the bench: a jobwire service, the nats-server,
+// redis-server or node. Its environment is minimal (no REDIS_URL, no NATS_URL unless given) plus
+// GOMAXPROCS when set; it keeps the last 64 KiB of its output and, on Linux, dies with the bench.
+func startProc(name, path string, args []string, env map[string]string) (*testkit.Proc, error) {
+	var list []string
 	if v := os.Getenv("GOMAXPROCS"); v != "" {
-		cmd.Env = append(cmd.Env, "GOMAXPROCS="+v)
+		list = append(list, "GOMAXPROCS="+v)
 	}
 	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
+		list = append(list, k+"="+v)
 	}
-	p := &proc{name: name, cmd: cmd, out: &tailBuffer{max: 64 << 10}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
+	p := &testkit.Proc{Name: name, Path: path, Args: args, Env: list, Out: &testkit.SyncBuffer{Max: 64 << 10}}
+	if err := p.Start(); err != nil {
+		return nil, err
 	}
-	go func() { p.err = cmd.Wait(); close(p.done) }()
 	return p, nil
 }
 
-// Pid returns the process id.
-func (p *proc) Pid() int { return p.cmd.Process.Pid }
-
-// exited reports an early exit with the process output.
-func (p *proc) exited() error {
-	select {
-	case <-p.done:
-		return fmt.Errorf("%s exited (%v):\n%s", p.name, p.err, p.out.String())
-	default:
+// exited reports an early exit of p with its output.
+func exited(p *testkit.Proc) error {
+	if !p.Exited() {
 		return nil
 	}
+	return fmt.Errorf("%s exited (%v):\n%s", p.Name, p.Err(), strings.TrimSpace(p.Out.String()))
 }
 
-// stop sends SIGTERM and waits up to grace, then kills. Safe to call twice.
-func (p *proc) stop(grace time.Duration) {
-	if p == nil {
-		return
-	}
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(grace):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// RSS returns the resident set size of the process in bytes, from /proc/<pid>/status.
-func (p *proc) RSS() (int64, error) { return rssOf(p.Pid()) }
-
+// rssOf returns the resident set size of a process in bytes, from /proc/<pid>/status.
 func rssOf(pid int) (int64, error) {
 	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
@@ -149,29 +109,6 @@ func rssOf(pid int) (int64, error) {
 	return 0, errors.New("no VmRSS in /proc status")
 }
 
-// tailBuffer keeps the last max bytes written (child output, shown when something fails).
-type tailBuffer struct {
-	mu  sync.Mutex
-	b   []byte
-	max int
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(bytes.TrimSpace(t.b))
-}
-
 // freeAddr returns a free loopback address.
 func freeAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -183,11 +120,11 @@ func freeAddr() (string, error) {
 }
 
 // waitHTTP polls url until it answers 200, p exits, or timeout passes.
-func waitHTTP(ctx context.Context, p *proc, url string, timeout time.Duration) error {
+func waitHTTP(ctx context.Context, p *testkit.Proc, url string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last error
 	for time.Now().Before(deadline) {
-		if err := p.exited(); err != nil {
+		if err := exited(p); err != nil {
 			return err
 		}
 		rctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -207,19 +144,5 @@ func waitHTTP(ctx context.Context, p *proc, url string, timeout time.Duration) e
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("%s not ready within %s: %v\n%s", p.name, timeout, last, p.out.String())
-}
-
-// raiseNoFile lifts the soft RLIMIT_NOFILE to the hard limit (children inherit it) and returns it.
-func raiseNoFile() uint64 {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0
-	}
-	if lim.Cur < lim.Max {
-		lim.Cur = lim.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-		_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
-	}
-	return lim.Cur
+	return fmt.Errorf("%s not ready within %s: %v\n%s", p.Name, timeout, last, strings.TrimSpace(p.Out.String()))
 }

@@ -95,7 +95,7 @@ func runRelay(ctx context.Context, s *stack, o Options, watchers, jobs int) (res
 	if err != nil {
 		return res, err
 	}
-	res.RSSBefore, _ = s.gateway.RSS()
+	res.RSSBefore, _ = rssOf(s.gateway.Pid())
 	res.GoroutinesBefore = int(before["go_goroutines"])
 	res.ConsumersBefore, _ = s.consumers(ctx)
 
@@ -162,7 +162,7 @@ func runRelay(ctx context.Context, s *stack, o Options, watchers, jobs int) (res
 			return res, err
 		}
 	}
-	res.RSSIdle, _ = s.gateway.RSS()
+	res.RSSIdle, _ = rssOf(s.gateway.Pid())
 	res.GoroutinesIdle = int(idle["go_goroutines"])
 	res.ConsumersIdle, _ = s.consumers(ctx)
 	if res.Connected > 0 {
@@ -189,7 +189,7 @@ func runRelay(ctx context.Context, s *stack, o Options, watchers, jobs int) (res
 	time.Sleep(o.Warmup + o.LoadDuration)
 	win.end.Store(time.Now().UnixNano())
 	mid, _ := s.gatewayMetrics(ctx)
-	res.RSSLoad, _ = s.gateway.RSS()
+	res.RSSLoad, _ = rssOf(s.gateway.Pid())
 	res.ConsumersLoad, _ = s.consumers(ctx)
 	stopPub()
 	pubWG.Wait()

@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/jobwire/jobwire/services/internal/auth"
+	"github.com/jobwire/jobwire/services/internal/testkit"
 	"github.com/jobwire/jobwire/streams"
 )
 
@@ -37,15 +38,15 @@ type stack struct {
 	exe string
 	env map[string]string // added to every jobwire child
 
-	nats       *proc
+	nats       *testkit.Proc
 	natsURL    string
 	monitorURL string
-	projector  *proc
-	gateway    *proc
+	projector  *testkit.Proc
+	gateway    *testkit.Proc
 	gatewayURL string
-	workers    []*proc
+	workers    []*testkit.Proc
 
-	redis     *proc
+	redis     *testkit.Proc
 	redisAddr string
 	rdb       *redis.Client
 
@@ -120,11 +121,11 @@ func (s *stack) startRedis(ctx context.Context) error {
 		if err := s.rdb.Ping(ctx).Err(); err == nil {
 			return nil
 		}
-		if err := s.redis.exited(); err != nil {
+		if err := exited(s.redis); err != nil {
 			return err
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("redis-server not answering:\n%s", s.redis.out.String())
+			return fmt.Errorf("redis-server not answering:\n%s", strings.TrimSpace(s.redis.Out.String()))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -175,7 +176,7 @@ func (s *stack) startNATS(ctx context.Context) error {
 }
 
 // startJobwire runs `jobwire args...` with the stack's environment plus env.
-func (s *stack) startJobwire(name string, env map[string]string, args ...string) (*proc, error) {
+func (s *stack) startJobwire(name string, env map[string]string, args ...string) (*testkit.Proc, error) {
 	all := map[string]string{}
 	for k, v := range s.env {
 		all[k] = v
@@ -206,7 +207,7 @@ func (s *stack) startGateway(ctx context.Context, maxStreams int) error {
 }
 
 func (s *stack) stopGateway() {
-	s.gateway.stop(15 * time.Second)
+	_ = s.gateway.Stop(15 * time.Second)
 	s.gateway = nil
 }
 
@@ -234,7 +235,7 @@ func (s *stack) startWorkers(ctx context.Context, n, concurrency int) error {
 
 func (s *stack) stopWorkers() {
 	for _, w := range s.workers {
-		w.stop(15 * time.Second)
+		_ = w.Stop(15 * time.Second)
 	}
 	s.workers = nil
 }
@@ -244,15 +245,15 @@ func (s *stack) close() {
 	if s.gateway != nil {
 		s.stopGateway()
 	}
-	s.projector.stop(10 * time.Second)
+	_ = s.projector.Stop(10 * time.Second)
 	if s.nc != nil {
 		s.nc.Close()
 	}
-	s.nats.stop(10 * time.Second)
+	_ = s.nats.Stop(10 * time.Second)
 	if s.rdb != nil {
 		_ = s.rdb.Close()
 	}
-	s.redis.stop(5 * time.Second)
+	_ = s.redis.Stop(5 * time.Second)
 	if !s.o.KeepData {
 		_ = os.RemoveAll(s.dir)
 	}
@@ -404,7 +405,7 @@ var errNoRedis = errors.New("no redis-server")
 // cpuSnapshot returns the CPU seconds used so far by each process of the stack and the bench.
 func (s *stack) cpuSnapshot() map[string]float64 {
 	out := map[string]float64{"bench": selfCPUSeconds()}
-	add := func(name string, p *proc) {
+	add := func(name string, p *testkit.Proc) {
 		if p != nil {
 			out[name] += cpuSeconds(p.Pid())
 		}
