@@ -48,6 +48,10 @@ type Progress interface {
 //
 // Delivery is at least once: a job whose worker crashes, or whose ack is lost, runs again on another
 // worker. Make every effect idempotent, for example keyed by job.ID.
+//
+// ctx carries the attempt's deadline (TypeOptions.Timeout). Give each call of your own I/O a shorter
+// bound: a client that honours ctx's deadline (nats.go does) would otherwise wait up to the whole
+// timeout for an answer that was lost, say in a NATS leader election.
 type HandlerFunc[T, R any] func(ctx context.Context, job *Job[T], progress Progress) (R, error)
 
 // Type describes a job type: its name, its typed handler and how it runs. T is the input type (decoded

@@ -61,6 +61,11 @@ type Library struct {
 	now func() time.Time
 }
 
+// opTimeout bounds one read or write of the bucket. The caller's ctx may carry a whole job's deadline,
+// and a write whose acknowledgement is lost (a stream leader election) would otherwise wait for all of
+// it; bounded, it fails in seconds and the job's attempt is retried.
+const opTimeout = 10 * time.Second
+
 // NewLibrary returns a Library on kv, the LIBRARY bucket.
 func NewLibrary(kv jetstream.KeyValue) *Library {
 	return &Library{kv: kv, now: time.Now}
@@ -91,14 +96,18 @@ func (l *Library) Add(ctx context.Context, owner, jobID string, t api.Track) (Ad
 		return 0, fmt.Errorf("add track %s: encode: %w", key, err)
 	}
 	for range maxAddAttempts {
-		_, err := l.kv.Create(ctx, key, value)
+		opCtx, cancel := context.WithTimeout(ctx, opTimeout)
+		_, err := l.kv.Create(opCtx, key, value)
+		cancel()
 		if err == nil {
 			return AddedNow, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return 0, fmt.Errorf("add track %s: %w", key, err)
 		}
-		entry, err := l.kv.Get(ctx, key)
+		opCtx, cancel = context.WithTimeout(ctx, opTimeout)
+		entry, err := l.kv.Get(opCtx, key)
+		cancel()
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue // deleted since Create saw it: try again
 		}

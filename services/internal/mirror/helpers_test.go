@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,16 +25,6 @@ import (
 // waitLimit bounds the waits for the mirror. Generous: the machine may be busy with other tests, and a
 // passing wait costs only as long as the condition takes.
 const waitLimit = 30 * time.Second
-
-// startRedis is testkit.StartRedis, but skips the test when redis-server is not installed whatever
-// JOBWIRE_REQUIRE_BULLMQ says.
-func startRedis(t testing.TB, extra ...string) *testkit.Redis {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server is not installed (apt-get install redis-server); skipping the Redis mirror test")
-	}
-	return testkit.StartRedis(t, extra...)
-}
 
 // bundle is what a mirror test works with: NATS with the topology, Redis, a started Mirror and a
 // Redis client of its own.
@@ -65,7 +54,7 @@ func setup(t *testing.T, o setupOpts) *bundle {
 	t.Helper()
 	ns := streamstest.RunServer(t)
 	_, js := ns.Ensure(t)
-	rs := startRedis(t, o.redis...)
+	rs := testkit.StartRedis(t, o.redis...)
 	cfg := Config{RedisURL: rs.URL(), ProgressInterval: 200 * time.Millisecond}
 	if o.cfg != nil {
 		o.cfg(&cfg)
