@@ -288,22 +288,8 @@ func driveOwnJobType(t *testing.T, s *stack, base string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c := api.NewClient(base, token(t, "alice"))
-	online := func(want bool) func() error {
-		return func() error {
-			list, err := c.JobTypes(ctx)
-			if err != nil {
-				return err
-			}
-			for _, jt := range list.JobTypes {
-				if jt.Name == "demo.count" && jt.Online == want {
-					return nil
-				}
-			}
-			return fmt.Errorf("demo.count not listed with online=%v: %+v", want, list.JobTypes)
-		}
-	}
 	count := testkit.StartProc(t, "examples/count", countBin, s.env("demo-worker"))
-	streamstest.WaitFor(t, 30*time.Second, online(true))
+	testkit.WaitJobType(t, c, "demo.count", true, 30*time.Second)
 	st, _, err := c.Submit(ctx, api.SubmitRequest{Type: "demo.count", Input: json.RawMessage(`{"n":3}`)}, "")
 	if err != nil {
 		t.Fatal(err)
@@ -314,7 +300,7 @@ func driveOwnJobType(t *testing.T, s *stack, base string) {
 	if err := count.Stop(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	streamstest.WaitFor(t, 10*time.Second, online(false))
+	testkit.WaitJobType(t, c, "demo.count", false, 10*time.Second)
 	if out := count.Out.String(); strings.Contains(strings.ToLower(out), "permission") {
 		t.Errorf("examples/count hit a permission error:\n%s", count.Out.Tail(40))
 	}

@@ -61,7 +61,7 @@ func TestOwnJobTypeFromOutside(t *testing.T) {
 	c := api.NewClient(base, printedToken(t, dev))
 	ctx := context.Background()
 	count := testkit.StartProc(t, "examples/count", countBin, []string{"NATS_URL=nats://127.0.0.1:" + env["JOBWIRE_NATS_PORT"]})
-	waitOnline(t, c, true)
+	testkit.WaitJobType(t, c, "demo.count", true, 15*time.Second)
 
 	// Live progress over SSE, increasing, then the result.
 	st, _, err := c.Submit(ctx, api.SubmitRequest{Type: "demo.count", Input: json.RawMessage(`{"n":8,"delayMs":40}`)}, "")
@@ -104,7 +104,7 @@ func TestOwnJobTypeFromOutside(t *testing.T) {
 	if err := count.Stop(30 * time.Second); err != nil {
 		t.Fatalf("stop examples/count: %v", err)
 	}
-	waitOnline(t, c, false)
+	testkit.WaitJobType(t, c, "demo.count", false, 15*time.Second)
 	queued, _, err := c.Submit(ctx, api.SubmitRequest{Type: "demo.count", Input: json.RawMessage(`{"n":2}`)}, "")
 	if err != nil {
 		t.Fatalf("submit while the worker is away: %v", err)
@@ -127,21 +127,4 @@ func TestOwnJobTypeFromOutside(t *testing.T) {
 	if _, err := c.Get(ctx, queued.ID); err != nil {
 		t.Fatalf("the first token after a restart: %v", err)
 	}
-}
-
-// waitOnline waits until GET /v1/job-types shows demo.count with online == want.
-func waitOnline(t *testing.T, c *api.Client, want bool) {
-	t.Helper()
-	streamstest.WaitFor(t, 15*time.Second, func() error {
-		list, err := c.JobTypes(context.Background())
-		if err != nil {
-			return err
-		}
-		for _, jt := range list.JobTypes {
-			if jt.Name == "demo.count" && jt.Online == want {
-				return nil
-			}
-		}
-		return fmt.Errorf("demo.count not online=%v: %+v", want, list.JobTypes)
-	})
 }
