@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +26,7 @@ import (
 	"github.com/jobwire/jobwire/streams"
 	"github.com/jobwire/jobwire/streams/streamstest"
 	"github.com/jobwire/jobwire/worker"
+	"github.com/jobwire/jobwire/worker/workertest"
 )
 
 const testSecret = "test-secret-test-secret-test-secret-0123456789"
@@ -98,12 +98,7 @@ func withRetention(d time.Duration) setupOption {
 	return func(o *setupOptions) { o.retention = d }
 }
 
-func testLogger() *slog.Logger {
-	if os.Getenv("JOBWIRE_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
+func testLogger() *slog.Logger { return workertest.Logger() }
 
 func setup(t testing.TB, opts ...setupOption) *bundle {
 	t.Helper()

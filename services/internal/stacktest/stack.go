@@ -6,9 +6,7 @@ package stacktest
 
 import (
 	"context"
-	"io"
 	"log/slog"
-	"os"
 	"testing"
 	"time"
 
@@ -60,13 +58,8 @@ type Stack struct {
 	Worker   *worker.Worker
 }
 
-// Logger returns a logger that is silent unless JOBWIRE_TEST_LOG is set.
-func Logger() *slog.Logger {
-	if os.Getenv("JOBWIRE_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
+// Logger returns a logger that is silent unless JOBWIRE_TEST_LOG is set (workertest.Logger).
+func Logger() *slog.Logger { return workertest.Logger() }
 
 // Start runs a stack for the test; everything stops when the test ends.
 func Start(t testing.TB, o Options) *Stack {
