@@ -43,7 +43,7 @@ type Registry struct {
 // jobType is what the registry knows of one type.
 type jobType struct {
 	entry    *streams.TypeEntry             // nil until its registration is read
-	versions map[string]json.RawMessage     // schema documents by hash
+	versions map[string]*streams.Schema     // compiled schema versions by hash
 	workers  map[string]streams.WorkerEntry // online workers by id
 }
 
@@ -121,14 +121,16 @@ func (r *Registry) apply(e jetstream.KeyValueEntry) {
 	defer r.mu.Unlock()
 	t := r.types[name]
 	if t == nil {
-		t = &jobType{versions: map[string]json.RawMessage{}, workers: map[string]streams.WorkerEntry{}}
+		t = &jobType{versions: map[string]*streams.Schema{}, workers: map[string]streams.WorkerEntry{}}
 		r.types[name] = t
 	}
 	switch {
 	case kind == streams.RegistryWorker && removed:
 		delete(t.workers, id)
 	case kind == streams.RegistrySchema && removed:
-		delete(t.versions, id)
+		if t.entry == nil || t.entry.SchemaHash != id { // the registration carries its own version
+			delete(t.versions, id)
+		}
 	case kind == streams.RegistryType && removed:
 		t.entry = nil
 	case kind == streams.RegistryWorker:
@@ -139,11 +141,15 @@ func (r *Registry) apply(e jetstream.KeyValueEntry) {
 		}
 		t.workers[id] = we
 	case kind == streams.RegistrySchema:
-		if streams.SchemaHash(e.Value()) != id {
-			r.log.Warn("registry: ignoring a schema whose hash does not match its key", "key", e.Key())
+		s, err := r.schemaLocked(e.Value())
+		if err == nil && s.Hash != id {
+			err = errors.New("its hash does not match its key")
+		}
+		if err != nil {
+			r.log.Warn("registry: ignoring a schema version", "key", e.Key(), "err", err)
 			return
 		}
-		t.versions[id] = e.Value()
+		t.versions[id] = s
 	case kind == streams.RegistryType:
 		r.applyType(t, name, e)
 	}
@@ -158,19 +164,22 @@ func (r *Registry) applyType(t *jobType, name string, e jetstream.KeyValueEntry)
 	if err == nil && te.Name != name {
 		err = fmt.Errorf("entry names %q", te.Name)
 	}
+	var s *streams.Schema
 	if err == nil {
-		_, err = r.schemaLocked(te.SchemaHash, te.Schema)
+		s, err = r.schemaLocked(te.Schema)
 	}
 	if err != nil {
 		r.log.Warn("registry: ignoring a job type registration", "type", name, "err", err)
 		return
 	}
 	t.entry = &te
-	t.versions[te.SchemaHash] = te.Schema
+	t.versions[te.SchemaHash] = s
 }
 
-// schemaLocked returns the compiled schema of hash, compiling doc on first use.
-func (r *Registry) schemaLocked(hash string, doc json.RawMessage) (*streams.Schema, error) {
+// schemaLocked compiles a schema document, once per version: workers write the same registration at
+// every start.
+func (r *Registry) schemaLocked(doc json.RawMessage) (*streams.Schema, error) {
+	hash := streams.SchemaHash(doc)
 	if s, ok := r.compiled[hash]; ok {
 		return s, nil
 	}
@@ -187,27 +196,29 @@ func (r *Registry) schemaLocked(hash string, doc json.RawMessage) (*streams.Sche
 // every schema version served by an online worker, or the latest registration's schema when none is
 // online, so that whichever worker takes the job can run it; a mismatch is a *streams.InputError.
 func (r *Registry) Check(jobType string, input json.RawMessage) (string, error) {
-	r.mu.Lock() // schemas compile lazily
-	defer r.mu.Unlock()
+	r.mu.RLock()
 	t := r.types[jobType]
 	if t == nil || t.entry == nil {
+		r.mu.RUnlock()
 		return "", ErrUnknownType
 	}
+	var schemas []*streams.Schema
 	for _, hash := range t.servedVersions() {
-		doc, ok := t.versions[hash]
-		if !ok {
-			continue // a version whose document is gone: the other versions still decide
+		if s, ok := t.versions[hash]; ok { // a version whose document is gone: the others decide
+			schemas = append(schemas, s)
 		}
-		s, err := r.schemaLocked(hash, doc)
-		if err != nil {
-			r.log.Warn("registry: a served schema version does not compile", "type", jobType, "hash", hash, "err", err)
-			continue
-		}
+	}
+	if len(schemas) == 0 { // never unchecked: the registration's own version is always there
+		schemas = append(schemas, t.versions[t.entry.SchemaHash])
+	}
+	nameField := t.entry.NameField
+	r.mu.RUnlock()
+	for _, s := range schemas {
 		if err := s.Validate(input); err != nil {
 			return "", err
 		}
 	}
-	return nameOf(t.entry.NameField, input), nil
+	return nameOf(nameField, input), nil
 }
 
 // servedVersions are the schema hashes of the online workers, or of the latest registration.
