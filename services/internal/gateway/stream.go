@@ -145,26 +145,7 @@ func (g *Gateway) streamOwner(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), requestTimeout)
 	defer cancel()
-	last := lastEventID(c)
-	refs := g.hub.OwnerJobs(id.Owner, g.cfg.SnapshotJobs)
-	if last > 0 {
-		removed, ok := g.hub.RemovedSince(id.Owner, last)
-		if !ok {
-			conn.Control(resetFrame)
-		} else {
-			for _, r := range removed {
-				conn.Offer(relay.RemovedMessage(r.JobID, r.Revision, time.Time{}))
-			}
-			n := 0
-			for _, r := range refs {
-				if r.Revision > last {
-					refs[n] = r
-					n++
-				}
-			}
-			refs = refs[:n]
-		}
-	}
+	refs := g.ownerRefs(conn, id.Owner, lastEventID(c))
 	for _, r := range refs {
 		st, err := g.store.Get(ctx, id.Owner, r.ID)
 		if err != nil {
@@ -173,6 +154,29 @@ func (g *Gateway) streamOwner(c *fiber.Ctx) error {
 		conn.Offer(relay.StateMessage(&st, time.Time{}))
 	}
 	return g.attach(c, conn, "")
+}
+
+// ownerRefs are the jobs a multiplexed stream starts with. Without a position: the SnapshotJobs newest.
+// Resuming after revision last: every job of the owner changed since, oldest change first (so a stream
+// cut half-way resumes where it was), and the removals since; when the position cannot be resumed here,
+// or more than MaxResumeJobs changed, a reset and the snapshot instead.
+func (g *Gateway) ownerRefs(conn *sse.Conn, owner string, last uint64) []relay.JobRef {
+	if last == 0 {
+		return g.hub.OwnerJobs(owner, g.cfg.SnapshotJobs)
+	}
+	removed, ok := g.hub.RemovedSince(owner, last)
+	var changed []relay.JobRef
+	if ok {
+		changed = g.hub.ChangedSince(owner, last)
+	}
+	if !ok || len(changed) > g.cfg.MaxResumeJobs {
+		conn.Control(resetFrame)
+		return g.hub.OwnerJobs(owner, g.cfg.SnapshotJobs)
+	}
+	for _, r := range removed {
+		conn.Offer(relay.RemovedMessage(r.JobID, r.Revision, time.Time{}))
+	}
+	return changed
 }
 
 // streamLimits counts open streams per user and in all, for this gateway process.

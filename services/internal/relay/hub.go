@@ -4,6 +4,7 @@
 package relay
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -273,6 +274,20 @@ func (h *Hub) OwnerJobs(owner string, limit int) []JobRef {
 	if limit > 0 && len(refs) > limit {
 		refs = refs[:limit]
 	}
+	return refs
+}
+
+// ChangedSince returns owner's jobs whose latest revision is after rev, oldest change first.
+func (h *Hub) ChangedSince(owner string, rev uint64) []JobRef {
+	h.mu.RLock()
+	var refs []JobRef
+	for id, r := range h.index[owner] {
+		if r > rev {
+			refs = append(refs, JobRef{ID: id, Revision: r})
+		}
+	}
+	h.mu.RUnlock()
+	slices.SortFunc(refs, func(a, b JobRef) int { return cmp.Compare(a.Revision, b.Revision) })
 	return refs
 }
 
