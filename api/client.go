@@ -138,11 +138,35 @@ func (c *Client) Retry(ctx context.Context, id string) (JobState, error) {
 	return st, err
 }
 
-// History returns a job's events, oldest first.
-func (c *Client) History(ctx context.Context, id string) (History, error) {
+// History returns a page of a job's events, oldest first, from cursor (empty: the first page), of at
+// most limit events (0: the gateway's default).
+func (c *Client) History(ctx context.Context, id, cursor string, limit int) (History, error) {
+	q := url.Values{}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
 	var h History
-	_, err := c.do(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(id)+"/history", nil, nil, &h)
+	_, err := c.do(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(id)+"/history?"+q.Encode(), nil, nil, &h)
 	return h, err
+}
+
+// HistoryAll returns all of a job's events, oldest first, page by page.
+func (c *Client) HistoryAll(ctx context.Context, id string) ([]json.RawMessage, error) {
+	var all []json.RawMessage
+	cursor := ""
+	for {
+		h, err := c.History(ctx, id, cursor, 0)
+		if err != nil {
+			return all, err
+		}
+		all = append(all, h.Events...)
+		if cursor = h.NextCursor; cursor == "" {
+			return all, nil
+		}
+	}
 }
 
 // JobTypes lists the registered job types, with their input schemas and the workers serving them now.

@@ -68,12 +68,20 @@ type JobState struct {
 	EventSeq uint64 `json:"eventSeq"`
 }
 
+// MaxJobTimeout bounds a job's own timeout (SubmitRequest.Timeout).
+const MaxJobTimeout = 24 * time.Hour
+
 // SubmitRequest is the body of POST /v1/jobs.
 type SubmitRequest struct {
 	Type  string          `json:"type"`
 	Input json.RawMessage `json:"input"`
 	// RunAt, when set and in the future, delays the job's start until then.
 	RunAt *time.Time `json:"runAt,omitempty"`
+	// Timeout, when set, bounds each attempt of this job instead of its type's timeout: a Go duration
+	// such as "90s", from 1s to MaxJobTimeout.
+	Timeout string `json:"timeout,omitempty"`
+	// MaxAttempts, when set, is this job's attempt limit: 1 to its type's.
+	MaxAttempts int `json:"maxAttempts,omitempty"`
 }
 
 // JobList is a page of jobs, newest first. NextCursor is empty on the last page.
@@ -82,9 +90,11 @@ type JobList struct {
 	NextCursor string     `json:"nextCursor,omitempty"`
 }
 
-// History is the list of a job's events, oldest first, as stored in JOB_EVENTS.
+// History is a page of a job's events, oldest first, as stored in JOB_EVENTS. NextCursor, when set,
+// is the ?cursor= of the next page.
 type History struct {
-	Events []json.RawMessage `json:"events"`
+	Events     []json.RawMessage `json:"events"`
+	NextCursor string            `json:"nextCursor,omitempty"`
 }
 
 // PlaylistImport is the input of a playlist.import job.

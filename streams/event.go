@@ -46,6 +46,9 @@ type Event struct {
 	// job.submitted
 	Name  string     `json:"name,omitempty"`
 	RunAt *time.Time `json:"runAt,omitempty"`
+	// QueueSeq is the JOBS sequence of the job's message, which is stored before this event: a
+	// submitted event without one was not written by jobwire and its job has no message (an orphan).
+	QueueSeq uint64 `json:"queueSeq,omitempty"`
 	// job.started
 	Worker string `json:"worker,omitempty"`
 	// job.progress (and the last progress of completed/cancelled)
@@ -124,12 +127,27 @@ type JobMessage struct {
 	Input     json.RawMessage `json:"input"`
 	CreatedAt time.Time       `json:"createdAt"`
 	RunAt     *time.Time      `json:"runAt,omitempty"`
-	// Requeued counts how often an operator put the job back from the dead-letter stream.
-	Requeued int `json:"requeued,omitempty"`
-	// EventSeq is the JOB_EVENTS sequence of the job's job.submitted event. A worker's first attempt
-	// publishes job.started expecting it to still be the job's last event, which proves in the same
-	// round trip that nothing (a cancellation) happened to the job while it waited.
-	EventSeq uint64 `json:"eventSeq,omitempty"`
+	// Name is the job's display name (so a worker can write the job.submitted event if it is missing).
+	Name string `json:"name,omitempty"`
+	// Requeued counts how often an operator put the job back from the dead-letter stream, and SinceSeq
+	// is the JOB_EVENTS sequence of the job.requeued event that began this run of it: cancel requests
+	// decided before it concern an earlier run.
+	Requeued int    `json:"requeued,omitempty"`
+	SinceSeq uint64 `json:"sinceSeq,omitempty"`
+	// Attempts counts the attempts made before this message: a retry is a new message (scheduled for
+	// its retry time), so a worker numbers its attempt Attempts + the message's delivery count.
+	Attempts int `json:"attempts,omitempty"`
+	// MaxAttempts and Timeout, when set, are this job's own limits (at most the type's attempts).
+	MaxAttempts int           `json:"maxAttempts,omitempty"`
+	Timeout     time.Duration `json:"timeout,omitempty"`
+}
+
+// SubmittedEvent is the job.submitted event of the job m describes, queued at JOBS sequence queueSeq.
+// The gateway writes it after the job message; a worker writes the same event (same message id) when a
+// job message arrives without one.
+func (m *JobMessage) SubmittedEvent(queueSeq uint64) Event {
+	return Event{V: EventVersion, Type: EventSubmitted, JobID: m.JobID, JobType: m.Type, Owner: m.Owner,
+		At: m.CreatedAt, Name: m.Name, RunAt: m.RunAt, QueueSeq: queueSeq}
 }
 
 // Validate checks the fields that reach subjects and keys.
@@ -141,6 +159,8 @@ func (m *JobMessage) Validate() error {
 		return fmt.Errorf("job message: %w %q", ErrInvalidOwner, m.Owner)
 	case !ValidJobType(m.Type):
 		return fmt.Errorf("job message: %w %q", ErrInvalidJobType, m.Type)
+	case m.Attempts < 0 || m.MaxAttempts < 0 || m.Timeout < 0:
+		return fmt.Errorf("job message %s: negative attempts or timeout", m.JobID)
 	}
 	return nil
 }

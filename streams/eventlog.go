@@ -9,12 +9,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/jobwire/jobwire/api"
 )
-
-// ErrHistoryTooLarge is returned by ReadEvents for a job with more events than it may return.
-var ErrHistoryTooLarge = errors.New("job history too large")
 
 // Msg encodes the event as its JOB_EVENTS message: the JSON body on the job's subject, the event type
 // in the Jobwire-Event header. It checks the fields that reach the subject first.
@@ -48,38 +46,105 @@ func PublishEvent(ctx context.Context, js jetstream.JetStream, ev Event, generat
 	return ack.Sequence, nil
 }
 
-// Enqueue puts a job message into JOBS, deduplicated on the job id. A message whose RunAt is more
-// than a second after now is stored as a JetStream schedule that publishes it into the job type's
-// queue at RunAt: nothing polls for it. Like PublishEvent it may be retried freely.
-func Enqueue(ctx context.Context, js jetstream.JetStream, msg JobMessage, now time.Time) error {
+// Submit queues a new job: its message first (deduplicated on the job id), then its job.submitted event
+// naming the message's JOBS sequence, so that no job has an event without a message. A worker that
+// takes a message whose event is missing (the submitter died in between) writes the same event. Both
+// writes are retried while JetStream is unavailable, until ctx ends. It returns the stored event.
+func Submit(ctx context.Context, js jetstream.JetStream, msg JobMessage, now time.Time) (Event, error) {
+	var queueSeq uint64
+	err := Retry{}.Do(ctx, func(ctx context.Context) (err error) {
+		queueSeq, err = Enqueue(ctx, js, msg, now)
+		return err
+	})
+	if err != nil {
+		return Event{}, err
+	}
+	ev := msg.SubmittedEvent(queueSeq)
+	err = Retry{}.Do(ctx, func(ctx context.Context) (err error) {
+		ev.Seq, err = PublishEvent(ctx, js, ev, 0)
+		return err
+	})
+	return ev, err
+}
+
+// ErrConflict is returned by PublishEventAfter when another writer moved the job on first.
+var ErrConflict = errors.New("the job changed meanwhile")
+
+// PublishEventAfter stores ev only if the job's last event is still at sequence after, and only once
+// (msgID): a wrong last sequence, or the same event already stored by another caller, is ErrConflict.
+// It retries while JetStream is unavailable, until ctx ends. A decision made on a job's last event
+// (cancel it, re-queue it) is written this way, so that of concurrent deciders exactly one wins.
+func PublishEventAfter(ctx context.Context, js jetstream.JetStream, ev Event, msgID string, after uint64) (uint64, error) {
+	m, err := ev.Msg()
+	if err != nil {
+		return 0, fmt.Errorf("publish %s: %w", ev.Type, err)
+	}
+	var ack *jetstream.PubAck
+	err = Retry{}.Do(ctx, func(ctx context.Context) (err error) {
+		ack, err = js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(after), jetstream.WithMsgID(msgID))
+		return err
+	})
+	switch {
+	case IsWrongLastSequence(err):
+		return 0, ErrConflict
+	case err != nil:
+		return 0, fmt.Errorf("publish %s of job %s: %w", ev.Type, ev.JobID, err)
+	case ack.Duplicate:
+		return 0, ErrConflict
+	}
+	return ack.Sequence, nil
+}
+
+// Enqueue puts a job message into JOBS, deduplicated on the job id, and returns its JOBS sequence. A
+// message whose RunAt is after now is stored as a JetStream schedule that publishes it into the job
+// type's queue at RunAt (rounded up to the second, schedules' resolution): nothing polls for it. Like PublishEvent it may be retried
+// freely.
+func Enqueue(ctx context.Context, js jetstream.JetStream, msg JobMessage, now time.Time) (uint64, error) {
 	return publishJob(ctx, js, msg, msg.JobID, now)
+}
+
+// ScheduleRetry queues the next attempt of a job for at: msg with Attempts set to the attempts made,
+// as a JetStream schedule (at once when at has passed), deduplicated on the job,
+// its requeue count and its attempts, so the worker that failed the attempt may repeat it after a crash.
+func ScheduleRetry(ctx context.Context, js jetstream.JetStream, msg JobMessage, at, now time.Time) error {
+	at = at.UTC()
+	msg.RunAt = &at
+	_, err := publishJob(ctx, js, msg, fmt.Sprintf("%s:retry:%d:%d", msg.JobID, msg.Requeued, msg.Attempts), now)
+	return err
 }
 
 // Requeue puts a job back into its queue (a retry from the dead letters), deduplicated on the job id
 // and its requeue count, never scheduled.
 func Requeue(ctx context.Context, js jetstream.JetStream, msg JobMessage) error {
-	msg.RunAt = nil
-	return publishJob(ctx, js, msg, fmt.Sprintf("%s:requeue:%d", msg.JobID, msg.Requeued), time.Time{})
+	msg.RunAt, msg.Attempts = nil, 0
+	_, err := publishJob(ctx, js, msg, fmt.Sprintf("%s:requeue:%d", msg.JobID, msg.Requeued), time.Time{})
+	return err
 }
 
-func publishJob(ctx context.Context, js jetstream.JetStream, msg JobMessage, msgID string, now time.Time) error {
+func publishJob(ctx context.Context, js jetstream.JetStream, msg JobMessage, msgID string, now time.Time) (uint64, error) {
 	if err := msg.Validate(); err != nil {
-		return fmt.Errorf("queue job: %w", err)
+		return 0, fmt.Errorf("queue job: %w", err)
 	}
 	data, err := json.Marshal(msg)
 	if err != nil {
-		return fmt.Errorf("encode job message: %w", err)
+		return 0, fmt.Errorf("encode job message: %w", err)
 	}
 	opts := []jetstream.PublishOpt{jetstream.WithMsgID(msgID)}
 	subject := QueueSubject(msg.Type)
-	if msg.RunAt != nil && !now.IsZero() && msg.RunAt.After(now.Add(time.Second)) {
-		opts = append(opts, jetstream.WithScheduleAt(*msg.RunAt), jetstream.WithScheduleTarget(subject))
+	if msg.RunAt != nil && !now.IsZero() && msg.RunAt.After(now) {
+		// A schedule's time has whole seconds: round up, so the job never starts before RunAt.
+		at := msg.RunAt.Truncate(time.Second)
+		if at.Before(*msg.RunAt) {
+			at = at.Add(time.Second)
+		}
+		opts = append(opts, jetstream.WithScheduleAt(at), jetstream.WithScheduleTarget(subject))
 		subject = ScheduleSubject(msg.JobID)
 	}
-	if _, err := js.Publish(ctx, subject, data, opts...); err != nil {
-		return fmt.Errorf("queue job %s: %w", msg.JobID, err)
+	ack, err := js.Publish(ctx, subject, data, opts...)
+	if err != nil {
+		return 0, fmt.Errorf("queue job %s: %w", msg.JobID, err)
 	}
-	return nil
+	return ack.Sequence, nil
 }
 
 // LastEvent returns the last event of a job (one direct get, no consumer). found is false when the job
@@ -96,28 +161,39 @@ func LastEvent(ctx context.Context, events jetstream.Stream, owner, jobID string
 	return ev, true, err
 }
 
-// ReadEvents returns a job's raw events in stream order, read with direct gets (no consumer), up to
-// but not including sequence before (0: all of them). More than limit events is ErrHistoryTooLarge.
-func ReadEvents(ctx context.Context, events jetstream.Stream, owner, jobID string, before uint64, limit int) ([]*jetstream.RawStreamMsg, error) {
+// readBatch is how many events one direct-get request of ReadEvents asks for.
+const readBatch = 256
+
+// ReadEvents returns up to limit of a job's raw events in stream order, starting at sequence from (0 or
+// 1: the first), read with batched direct gets (no consumer is made). more is true when events follow
+// the last one returned.
+func ReadEvents(ctx context.Context, js jetstream.JetStream, owner, jobID string, from uint64, limit int) (out []*jetstream.RawStreamMsg, more bool, err error) {
 	subject := EventSubject(owner, jobID)
-	var out []*jetstream.RawStreamMsg
-	for seq := uint64(1); before == 0 || seq < before; {
-		m, err := events.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			break
-		}
+	from = max(from, 1)
+	for len(out) <= limit {
+		want := min(limit+1-len(out), readBatch)
+		msgs, err := jetstreamext.GetBatch(ctx, js, StreamEvents, want, jetstreamext.GetBatchSeq(from), jetstreamext.GetBatchSubject(subject))
 		if err != nil {
-			return nil, fmt.Errorf("read events of job %s: %w", jobID, err)
+			return nil, false, fmt.Errorf("read events of job %s: %w", jobID, err)
 		}
-		if before != 0 && m.Sequence >= before {
+		got := 0
+		for m, err := range msgs {
+			if errors.Is(err, jetstreamext.ErrNoMessages) {
+				break
+			}
+			if err != nil {
+				return nil, false, fmt.Errorf("read events of job %s: %w", jobID, err)
+			}
+			out, got, from = append(out, m), got+1, m.Sequence+1
+		}
+		if got < want {
 			break
 		}
-		if out = append(out, m); len(out) > limit {
-			return nil, ErrHistoryTooLarge
-		}
-		seq = m.Sequence + 1
 	}
-	return out, nil
+	if len(out) > limit {
+		return out[:limit], true, nil
+	}
+	return out, false, nil
 }
 
 // DecodeEvents decodes raw events, skipping malformed ones (the projector skips them too).

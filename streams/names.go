@@ -17,6 +17,9 @@ const (
 	StreamJobs        = "JOBS"
 	StreamDeadLetters = "JOBS_DLQ"
 	StreamEvents      = "JOB_EVENTS"
+	// StreamCancels keeps each job's last cancel request (jobs.cancel.<owner>.<jobId>), so a worker that
+	// missed the broadcast of one learns it at its next lease renewal.
+	StreamCancels = "JOB_CANCELS"
 	BucketState       = "JOB_STATE"
 	BucketLibrary     = "LIBRARY"
 	BucketIdempotency = "JOB_IDEMPOTENCY"
@@ -174,7 +177,8 @@ func ParseEventSubject(subject string) (owner, jobID string, ok bool) {
 	return owner, jobID, found && ValidOwnerToken(owner) && ValidJobID(jobID)
 }
 
-// CancelSubject is the core NATS subject on which a cancel request for one job is broadcast.
+// CancelSubject is the subject of a cancel request for one job: stored in JOB_CANCELS, and delivered to
+// every worker subscribed to CancelWildcard as it is stored.
 func CancelSubject(owner, jobID string) string { return subjectCancel + StateKey(owner, jobID) }
 
 // ParseCancelSubject splits a cancel subject into owner token and job id.

@@ -24,7 +24,8 @@ type Config struct {
 	IdempotencyWindow time.Duration
 	// DedupeWindow is the JetStream duplicate window of JOBS and JOB_EVENTS. Default 2 min.
 	DedupeWindow time.Duration
-	// DeadLetterMaxAge is how long JOBS_DLQ keeps dead letters. Default 30 days.
+	// DeadLetterMaxAge is how long JOBS_DLQ keeps dead letters. Default EventsMaxAge: a retry needs the
+	// job's events, so it can be no longer.
 	DeadLetterMaxAge time.Duration
 	// Storage of every stream and bucket. Default file.
 	Storage jetstream.StorageType
@@ -37,7 +38,6 @@ const (
 	DefaultStateRetention    = 24 * time.Hour
 	DefaultIdempotencyWindow = 24 * time.Hour
 	DefaultDedupeWindow      = 2 * time.Minute
-	DefaultDeadLetterMaxAge  = 30 * 24 * time.Hour
 	// deleteMarkerTTL is how long the marker of an expired JOB_STATE key stays, so a watcher that
 	// resumes later still learns that the job is gone.
 	deleteMarkerTTL = time.Hour
@@ -63,11 +63,17 @@ func (c *Config) SetDefaults() {
 		c.DedupeWindow = DefaultDedupeWindow
 	}
 	if c.DeadLetterMaxAge == 0 {
-		c.DeadLetterMaxAge = DefaultDeadLetterMaxAge
+		c.DeadLetterMaxAge = c.EventsMaxAge
 	}
 }
 
-// Validate reports a configuration JetStream would refuse or that breaks an invariant.
+// minRunAhead is the least time the retention windows must leave for scheduled jobs (MaxRunAhead).
+const minRunAhead = time.Hour
+
+// Validate reports a configuration JetStream would refuse or that breaks an invariant. The retention
+// windows must agree: a finished job's state (StateRetention) and its dead letter (DeadLetterMaxAge)
+// may not outlive its events, so that history and retry serve whatever GET shows; and the events must
+// outlive the state by at least an hour, which is how far ahead a job may be scheduled (MaxRunAhead).
 func (c *Config) Validate() error {
 	switch {
 	case c.Replicas < 1 || c.Replicas > 5:
@@ -76,11 +82,23 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("state retention must be at least 1s, got %s", c.StateRetention)
 	case c.DedupeWindow > c.EventsMaxAge:
 		return fmt.Errorf("dedupe window %s longer than events max age %s", c.DedupeWindow, c.EventsMaxAge)
+	case c.EventsMaxAge-c.StateRetention < minRunAhead:
+		return fmt.Errorf("events max age %s must exceed the state retention %s by at least %s (JOBWIRE_EVENTS_MAX_AGE, JOBWIRE_STATE_RETENTION)",
+			c.EventsMaxAge, c.StateRetention, minRunAhead)
+	case c.DeadLetterMaxAge > c.EventsMaxAge:
+		return fmt.Errorf("dead letters kept %s, longer than the events they need (%s)", c.DeadLetterMaxAge, c.EventsMaxAge)
 	}
 	return nil
 }
 
-// StreamConfigs returns the configurations of JOBS, JOBS_DLQ and JOB_EVENTS.
+// MaxRunAhead is how far ahead a job may be scheduled (runAt): its submitted event must still be in
+// JOB_EVENTS when the job finishes and for as long as its state is kept.
+func (c Config) MaxRunAhead() time.Duration {
+	c.SetDefaults()
+	return c.EventsMaxAge - c.StateRetention
+}
+
+// StreamConfigs returns the configurations of JOBS, JOBS_DLQ, JOB_EVENTS and JOB_CANCELS.
 func (c Config) StreamConfigs() []jetstream.StreamConfig {
 	c.SetDefaults()
 	return []jetstream.StreamConfig{
@@ -117,6 +135,18 @@ func (c Config) StreamConfigs() []jetstream.StreamConfig {
 			MaxAge:      c.EventsMaxAge,
 			Duplicates:  c.DedupeWindow,
 			AllowDirect: true,
+		},
+		{
+			Name:              StreamCancels,
+			Description:       "jobwire cancel requests: the last one of each job, for the worker running it",
+			Subjects:          []string{subjectCancel + ">"},
+			Retention:         jetstream.LimitsPolicy,
+			Storage:           c.Storage,
+			Replicas:          c.Replicas,
+			MaxAge:            c.EventsMaxAge,
+			MaxMsgsPerSubject: 1,
+			Duplicates:        c.DedupeWindow,
+			AllowDirect:       true,
 		},
 	}
 }

@@ -19,6 +19,7 @@ const (
 	DefaultBackoffBase      = time.Second
 	DefaultBackoffMax       = 5 * time.Minute
 	DefaultProgressInterval = 100 * time.Millisecond
+	DefaultStopGrace        = 5 * time.Second
 	DefaultShutdownGrace    = 25 * time.Second
 	DefaultPresenceTTL      = 15 * time.Second
 )
@@ -50,6 +51,12 @@ type TypeOptions struct {
 	// ProgressInterval is the least time between two progress events of one job; reports in between
 	// are coalesced and the latest always reaches the log. Default 100 ms (JOBWIRE_PROGRESS_INTERVAL).
 	ProgressInterval time.Duration
+	// StopGrace is how long a handler may take to return once its context ended (a cancel, the
+	// timeout, the worker stopping). A handler still running then is abandoned: its attempt is settled
+	// as if it had returned the context's error, its slot is freed and jobwire_handlers_abandoned_total
+	// counts it; what it returns later is dropped. So a job stays active at most Timeout + StopGrace
+	// (+ AckWait if its worker dies). Default 5 s (JOBWIRE_WORKER_STOP_GRACE).
+	StopGrace time.Duration
 }
 
 // withDefaults fills o's zero fields from d, then from the package defaults.
@@ -75,6 +82,7 @@ func (o TypeOptions) withDefaults(d TypeOptions) TypeOptions {
 		BackoffBase:      pickD(o.BackoffBase, d.BackoffBase, DefaultBackoffBase),
 		BackoffMax:       pickD(o.BackoffMax, d.BackoffMax, DefaultBackoffMax),
 		ProgressInterval: pickD(o.ProgressInterval, d.ProgressInterval, DefaultProgressInterval),
+		StopGrace:        pickD(o.StopGrace, d.StopGrace, DefaultStopGrace),
 	}
 }
 
@@ -94,6 +102,7 @@ func (o TypeOptions) Validate() error {
 	check(o.BackoffBase < time.Millisecond || o.BackoffMax < o.BackoffBase,
 		"backoff must satisfy 1ms <= base <= max, got %s and %s", o.BackoffBase, o.BackoffMax)
 	check(o.ProgressInterval < 0, "progress interval must not be negative")
+	check(o.StopGrace < 0, "stop grace must not be negative")
 	return errors.Join(errs...)
 }
 

@@ -33,6 +33,7 @@ var EnvVars = []EnvVar{
 	{"JOBWIRE_WORKER_ACK_WAIT", FormatDuration(DefaultAckWait), "job lease; a crashed worker's job is redelivered after it"},
 	{"JOBWIRE_WORKER_BACKOFF_BASE", FormatDuration(DefaultBackoffBase), "pause before the first retry, doubled per attempt (with jitter)"},
 	{"JOBWIRE_WORKER_BACKOFF_MAX", FormatDuration(DefaultBackoffMax), "longest pause between two attempts"},
+	{"JOBWIRE_WORKER_STOP_GRACE", FormatDuration(DefaultStopGrace), "a handler that has not returned this long after a cancel or its timeout is abandoned and its slot freed"},
 	{"JOBWIRE_WORKER_SHUTDOWN_GRACE", FormatDuration(DefaultShutdownGrace), "on SIGTERM, time running jobs get to finish before they are handed back"},
 	{"JOBWIRE_PROGRESS_INTERVAL", FormatDuration(DefaultProgressInterval), "least time between two progress events of one job"},
 }
@@ -54,6 +55,7 @@ func ConfigFromEnv() (Config, error) {
 			BackoffBase:      e.duration("JOBWIRE_WORKER_BACKOFF_BASE"),
 			BackoffMax:       e.duration("JOBWIRE_WORKER_BACKOFF_MAX"),
 			ProgressInterval: e.duration("JOBWIRE_PROGRESS_INTERVAL"),
+			StopGrace:        e.duration("JOBWIRE_WORKER_STOP_GRACE"),
 		},
 	}
 	if err := errors.Join(e.errs...); err != nil {

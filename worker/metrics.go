@@ -11,6 +11,7 @@ type metrics struct {
 	running        *prometheus.GaugeVec
 	progressEvents prometheus.Counter
 	publishErrors  prometheus.Counter
+	abandoned      *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -23,9 +24,11 @@ func newMetrics() *metrics {
 		running:        prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jobwire_jobs_running", Help: "Jobs running in this process."}, []string{"type"}),
 		progressEvents: prometheus.NewCounter(prometheus.CounterOpts{Name: "jobwire_progress_events_total", Help: "Progress events published (after coalescing)."}),
 		publishErrors:  prometheus.NewCounter(prometheus.CounterOpts{Name: "jobwire_progress_publish_errors_total", Help: "Progress events that could not be published (the terminal event still carries the final progress)."}),
+		abandoned: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jobwire_handlers_abandoned_total",
+			Help: "Handlers that did not return within the stop grace after their context ended (cancel, timeout, shutdown): their attempt was settled without them."}, []string{"type"}),
 	}
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.started, m.finished, m.retried, m.duration, m.running, m.progressEvents, m.publishErrors}
+	return []prometheus.Collector{m.started, m.finished, m.retried, m.duration, m.running, m.progressEvents, m.publishErrors, m.abandoned}
 }

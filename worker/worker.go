@@ -39,6 +39,7 @@ type Worker struct {
 	regErr    error
 	active    map[string]*attempt // running here, by streams.StateKey(owner, job id)
 	events    jetstream.Stream
+	cancels   jetstream.Stream
 	registry  *presence
 	cancelSub *nats.Subscription
 	started   bool
@@ -155,11 +156,15 @@ func (w *Worker) open(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("worker: open %s: %w", streams.StreamEvents, err)
 		}
+		cancels, err := w.js.Stream(ctx, streams.StreamCancels)
+		if err != nil {
+			return fmt.Errorf("worker: open %s: %w", streams.StreamCancels, err)
+		}
 		kv, err := w.js.KeyValue(ctx, streams.BucketJobTypes)
 		if err != nil {
 			return fmt.Errorf("worker: open %s: %w", streams.BucketJobTypes, err)
 		}
-		w.events = events
+		w.events, w.cancels = events, cancels
 		w.registry = newPresence(w, kv)
 		return nil
 	})
@@ -231,7 +236,7 @@ func (w *Worker) onCancel(m *nats.Msg) {
 	w.mu.Lock()
 	a := w.active[streams.StateKey(owner, jobID)]
 	w.mu.Unlock()
-	if a != nil {
+	if a != nil && streams.DecodeCancelRequest(m.Data).AppliesSince(a.job.SinceSeq) {
 		a.cancel(ErrCancelled)
 	}
 }

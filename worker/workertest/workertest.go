@@ -122,8 +122,14 @@ func WithRunAt(at time.Time) Option {
 	return func(m *streams.JobMessage) { at := at.UTC(); m.RunAt = &at }
 }
 
+// WithTimeout gives the job its own timeout.
+func WithTimeout(d time.Duration) Option { return func(m *streams.JobMessage) { m.Timeout = d } }
+
+// WithMaxAttempts gives the job its own attempt limit (at most the type's).
+func WithMaxAttempts(n int) Option { return func(m *streams.JobMessage) { m.MaxAttempts = n } }
+
 // Submit queues a job of jobType with input (any value, encoded as JSON; a json.RawMessage as it is)
-// the way the gateway does, without validating it, and returns its id.
+// the way the gateway does (streams.Submit), without validating it, and returns its id.
 func (e *Env) Submit(t testing.TB, jobType string, input any, opts ...Option) string {
 	t.Helper()
 	raw, ok := input.(json.RawMessage)
@@ -140,30 +146,27 @@ func (e *Env) Submit(t testing.TB, jobType string, input any, opts ...Option) st
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ev := streams.Event{V: streams.EventVersion, Type: streams.EventSubmitted, JobID: msg.JobID, JobType: jobType,
-		Owner: msg.Owner, At: now, RunAt: msg.RunAt}
-	// Both writes are deduplicated, so they are retried while the server restarts.
-	err := streams.Retry{}.Do(ctx, func(ctx context.Context) (err error) {
-		msg.EventSeq, err = streams.PublishEvent(ctx, e.JS, ev, 0)
-		return err
-	})
-	if err == nil {
-		err = streams.Retry{}.Do(ctx, func(ctx context.Context) error { return streams.Enqueue(ctx, e.JS, msg, now) })
-	}
-	if err != nil {
+	if _, err := streams.Submit(ctx, e.JS, msg, now); err != nil {
 		t.Fatalf("submit: %v", err)
 	}
 	return msg.JobID
 }
 
-// Cancel asks for a job to stop, as POST /v1/jobs/{id}/cancel does.
+// Cancel asks for a job to stop, as POST /v1/jobs/{id}/cancel does, and fails the test if it cannot.
 func (e *Env) Cancel(t testing.TB, jobID string, opts ...Option) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := streams.Cancel(ctx, e.JS, e.events, ownerOf(opts), jobID, time.Now()); err != nil {
+	if err := e.TryCancel(jobID, opts...); err != nil {
 		t.Fatalf("cancel %s: %v", jobID, err)
 	}
+}
+
+// TryCancel asks for a job to stop (streams.Cancel) and returns its error: streams.ErrJobFinished for
+// a job that had ended, or that another cancel ended first.
+func (e *Env) TryCancel(jobID string, opts ...Option) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := streams.Cancel(ctx, e.JS, e.events, ownerOf(opts), jobID, time.Now())
+	return err
 }
 
 // Await waits up to DefaultTimeout for the job to reach a terminal state and returns it.
@@ -207,7 +210,7 @@ func (e *Env) History(t testing.TB, jobID string, opts ...Option) []streams.Even
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	raws, err := streams.ReadEvents(ctx, e.events, ownerOf(opts), jobID, 0, 100000)
+	raws, _, err := streams.ReadEvents(ctx, e.JS, ownerOf(opts), jobID, 0, 100000)
 	if err != nil {
 		t.Fatalf("history of %s: %v", jobID, err)
 	}

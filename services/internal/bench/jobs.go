@@ -153,37 +153,45 @@ func (b *jobsBench) submit(ctx context.Context, kind, path string) (string, erro
 	return st.ID, nil
 }
 
-// submitDirect publishes what jobstore.Submit publishes (the job.submitted event, then the JOBS
-// message, each with its Nats-Msg-Id) without waiting for the acks.
+// submitDirect publishes what jobstore.Submit publishes (the JOBS message, then the job.submitted
+// event naming its sequence, each with its Nats-Msg-Id), waiting only for the message's ack.
 func submitDirect(js jetstream.JetStream, owner, typ string, input json.RawMessage) (string, error) {
 	now := time.Now().UTC()
-	id := streams.NewJobID(now)
-	ev := streams.Event{V: streams.EventVersion, Type: streams.EventSubmitted, JobID: id, JobType: typ, Owner: owner, At: now}
-	m, err := eventMsg(ev)
+	msg := streams.JobMessage{V: 1, JobID: streams.NewJobID(now), Type: typ, Owner: owner, Input: input, CreatedAt: now}
+	data, _ := json.Marshal(msg)
+	q := nats.NewMsg(streams.QueueSubject(typ))
+	q.Data = data
+	fut, err := publishAsync(js, q, jetstream.WithMsgID(msg.JobID))
 	if err != nil {
 		return "", err
 	}
-	if err := publishAsync(js, m, jetstream.WithMsgID(ev.MsgID(0, 0))); err != nil {
+	var queueSeq uint64
+	select {
+	case ack := <-fut.Ok():
+		queueSeq = ack.Sequence
+	case err := <-fut.Err():
+		return "", fmt.Errorf("queue job: %w", err)
+	}
+	ev := msg.SubmittedEvent(queueSeq)
+	m, err := ev.Msg()
+	if err != nil {
 		return "", err
 	}
-	data, _ := json.Marshal(streams.JobMessage{V: 1, JobID: id, Type: typ, Owner: owner, Input: input, CreatedAt: now})
-	q := nats.NewMsg(streams.QueueSubject(typ))
-	q.Data = data
-	if err := publishAsync(js, q, jetstream.WithMsgID(id)); err != nil {
+	if _, err := publishAsync(js, m, jetstream.WithMsgID(ev.MsgID(0, 0))); err != nil {
 		return "", err
 	}
-	return id, nil
+	return msg.JobID, nil
 }
 
 // publishAsync publishes without waiting for the ack; when too many acks are outstanding it waits a
 // little (StallWait) and tries again for up to 30 s.
-func publishAsync(js jetstream.JetStream, m *nats.Msg, opts ...jetstream.PublishOpt) error {
+func publishAsync(js jetstream.JetStream, m *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
 	opts = append(opts, jetstream.WithStallWait(time.Second))
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		_, err := js.PublishMsgAsync(m, opts...)
+		fut, err := js.PublishMsgAsync(m, opts...)
 		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) || time.Now().After(deadline) {
-			return err
+			return fut, err
 		}
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jobwire/jobwire/api"
@@ -268,7 +267,9 @@ func createActiveJobs(ctx context.Context, js jetstream.JetStream, owner string,
 		ids[i] = streams.NewJobID(time.Now())
 		base := streams.Event{V: streams.EventVersion, JobID: ids[i], JobType: jobtypes.NoopType, Owner: owner}
 		sub := base
-		sub.Type, sub.At, sub.Name = streams.EventSubmitted, time.Now().UTC(), "relay bench"
+		// No worker runs these jobs (the bench plays the worker): naming a queue sequence keeps the
+		// projector from failing them as orphans.
+		sub.Type, sub.At, sub.Name, sub.QueueSeq = streams.EventSubmitted, time.Now().UTC(), "relay bench", 1
 		if err := publishEvent(ctx, js, sub, 0); err != nil {
 			return nil, err
 		}
@@ -313,24 +314,9 @@ func completeJobs(ctx context.Context, js jetstream.JetStream, owner string, ids
 	return nil
 }
 
-// eventMsg encodes ev the way workers do: JSON body, the event type header, the job's subject.
-func eventMsg(ev streams.Event) (*nats.Msg, error) {
-	if err := ev.Validate(); err != nil {
-		return nil, err
-	}
-	data, err := json.Marshal(ev)
-	if err != nil {
-		return nil, err
-	}
-	m := nats.NewMsg(ev.Subject())
-	m.Data = data
-	m.Header.Set(streams.HeaderEventType, string(ev.Type))
-	return m, nil
-}
-
 // publishEvent stores ev synchronously with the Nats-Msg-Id a worker would use.
 func publishEvent(ctx context.Context, js jetstream.JetStream, ev streams.Event, n int) error {
-	m, err := eventMsg(ev)
+	m, err := ev.Msg()
 	if err != nil {
 		return err
 	}
@@ -358,8 +344,8 @@ func publishProgress(ctx context.Context, js jetstream.JetStream, owner, id stri
 		p := api.NewProgress(n, 1_000_000, "t="+strconv.FormatInt(ns, 10))
 		ev := streams.Event{V: streams.EventVersion, Type: streams.EventProgress, JobID: id, JobType: jobtypes.NoopType,
 			Owner: owner, At: now.UTC(), Attempt: 1, Progress: &p}
-		if m, err := eventMsg(ev); err == nil {
-			if err := publishAsync(js, m, jetstream.WithMsgID(ev.MsgID(0, n))); err == nil && win.contains(ns) {
+		if m, err := ev.Msg(); err == nil {
+			if _, err := publishAsync(js, m, jetstream.WithMsgID(ev.MsgID(0, n))); err == nil && win.contains(ns) {
 				counted++
 			}
 		}

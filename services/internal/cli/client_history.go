@@ -51,12 +51,12 @@ func newHistoryCmd() *cobra.Command {
 
 // history prints the events of job id.
 func (s *session) history(ctx context.Context, id string) error {
-	h, err := call(ctx, func(ctx context.Context) (api.History, error) { return s.api.History(ctx, id) })
+	events, err := call(ctx, func(ctx context.Context) ([]json.RawMessage, error) { return s.api.HistoryAll(ctx, id) })
 	if err != nil {
 		return s.fail(err, "history of job "+id)
 	}
 	if s.json {
-		for _, raw := range h.Events {
+		for _, raw := range events {
 			if err := writeRawJSON(s.out, raw); err != nil {
 				return err
 			}
@@ -64,7 +64,7 @@ func (s *session) history(ctx context.Context, id string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(s.out, 0, 0, 2, ' ', 0)
-	for i, raw := range h.Events {
+	for i, raw := range events {
 		var e historyEvent
 		if err := json.Unmarshal(raw, &e); err != nil {
 			return fmt.Errorf("decode event %d of job %s: %w", i+1, id, err)

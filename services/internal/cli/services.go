@@ -190,6 +190,7 @@ func (p *process) gatewayService(secret []byte) (*gateway.Gateway, error) {
 		MaxStreamsPerUser: env.Int("JOBWIRE_SSE_MAX_PER_USER"),
 		MaxStreams:        env.Int("JOBWIRE_SSE_MAX_STREAMS"),
 		StateRetention:    p.topo.StateRetention,
+		MaxRunAhead:       p.topo.MaxRunAhead(),
 		StreamTokenTTL:    env.Duration("JOBWIRE_STREAM_TOKEN_TTL"),
 		SubmitRate:        rate,
 		SubmitBurst:       env.Int("JOBWIRE_SUBMIT_BURST"),

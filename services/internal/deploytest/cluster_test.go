@@ -405,7 +405,7 @@ func (r *run) diagnose(t *testing.T, ctx context.Context, admin jetstream.JetStr
 			if j.id != w.job {
 				continue
 			}
-			h, err := api.NewClient(r.bases[1], j.token).History(ctx, j.id)
+			h, err := api.NewClient(r.bases[1], j.token).History(ctx, j.id, "", 0)
 			if err != nil {
 				events = append(events, "history: "+err.Error())
 			}

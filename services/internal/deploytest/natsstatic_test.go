@@ -113,7 +113,7 @@ func checkUsers(t *testing.T, o *server.Options) {
 	mustDeny := map[string][]string{
 		"gateway":   {"$KV.JOB_STATE.>", "$JS.API.CONSUMER.MSG.NEXT.JOBS.>"},
 		"worker":    {"$KV.JOB_STATE.>"},
-		"projector": {"jobs.>"},
+		"projector": {"jobs.queue.>", "jobs.schedule.>"},
 		"mirror":    {"jobs.>", "$KV.>"},
 	}
 	for name := range serviceUsers {

@@ -211,7 +211,7 @@ func driveGateway(t *testing.T, base string) {
 	if final := watch(t, ctx, c, noop.ID); final.State != api.StateCompleted {
 		t.Fatalf("noop job ended %s", final.State)
 	}
-	if h, err := c.History(ctx, st.ID); err != nil || len(h.Events) < 3 {
+	if h, err := c.History(ctx, st.ID, "", 0); err != nil || len(h.Events) < 3 {
 		t.Fatalf("history: %v, %d events", err, len(h.Events))
 	}
 	if list, err := c.List(ctx, "", "", 10); err != nil || len(list.Jobs) != 3 || list.Jobs[2].ID != st.ID {
@@ -235,7 +235,7 @@ func driveGateway(t *testing.T, base string) {
 		t.Fatalf("retry: %v", err)
 	}
 	streamstest.WaitFor(t, time.Minute, func() error {
-		h, err := c.History(ctx, bad.ID)
+		h, err := c.History(ctx, bad.ID, "", 0)
 		if err != nil {
 			return err
 		}
@@ -319,7 +319,7 @@ var refusedPublish = map[string][]string{
 	},
 	"worker": {
 		"$KV.JOB_STATE.alice.01JAAAAAAAAAAAAAAAAAAAAAAA", "$KV.JOB_IDEMPOTENCY.alice.x",
-		"jobs.queue.playlist.import", "jobs.schedule.01JAAAAAAAAAAAAAAAAAAAAAAA", "jobs.cancel.alice.x",
+		"jobs.queue.demo.count", "jobs.cancel.alice.x",
 		"$JS.API.STREAM.DELETE.JOBS", "$JS.API.STREAM.PURGE.JOBS", "$JS.API.STREAM.MSG.DELETE.JOB_EVENTS",
 		"$JS.API.CONSUMER.DELETE.JOBS.worker-playlist_import",
 		"$JS.API.CONSUMER.CREATE.JOB_EVENTS.projector.jobs.events.*.*",
@@ -327,13 +327,13 @@ var refusedPublish = map[string][]string{
 	},
 	"demo-worker": {
 		"$KV.JOB_TYPES.type.playlist.import", "$KV.JOB_TYPES.schema.noop.x", "$KV.LIBRARY.alice.x",
-		"$KV.JOB_STATE.alice.01JAAAAAAAAAAAAAAAAAAAAAAA", "jobs.queue.demo.count", "jobs.cancel.alice.x",
+		"$KV.JOB_STATE.alice.01JAAAAAAAAAAAAAAAAAAAAAAA", "jobs.queue.playlist.import", "jobs.cancel.alice.x",
 		"$JS.API.CONSUMER.CREATE.JOBS.worker-playlist_import.jobs.queue.playlist.import",
 		"$JS.API.CONSUMER.MSG.NEXT.JOBS.worker-playlist_import", "$JS.API.STREAM.CREATE.KV_JOB_TYPES",
 		"$JS.API.STREAM.DELETE.JOBS", "$JS.API.CONSUMER.DELETE.JOBS.worker-demo_count",
 	},
 	"projector": {
-		"jobs.events.alice.01JAAAAAAAAAAAAAAAAAAAAAAA", "jobs.queue.playlist.import", "jobs.dlq.alice.x",
+		"jobs.queue.playlist.import", "jobs.schedule.01JAAAAAAAAAAAAAAAAAAAAAAA", "jobs.dlq.alice.x",
 		"jobs.cancel.alice.x", "$KV.LIBRARY.alice.x", "$KV.JOB_IDEMPOTENCY.alice.x",
 		"$JS.API.CONSUMER.MSG.NEXT.JOBS.worker-playlist_import", "$JS.API.STREAM.PURGE.KV_JOB_STATE",
 		"$JS.API.STREAM.DELETE.KV_JOB_STATE", "$JS.API.CONSUMER.CREATE.JOB_EVENTS.mirror-redis",

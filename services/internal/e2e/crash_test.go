@@ -17,7 +17,7 @@ import (
 // workerOf returns the name ("host-pid") of the worker that started the job's latest attempt.
 func workerOf(t *testing.T, c *api.Client, id string) string {
 	t.Helper()
-	h, err := c.History(context.Background(), id)
+	h, err := c.History(context.Background(), id, "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,6 +62,10 @@ func startServices(t *testing.T, workers int, extra map[string]string) *cluster 
 	waitReady(t, c.base)
 	tok, _ := auth.NewSigner([]byte(processSecret), "").Sign("alice", time.Hour, "", "")
 	c.client = api.NewClient(c.base, tok)
+	if workers > 0 {
+		// The gateway accepts a type once a worker registered it.
+		testkit.WaitJobType(t, c.client, api.JobTypePlaylistImport, true, 30*time.Second)
+	}
 	return c
 }
 

@@ -126,7 +126,7 @@ func checkImport(t *testing.T, c *api.Client, final api.JobState, wantAdded int)
 	if len(seen) != distinct {
 		t.Fatalf("library has %d tracks, want %d", len(seen), distinct)
 	}
-	h, err := c.History(ctx, final.ID)
+	h, err := c.History(ctx, final.ID, "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

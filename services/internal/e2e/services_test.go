@@ -32,6 +32,7 @@ func TestImportWithSeparateProcesses(t *testing.T) {
 
 	tok, _ := auth.NewSigner([]byte(processSecret), "").Sign("alice", time.Hour, "", "")
 	c := api.NewClient(base, tok)
+	testkit.WaitJobType(t, c, api.JobTypePlaylistImport, true, 30*time.Second)
 	content, distinct, _, _ := testPlaylist()
 	st, _, err := c.Submit(context.Background(), importRequest("mix", api.FormatM3U, content), "")
 	if err != nil {

@@ -152,7 +152,7 @@ func TestOwnerIsolation(t *testing.T) {
 	if _, err := bob.Cancel(ctx, st.ID); !api.IsCode(err, api.CodeJobNotFound) {
 		t.Errorf("bob cancel: %v", err)
 	}
-	if _, err := bob.History(ctx, st.ID); !api.IsCode(err, api.CodeJobNotFound) {
+	if _, err := bob.History(ctx, st.ID, "", 0); !api.IsCode(err, api.CodeJobNotFound) {
 		t.Errorf("bob history: %v", err)
 	}
 	if _, err := bob.OpenStream(ctx, "/v1/jobs/"+st.ID+"/events", ""); !api.IsCode(err, api.CodeJobNotFound) {
@@ -199,7 +199,7 @@ func TestGetListHistoryAndCancel(t *testing.T) {
 	if page, err := c.List(ctx, api.StateActive, "", 0); err != nil || len(page.Jobs) != 0 {
 		t.Fatalf("active filter: %v %+v", err, page)
 	}
-	h, err := c.History(ctx, ids[0])
+	h, err := c.History(ctx, ids[0], "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

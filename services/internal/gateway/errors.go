@@ -29,8 +29,6 @@ func (g *Gateway) errorHandler(c *fiber.Ctx, err error) error {
 		apiErr = errJobNotFound
 	case errors.Is(err, jobstore.ErrFinished):
 		apiErr = api.Errorf(api.CodeJobFinished, "the job has already finished")
-	case errors.Is(err, jobstore.ErrHistoryTooLarge):
-		apiErr = api.Errorf(api.CodeBodyTooLarge, "the job's history is longer than %d events; read it with the nats CLI", jobstore.MaxHistory)
 	case errors.Is(err, jobstore.ErrNotDeadLettered):
 		apiErr = api.Errorf(api.CodeJobFinished, "only a failed job whose message is in the dead-letter stream can be retried")
 	case errors.Is(err, jobstore.ErrIdempotencyKey):

@@ -36,6 +36,7 @@ const (
 	DefaultMaxStreamsPerUser = 8
 	DefaultMaxStreams        = 20000
 	DefaultSnapshotJobs      = 200
+	DefaultMaxResumeJobs     = 10000
 	DefaultStreamTokenTTL    = 15 * time.Minute
 	DefaultSubmitBurst       = 20
 )
@@ -57,11 +58,18 @@ type Config struct {
 	// MaxStreams caps all open streams on this gateway (JOBWIRE_SSE_MAX_STREAMS). Default 20000.
 	// Past it: 503 with Retry-After.
 	MaxStreams int
-	// SnapshotJobs bounds the jobs sent when a multiplexed stream opens (newest first). Default 200.
+	// SnapshotJobs bounds the jobs sent when a multiplexed stream opens without a position, or after a
+	// reset (newest first). Default 200.
 	SnapshotJobs int
+	// MaxResumeJobs bounds the jobs a resuming multiplexed stream catches up on (every job changed since
+	// the client's position, whatever the user's job count); past it the stream resets. Default 10000.
+	MaxResumeJobs int
 	// StateRetention is how long finished jobs stay in JOB_STATE (JOBWIRE_STATE_RETENTION); after it,
 	// reads fold the job's events instead. Default 24 h.
 	StateRetention time.Duration
+	// MaxRunAhead is how far ahead a submit's runAt may be (streams.Config.MaxRunAhead: the events'
+	// retention less the state's). Default that of the default topology, 6 days.
+	MaxRunAhead time.Duration
 	// StreamTokenTTL is the lifetime of tokens from POST /v1/stream-tokens. Default 15 min.
 	StreamTokenTTL time.Duration
 	// SubmitRate limits submissions (POST /v1/jobs, POST /library/sync, retries) per user on this
@@ -101,11 +109,17 @@ func (c *Config) SetDefaults() {
 	if c.SnapshotJobs == 0 {
 		c.SnapshotJobs = DefaultSnapshotJobs
 	}
+	if c.MaxResumeJobs == 0 {
+		c.MaxResumeJobs = DefaultMaxResumeJobs
+	}
 	if c.StateRetention == 0 {
 		c.StateRetention = streams.DefaultStateRetention
 	}
 	if c.StreamTokenTTL == 0 {
 		c.StreamTokenTTL = DefaultStreamTokenTTL
+	}
+	if c.MaxRunAhead == 0 {
+		c.MaxRunAhead = streams.Config{StateRetention: c.StateRetention}.MaxRunAhead()
 	}
 	if c.SubmitRate == (Rate{}) {
 		c.SubmitRate = DefaultSubmitRate

@@ -69,7 +69,7 @@ func (g *Gateway) submit(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	name, err := g.types.Check(req.Type, req.Input)
+	checked, err := g.types.Check(req.Type, req.Input)
 	if err != nil {
 		return err
 	}
@@ -77,11 +77,30 @@ func (g *Gateway) submit(c *fiber.Ctx) error {
 	if len(key) > 255 {
 		return api.Errorf(api.CodeInvalidInput, "Idempotency-Key longer than 255 bytes")
 	}
-	if req.RunAt != nil && req.RunAt.After(time.Now().Add(366*24*time.Hour)) {
-		return api.Errorf(api.CodeInvalidInput, "runAt more than a year ahead")
+	sub := jobstore.Submission{Owner: identity(c).Owner, Type: req.Type, Name: checked.Name,
+		Input: req.Input, RunAt: req.RunAt, MaxAttempts: req.MaxAttempts, IdempotencyKey: key}
+	if sub.Timeout, err = g.jobOptions(req, checked.Options); err != nil {
+		return err
 	}
-	return g.submitJob(c, jobstore.Submission{Owner: identity(c).Owner, Type: req.Type, Name: name,
-		Input: req.Input, RunAt: req.RunAt, IdempotencyKey: key}, func(st api.JobState) any { return st })
+	return g.submitJob(c, sub, func(st api.JobState) any { return st })
+}
+
+// jobOptions checks a submit's own runAt, timeout and maxAttempts, and returns the timeout.
+func (g *Gateway) jobOptions(req api.SubmitRequest, typ api.JobTypeOptions) (time.Duration, error) {
+	if req.RunAt != nil && req.RunAt.After(time.Now().Add(g.cfg.MaxRunAhead)) {
+		return 0, api.Errorf(api.CodeInvalidInput, "runAt is more than %s ahead (what the event log keeps, less the state retention)", g.cfg.MaxRunAhead)
+	}
+	if req.MaxAttempts < 0 || req.MaxAttempts > max(typ.MaxAttempts, 1) {
+		return 0, api.Errorf(api.CodeInvalidInput, "maxAttempts must be 1..%d (the type's attempts)", max(typ.MaxAttempts, 1))
+	}
+	if req.Timeout == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(req.Timeout)
+	if err != nil || d < time.Second || d > api.MaxJobTimeout {
+		return 0, api.Errorf(api.CodeInvalidInput, "timeout must be a duration such as \"90s\" from 1s to %s", api.MaxJobTimeout)
+	}
+	return d, nil
 }
 
 func (g *Gateway) submitJob(c *fiber.Ctx, sub jobstore.Submission, view func(api.JobState) any) error {
@@ -151,12 +170,31 @@ func (g *Gateway) retryJob(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusAccepted).JSON(st)
 }
 
+// history serves a page of a job's events: ?cursor= (from a previous page's nextCursor) and ?limit=.
 func (g *Gateway) history(c *fiber.Ctx) error {
-	events, err := onJob(c, g.store.History)
+	limit, cursor, err := pageParams(c, jobstore.DefaultHistoryPage, jobstore.MaxHistoryPage)
 	if err != nil {
 		return err
 	}
-	return c.JSON(api.History{Events: events})
+	var from uint64
+	if cursor != "" {
+		if from, err = strconv.ParseUint(cursor, 10, 64); err != nil || from == 0 {
+			return api.Errorf(api.CodeBadRequest, "invalid cursor")
+		}
+	}
+	var next uint64
+	events, err := onJob(c, func(ctx context.Context, owner, id string) (events []json.RawMessage, err error) {
+		events, next, err = g.store.History(ctx, owner, id, from, limit)
+		return events, err
+	})
+	if err != nil {
+		return err
+	}
+	h := api.History{Events: events}
+	if next != 0 {
+		h.NextCursor = strconv.FormatUint(next, 10)
+	}
+	return c.JSON(h)
 }
 
 // pageParams reads ?limit= (1..max, default def) and ?cursor=.

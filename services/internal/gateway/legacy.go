@@ -22,11 +22,11 @@ func (g *Gateway) legacySubmit(c *fiber.Ctx) error {
 		return err
 	}
 	raw, _ := json.Marshal(in)
-	name, err := g.types.Check(api.JobTypePlaylistImport, raw)
+	checked, err := g.types.Check(api.JobTypePlaylistImport, raw)
 	if err != nil {
 		return err
 	}
-	return g.submitJob(c, jobstore.Submission{Owner: identity(c).Owner, Type: api.JobTypePlaylistImport, Name: name,
+	return g.submitJob(c, jobstore.Submission{Owner: identity(c).Owner, Type: api.JobTypePlaylistImport, Name: checked.Name,
 		Input: raw, IdempotencyKey: c.Get("Idempotency-Key")}, func(st api.JobState) any { return legacySubmitResponse{JobID: st.ID} })
 }
 

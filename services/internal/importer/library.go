@@ -71,7 +71,9 @@ func NewLibrary(kv jetstream.KeyValue) *Library {
 	return &Library{kv: kv, now: time.Now}
 }
 
-// Add stores t for owner as created by jobID, unless its key exists. The track's text is normalised
+// Add stores t for owner as created by jobID, unless its key exists. Once called it finishes its write
+// even if ctx is cancelled (each call of the bucket is bounded by opTimeout), so a cancelled import's
+// counts match its library. The track's text is normalised
 // first (an incomplete track is an error wrapping ErrIncomplete); its Key, JobID and AddedAt are set
 // here. Add never duplicates and never overwrites: it creates the key only if it is absent, and when
 // it exists compares the stored JobID: AddedEarlier for the same job, Existing for another (or for a
@@ -95,6 +97,8 @@ func (l *Library) Add(ctx context.Context, owner, jobID string, t api.Track) (Ad
 	if err != nil {
 		return 0, fmt.Errorf("add track %s: encode: %w", key, err)
 	}
+	// A write that started finishes, cancelled or not, so that the caller counts what the library holds.
+	ctx = context.WithoutCancel(ctx)
 	for range maxAddAttempts {
 		opCtx, cancel := context.WithTimeout(ctx, opTimeout)
 		_, err := l.kv.Create(opCtx, key, value)

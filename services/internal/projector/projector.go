@@ -68,6 +68,7 @@ type Projector struct {
 	applied prometheus.Counter
 	skipped prometheus.Counter
 	bad     prometheus.Counter
+	orphans prometheus.Counter
 
 	mu      sync.Mutex
 	cc      jetstream.ConsumeContext
@@ -84,9 +85,10 @@ func New(cfg Config, js jetstream.JetStream, reg prometheus.Registerer, log *slo
 		applied: prometheus.NewCounter(prometheus.CounterOpts{Name: "jobwire_projector_events_applied_total", Help: "Events folded into JOB_STATE."}),
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "jobwire_projector_events_skipped_total", Help: "Events that changed nothing (redelivered, late or after a terminal state)."}),
 		bad:     prometheus.NewCounter(prometheus.CounterOpts{Name: "jobwire_projector_events_malformed_total", Help: "Events that could not be decoded and were terminated."}),
+		orphans: prometheus.NewCounter(prometheus.CounterOpts{Name: "jobwire_projector_orphans_failed_total", Help: "Submitted events without a queue message, whose jobs were failed with enqueue_failed."}),
 	}
 	if reg != nil {
-		reg.MustRegister(p.applied, p.skipped, p.bad)
+		reg.MustRegister(p.applied, p.skipped, p.bad, p.orphans)
 	}
 	return p
 }
@@ -100,9 +102,6 @@ func (p *Projector) Start(ctx context.Context) error {
 	p.writer = NewWriter(p.js, kv, p.cfg.StateRetention)
 	// Opened now: the shards share the writer.
 	if p.writer.stream, err = p.js.Stream(ctx, streams.KVStream(kv.Bucket())); err != nil {
-		return fmt.Errorf("projector: %w", err)
-	}
-	if p.writer.events, err = p.js.Stream(ctx, streams.StreamEvents); err != nil {
 		return fmt.Errorf("projector: %w", err)
 	}
 	cons, err := p.js.CreateOrUpdateConsumer(ctx, streams.StreamEvents, p.cfg.ConsumerConfig())
@@ -189,6 +188,9 @@ func (p *Projector) handle(msg jetstream.Msg) {
 			_ = msg.InProgress()
 		}}
 	err = retry.Do(context.Background(), func(ctx context.Context) (err error) {
+		if err := p.reconcile(ctx, ev); err != nil {
+			return err
+		}
 		changed, err = p.writer.Apply(ctx, ev)
 		return err
 	})
@@ -207,6 +209,33 @@ func (p *Projector) handle(msg jetstream.Msg) {
 	}
 }
 
+// reconcile fails an orphan: a job.submitted event that names no JOBS message. jobwire stores a job's
+// message before its submitted event, and the event names the message's sequence, so no such job can
+// run; its failure (code enqueue_failed) is written only while the submitted event is still the job's
+// last, and the job ends failed as soon as the projector reads the orphan. This costs nothing for a
+// job with a message: a field of the event the projector decodes anyway.
+func (p *Projector) reconcile(ctx context.Context, ev streams.Event) error {
+	if ev.Type != streams.EventSubmitted || ev.QueueSeq != 0 {
+		return nil
+	}
+	failed := streams.Event{V: streams.EventVersion, Type: streams.EventFailed, JobID: ev.JobID, JobType: ev.JobType,
+		Owner: ev.Owner, At: time.Now().UTC(), Final: true,
+		Error: &api.JobError{Code: CodeEnqueueFailed, Message: "the job has no queue message: it was never queued"}}
+	_, err := streams.PublishEventAfter(ctx, p.js, failed, failed.MsgID(0, 0), ev.Seq)
+	switch {
+	case errors.Is(err, streams.ErrConflict):
+		return nil // the job moved on (or another projector failed it first)
+	case err != nil:
+		return err
+	}
+	p.orphans.Inc()
+	p.log.Warn("projector: failed an orphaned job (a submitted event without a queue message)", "job", ev.JobID)
+	return nil
+}
+
+// CodeEnqueueFailed is the error code of a job whose submitted event has no queue message.
+const CodeEnqueueFailed = "enqueue_failed"
+
 // Writer applies events to a JOB_STATE-shaped bucket with compare-and-swap; one goroutine at a time
 // may use it. It is shared by the live
 // projector and the rebuild.
@@ -216,7 +245,6 @@ type Writer struct {
 	bucket    string
 	retention time.Duration
 	stream    jetstream.Stream // the bucket's stream, opened on first need
-	events    jetstream.Stream // JOB_EVENTS, opened on first need
 	// cache holds the state and revision this writer last wrote per running job, so folding the next
 	// event needs no read. A write by anyone else makes the compare-and-swap fail: the entry is dropped
 	// and the key read again.
@@ -299,20 +327,19 @@ func (w *Writer) Apply(ctx context.Context, ev streams.Event) (bool, error) {
 	return false, fmt.Errorf("write state of %s: too many concurrent updates", key)
 }
 
-// history folds the job's events that came before ev, read with direct gets from JOB_EVENTS.
+// history folds the job's events that came before ev, read with batched direct gets from JOB_EVENTS.
 func (w *Writer) history(ctx context.Context, ev streams.Event) (api.JobState, error) {
-	if w.events == nil {
-		s, err := w.js.Stream(ctx, streams.StreamEvents)
-		if err != nil {
-			return api.JobState{}, fmt.Errorf("open %s: %w", streams.StreamEvents, err)
-		}
-		w.events = s
-	}
-	raws, err := streams.ReadEvents(ctx, w.events, ev.Owner, ev.JobID, ev.Seq, math.MaxInt)
+	raws, _, err := streams.ReadEvents(ctx, w.js, ev.Owner, ev.JobID, 0, math.MaxInt32)
 	if err != nil {
 		return api.JobState{}, err
 	}
-	return streams.Fold(streams.DecodeEvents(raws)), nil
+	var st api.JobState
+	for _, e := range streams.DecodeEvents(raws) {
+		if e.Seq < ev.Seq {
+			streams.Apply(&st, e)
+		}
+	}
+	return st, nil
 }
 
 // lastSeq returns the sequence of the last message on key's subject (0 when there is none).

@@ -73,8 +73,10 @@ func (b *bundle) wait(t *testing.T, owner, id string, cond func(api.JobState) bo
 	return st
 }
 
+// job is the envelope of a test job's events; its submitted event names a queue message, as jobwire's
+// do (one that names none is an orphan, which the projector fails).
 func job(id string) streams.Event {
-	return streams.Event{JobID: id, JobType: "playlist.import", Owner: "alice"}
+	return streams.Event{JobID: id, JobType: "playlist.import", Owner: "alice", QueueSeq: 1}
 }
 
 func with(e streams.Event, typ streams.EventType, attempt int, f ...func(*streams.Event)) streams.Event {
@@ -210,5 +212,41 @@ func TestRebuildReportsDifferences(t *testing.T) {
 	}
 	if _, err := b.js.KeyValue(ctx, "JOB_STATE_REBUILD"); err != nil {
 		t.Fatalf("kept bucket: %v", err)
+	}
+}
+
+// A submitted event that names no queue message (written by anything but jobwire, which stores the
+// message first) is an orphan: the projector fails its job with enqueue_failed at once, once.
+func TestOrphanedSubmitIsFailed(t *testing.T) {
+	b := setup(t, projector.Config{})
+	id := streams.NewJobID(time.Now())
+	orphan := with(job(id), streams.EventSubmitted, 0)
+	orphan.QueueSeq = 0
+	b.publish(t, orphan)
+	st := b.wait(t, "alice", id, func(s api.JobState) bool { return s.State == api.StateFailed })
+	if st.Error == nil || st.Error.Code != projector.CodeEnqueueFailed {
+		t.Fatalf("%+v", st.Error)
+	}
+	events, err := b.js.Stream(context.Background(), streams.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := events.Info(context.Background()); info.State.Msgs != 2 {
+		t.Fatalf("%d events, want the orphan and its one failure", info.State.Msgs)
+	}
+	// A job that moved on before the projector read its submitted event is left alone.
+	id2 := streams.NewJobID(time.Now())
+	late := with(job(id2), streams.EventSubmitted, 0)
+	late.QueueSeq = 0
+	b.proj.Stop()
+	b.publish(t, late)
+	b.publish(t, with(job(id2), streams.EventStarted, 1))
+	p := projector.New(projector.Config{}, b.js, nil, stacktest.Logger())
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	if st := b.wait(t, "alice", id2, func(s api.JobState) bool { return s.State == api.StateActive }); st.Error != nil {
+		t.Fatalf("%+v", st)
 	}
 }

@@ -191,16 +191,23 @@ func (r *Registry) schemaLocked(doc json.RawMessage) (*streams.Schema, error) {
 	return s, nil
 }
 
-// Check reports whether a job of jobType with input may be submitted, and returns the job's name
-// (from the type's NameField). A type without a registration is ErrUnknownType. The input must match
+// Checked is what Check learns of an accepted submit.
+type Checked struct {
+	// Name is the job's name, from the type's NameField ("" without one).
+	Name string
+	// Options are the type's registered options (the limits a job's own options must keep to).
+	Options api.JobTypeOptions
+}
+
+// Check reports whether a job of jobType with input may be submitted. A type without a registration is ErrUnknownType. The input must match
 // every schema version served by an online worker, or the latest registration's schema when none is
 // online, so that whichever worker takes the job can run it; a mismatch is a *streams.InputError.
-func (r *Registry) Check(jobType string, input json.RawMessage) (string, error) {
+func (r *Registry) Check(jobType string, input json.RawMessage) (Checked, error) {
 	r.mu.RLock()
 	t := r.types[jobType]
 	if t == nil || t.entry == nil {
 		r.mu.RUnlock()
-		return "", ErrUnknownType
+		return Checked{}, ErrUnknownType
 	}
 	var schemas []*streams.Schema
 	for _, hash := range t.servedVersions() {
@@ -211,14 +218,14 @@ func (r *Registry) Check(jobType string, input json.RawMessage) (string, error) 
 	if len(schemas) == 0 { // never unchecked: the registration's own version is always there
 		schemas = append(schemas, t.versions[t.entry.SchemaHash])
 	}
-	nameField := t.entry.NameField
+	nameField, opts := t.entry.NameField, t.entry.Options
 	r.mu.RUnlock()
 	for _, s := range schemas {
 		if err := s.Validate(input); err != nil {
-			return "", err
+			return Checked{}, err
 		}
 	}
-	return nameOf(nameField, input), nil
+	return Checked{Name: nameOf(nameField, input), Options: opts}, nil
 }
 
 // servedVersions are the schema hashes of the online workers, or of the latest registration.

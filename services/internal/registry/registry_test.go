@@ -55,7 +55,8 @@ func TestCheckFollowsTheServedVersions(t *testing.T) {
 	if err := check(`{"n":9}`); err == nil {
 		t.Fatal("n=9 passed while the only online worker allows 5")
 	}
-	name, err := r.Check("a.b", json.RawMessage(`{"n":1,"label":"`+strings.Repeat("é", 150)+`"}`))
+	checked, err := r.Check("a.b", json.RawMessage(`{"n":1,"label":"`+strings.Repeat("é", 150)+`"}`))
+	name := checked.Name
 	if err != nil || len(name) > registry.MaxName || !strings.HasPrefix(name, "éé") {
 		t.Fatalf("name %q (%d bytes): %v", name, len(name), err)
 	}

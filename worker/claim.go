@@ -1,0 +1,196 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jobwire/jobwire/api"
+	"github.com/jobwire/jobwire/streams"
+)
+
+// attempt is one delivery of a job that this worker handles.
+type attempt struct {
+	r      *runner
+	msg    jetstream.Msg
+	job    streams.JobMessage
+	number int // the attempt's number: attempts made before this message + its delivery count
+	max    int // the job's attempts: its own limit, at most the type's
+	log    *slog.Logger
+	em     *emitter
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+}
+
+// process runs one delivery of a job: claim it, run the handler, settle the message.
+func (r *runner) process(msg jetstream.Msg) {
+	a := r.claim(msg)
+	if a == nil {
+		return
+	}
+	out := a.run()
+	r.w.untrack(a)
+	a.settle(out)
+	a.cancel(nil)
+}
+
+// verdict is what claim decides to do with a delivery, from the job's last event.
+type verdict int
+
+const (
+	runIt        verdict = iota
+	skipIt               // the job ended, or this message is stale: ack it
+	cancelIt             // a cancel request is waiting for this job: end it cancelled
+	rescheduleIt         // the message came back before the retry time of a failed attempt
+	exhaustIt            // every attempt is spent: fail the job
+)
+
+// claimTries bounds how often claim reads the job again after another writer moved it on.
+const claimTries = 5
+
+// claim decides whether the delivery is to run and, if so, records its start with job.started, written
+// only if the job's last event is still the one the decision was made on. It settles the message itself
+// and returns nil when there is nothing to run.
+func (r *runner) claim(msg jetstream.Msg) *attempt {
+	a := r.newAttempt(msg)
+	if a == nil {
+		return nil
+	}
+	for range claimTries {
+		last, ok := a.lastEvent()
+		if !ok {
+			return nil
+		}
+		switch a.decide(last) {
+		case skipIt:
+			_ = msg.Ack()
+			return nil
+		case cancelIt:
+			a.end(streams.Event{Type: streams.EventCancelled, Error: &api.JobError{Code: CodeCancelled, Message: "cancelled while it was not running"}},
+				jetstream.WithExpectLastSequencePerSubject(last.Seq))
+			return nil
+		case rescheduleIt:
+			a.reschedule(*last.RetryAt)
+			return nil
+		case exhaustIt:
+			// Every earlier delivery ended without a verdict: the job crashed or hung its worker each time.
+			a.fail(&api.JobError{Code: CodeAttemptsExhausted, Message: fmt.Sprintf("the job stopped its worker on every attempt (%d)", a.number-1)})
+			return nil
+		}
+		// Listen for this job's cancellation before anyone can see it started: a cancel request that
+		// follows the started event always finds the job here.
+		r.w.track(a)
+		err := a.publish(a.em.event(streams.Event{Type: streams.EventStarted, Worker: r.w.cfg.Name}),
+			jetstream.WithExpectLastSequencePerSubject(last.Seq))
+		if err == nil {
+			return a
+		}
+		r.w.untrack(a)
+		if !streams.IsWrongLastSequence(err) {
+			a.log.Warn("publish started, retrying", "err", err)
+			break
+		}
+	}
+	_ = msg.NakWithDelay(time.Second)
+	return nil
+}
+
+// newAttempt decodes the delivery; a message that is not a job is terminated (nil).
+func (r *runner) newAttempt(msg jetstream.Msg) *attempt {
+	meta, err := msg.Metadata()
+	if err != nil {
+		r.log.Error("job message without metadata", "err", err)
+		_ = msg.Term()
+		return nil
+	}
+	var jm streams.JobMessage
+	if err := json.Unmarshal(msg.Data(), &jm); err != nil || jm.Validate() != nil || jm.Type != r.def.name {
+		r.log.Error("malformed job message terminated", "seq", meta.Sequence.Stream, "err", errors.Join(err, jm.Validate()))
+		_ = msg.Term()
+		return nil
+	}
+	number := jm.Attempts + int(meta.NumDelivered)
+	a := &attempt{r: r, msg: msg, job: jm, number: number, max: r.opts.MaxAttempts, log: r.log.With("job", jm.JobID, "attempt", number)}
+	if jm.MaxAttempts > 0 {
+		a.max = min(jm.MaxAttempts, a.max)
+	}
+	a.ctx, a.cancel = context.WithCancelCause(context.Background())
+	a.em = &emitter{js: r.w.js, job: jm, attempt: number, interval: r.opts.ProgressInterval, onSend: r.progressSent(a)}
+	return a
+}
+
+func (r *runner) progressSent(a *attempt) func(error) {
+	return func(err error) {
+		if err != nil {
+			r.w.metrics.publishErrors.Inc()
+			a.log.Warn("publish progress", "err", err)
+			return
+		}
+		r.w.metrics.progressEvents.Inc()
+	}
+}
+
+// lastEvent reads the job's last event. A job message without any event is a job whose submitted event
+// was never stored: it is written now, from the message. ok is false when the message was handed back.
+func (a *attempt) lastEvent() (streams.Event, bool) {
+	for {
+		var last streams.Event
+		var found bool
+		err := a.retry(func(ctx context.Context) (err error) {
+			last, found, err = streams.LastEvent(ctx, a.r.w.events, a.job.Owner, a.job.JobID)
+			if err != nil && found {
+				err = nil // a malformed last event decides nothing: run
+			}
+			return err
+		})
+		if err == nil && found {
+			return last, true
+		}
+		if err == nil {
+			meta, _ := a.msg.Metadata()
+			err = a.publish(a.job.SubmittedEvent(meta.Sequence.Stream), jetstream.WithExpectLastSequencePerSubject(0))
+			if err == nil || streams.IsWrongLastSequence(err) {
+				continue
+			}
+		}
+		a.log.Warn("read job events, retrying", "err", err)
+		_ = a.msg.NakWithDelay(time.Second)
+		return streams.Event{}, false
+	}
+}
+
+// decide is claim's verdict on the delivery given the job's last event.
+func (a *attempt) decide(last streams.Event) verdict {
+	running := last.Type == streams.EventStarted || last.Type == streams.EventProgress || last.Type == streams.EventFailed
+	switch {
+	case last.Terminal():
+		return skipIt
+	case running && last.Attempt >= a.number:
+		return skipIt // a stale copy of a message whose attempt already ran
+	case last.Type == streams.EventFailed && last.RetryAt != nil && last.RetryAt.After(time.Now().Add(time.Second)):
+		return rescheduleIt
+	case running && a.cancelRequested():
+		return cancelIt
+	case a.number > a.max:
+		return exhaustIt
+	}
+	return runIt
+}
+
+// cancelRequested reports whether JOB_CANCELS holds a cancel request for this run of the job.
+func (a *attempt) cancelRequested() bool {
+	var yes bool
+	err := a.retry(func(ctx context.Context) (err error) {
+		yes, err = streams.CancelRequested(ctx, a.r.w.cancels, a.job.Owner, a.job.JobID, a.job.SinceSeq)
+		return err
+	})
+	if err != nil {
+		a.log.Warn("read cancel request", "err", err)
+	}
+	return yes
+}
