@@ -19,7 +19,7 @@ const (
 	StreamEvents      = "JOB_EVENTS"
 	// StreamCancels keeps each job's last cancel request (jobs.cancel.<owner>.<jobId>), so a worker that
 	// missed the broadcast of one learns it at its next lease renewal.
-	StreamCancels = "JOB_CANCELS"
+	StreamCancels     = "JOB_CANCELS"
 	BucketState       = "JOB_STATE"
 	BucketLibrary     = "LIBRARY"
 	BucketIdempotency = "JOB_IDEMPOTENCY"
