@@ -82,12 +82,14 @@ func (r *runner) claim(msg jetstream.Msg) *attempt {
 			a.fail(&api.JobError{Code: CodeAttemptsExhausted, Message: fmt.Sprintf("the job stopped its worker on every attempt (%d)", a.number-1)})
 			return nil
 		}
+		testPause("claimed", a)
 		// Listen for this job's cancellation before anyone can see it started: a cancel request that
 		// follows the started event always finds the job here.
 		r.w.track(a)
 		err := a.publish(a.em.event(streams.Event{Type: streams.EventStarted, Worker: r.w.cfg.Name}),
 			jetstream.WithExpectLastSequencePerSubject(last.Seq))
 		if err == nil {
+			testPause("started", a)
 			return a
 		}
 		r.w.untrack(a)

@@ -80,6 +80,7 @@ func (a *attempt) failed(out outcome) {
 	}
 	a.r.w.metrics.retried.WithLabelValues(a.r.def.name).Inc()
 	a.log.Info("job attempt failed, will retry", "err", out.err, "retry_in", delay)
+	testPause("failed", a)
 	a.reschedule(retryAt)
 }
 
@@ -96,6 +97,7 @@ func (a *attempt) reschedule(at time.Time) {
 		_ = a.msg.NakWithDelay(time.Until(at))
 		return
 	}
+	testPause("rescheduled", a)
 	if err := a.msg.Ack(); err != nil {
 		a.log.Warn("ack job", "err", err)
 	}
@@ -112,6 +114,7 @@ func (a *attempt) end(ev streams.Event, opts ...jetstream.PublishOpt) bool {
 		_ = a.msg.NakWithDelay(time.Second)
 		return false
 	}
+	testPause("ended", a)
 	// A plain ack: if it is lost, the job is redelivered after its lease and the worker that gets it
 	// sees the terminal event, so nothing runs twice.
 	if err := a.msg.Ack(); err != nil {
