@@ -18,7 +18,7 @@ const (
 	CodeNotFound            Code = "not_found"            // 404: no such route
 	CodeMethodNotAllowed    Code = "method_not_allowed"   // 405
 	CodeJobFinished         Code = "job_finished"         // 409: the job is already in a terminal state
-	CodeBodyTooLarge        Code = "body_too_large"       // 413: request body (or a job's history) over its limit
+	CodeBodyTooLarge        Code = "body_too_large"       // 413: request body over its limit
 	CodeUnsupportedMedia    Code = "unsupported_media"    // 415: body is not application/json
 	CodeInvalidInput        Code = "invalid_input"        // 422: well-formed JSON, invalid content
 	CodeUnknownJobType      Code = "unknown_job_type"     // 422: no worker registered this job type

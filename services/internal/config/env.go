@@ -67,6 +67,7 @@ var Vars = []Var{
 	workerVar("JOBWIRE_WORKER_ACK_WAIT", "worker dev"),
 	workerVar("JOBWIRE_WORKER_BACKOFF_BASE", "worker dev"),
 	workerVar("JOBWIRE_WORKER_BACKOFF_MAX", "worker dev"),
+	workerVar("JOBWIRE_WORKER_STOP_GRACE", "worker dev"),
 	workerVar("JOBWIRE_WORKER_SHUTDOWN_GRACE", "worker dev"),
 	workerVar("JOBWIRE_PROGRESS_INTERVAL", "worker dev"),
 	{"JOBWIRE_NOOP_JOBS", "false", "worker dev", "also serve the noop job type (benchmarks, smoke tests)"},
