@@ -2,9 +2,11 @@ package deploytest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -60,11 +62,6 @@ func TestClusterFaults(t *testing.T) {
 		"JOBWIRE_WORKER_CONCURRENCY=3",
 		// A crashed worker's job comes back after the lease; 5 s instead of 30 s keeps the test short.
 		"JOBWIRE_WORKER_ACK_WAIT=5s",
-		// KNOWN ISSUE (deployments/README.md): while JetStream elects new leaders after a node dies
-		// (5-10 s here), the worker naks every job it cannot mark started, and each nak counts as an
-		// attempt; with the default 5 attempts such jobs end failed (attempts_exhausted). 30 attempts
-		// outlast the election. Remove this line once the runner retries without spending attempts.
-		"JOBWIRE_WORKER_MAX_ATTEMPTS=30",
 		"JOBWIRE_WORKER_SHUTDOWN_GRACE=5s",
 	}}
 	// The topology starts at R1, as a single-node install leaves it; ensuring it again with
@@ -103,8 +100,11 @@ func TestClusterFaults(t *testing.T) {
 	go r.submitAll(ctx)
 
 	r.waitSubmitted(ctx, 10)
+	long := startLongJob(t, ctx, bases)
 	t.Logf("%s: kill -9 NATS node %s", since(runStart), nodes[1].name)
 	nodes[1].proc.Kill()
+	long.cancel(t, ctx)
+	t.Logf("%s: cancel of a running import accepted during the election", since(runStart))
 	waitLeaders(t, admin, nodes[1].name)
 	t.Logf("%s: every stream and bucket has a leader again", since(runStart))
 
@@ -159,6 +159,7 @@ func TestClusterFaults(t *testing.T) {
 	if !r.check(t) {
 		r.diagnose(t, ctx, admin)
 	}
+	long.check(t, ctx)
 	if redelivered := checkJobs(t, ctx, r); redelivered == 0 {
 		t.Error("no job ran a second attempt: the worker kill hit no running job")
 	} else {
@@ -185,6 +186,75 @@ func TestClusterFaults(t *testing.T) {
 }
 
 func since(t time.Time) time.Duration { return time.Since(t).Round(100 * time.Millisecond) }
+
+// longJob is an import long enough to still run while a NATS node dies, and be cancelled then.
+type longJob struct {
+	bases [2]string
+	c     *api.Client
+	id    string
+}
+
+// startLongJob submits a 1,500-track import (about 8 s at 5 ms a track) and waits until it runs.
+func startLongJob(t *testing.T, ctx context.Context, bases [2]string) *longJob {
+	t.Helper()
+	c := api.NewClient(bases[0], token(t, "ucancel"))
+	st, _, err := c.Submit(ctx, newPlaylist("ucancel", 1500, 0).request("long"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	streamstest.WaitFor(t, 30*time.Second, func() error {
+		got, err := c.Get(ctx, st.ID)
+		if err == nil && got.Progress.Done == 0 {
+			err = fmt.Errorf("state %s progress %d", got.State, got.Progress.Done)
+		}
+		return err
+	})
+	return &longJob{bases: bases, c: c, id: st.ID}
+}
+
+// cancel asks for the job to stop while the cluster elects new leaders: 5xx answers and dropped
+// connections are retried, on both gateways, for up to a minute; the answer must be 202.
+func (j *longJob) cancel(t *testing.T, ctx context.Context) {
+	t.Helper()
+	streamstest.WaitFor(t, time.Minute, func() error {
+		j.c.BaseURL = j.bases[(slices.Index(j.bases[:], j.c.BaseURL)+1)%2]
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_, err := j.c.Cancel(cctx, j.id)
+		var apiErr *api.Error
+		if errors.As(err, &apiErr) && apiErr.Status < 500 {
+			t.Fatalf("cancel during the election: %v", err)
+		}
+		return err
+	})
+}
+
+// check verifies the cancelled import: it ended cancelled, and its result counts exactly the tracks
+// that reached the library.
+func (j *longJob) check(t *testing.T, ctx context.Context) {
+	t.Helper()
+	var st api.JobState
+	streamstest.WaitFor(t, time.Minute, func() error {
+		var err error
+		if st, err = j.c.Get(ctx, j.id); err == nil && !st.State.Terminal() {
+			err = fmt.Errorf("state %s", st.State)
+		}
+		return err
+	})
+	var res api.ImportResult
+	if st.State != api.StateCancelled || json.Unmarshal(st.Result, &res) != nil {
+		t.Fatalf("the cancelled import ended %s with %s", st.State, st.Result)
+	}
+	page, err := j.c.Library(ctx, "", 500)
+	n := len(page.Tracks)
+	for err == nil && page.NextCursor != "" {
+		page, err = j.c.Library(ctx, page.NextCursor, 500)
+		n += len(page.Tracks)
+	}
+	if err != nil || n != res.Added || n == 0 || n == 1500 {
+		t.Fatalf("the cancelled import added %d tracks by its result and %d by the library (%v)", res.Added, n, err)
+	}
+}
 
 // run is the workload of the cluster test.
 type run struct {
@@ -459,8 +529,11 @@ func checkReplicas(t *testing.T, js jetstream.JetStream, want int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for _, name := range []string{streams.StreamJobs, streams.StreamDeadLetters, streams.StreamEvents,
-		streams.KVStream(streams.BucketState), streams.KVStream(streams.BucketLibrary), streams.KVStream(streams.BucketIdempotency), streams.KVStream(streams.BucketJobTypes)} {
+	names, buckets := streams.Names()
+	for _, b := range buckets {
+		names = append(names, streams.KVStream(b))
+	}
+	for _, name := range names {
 		s, err := js.Stream(ctx, name)
 		if err != nil {
 			t.Fatalf("stream %s: %v", name, err)
@@ -500,8 +573,11 @@ func waitLeaders(t *testing.T, js jetstream.JetStream, dead string) {
 	streamstest.WaitFor(t, 90*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
-		for _, name := range []string{streams.StreamJobs, streams.StreamDeadLetters, streams.StreamEvents,
-			streams.KVStream(streams.BucketState), streams.KVStream(streams.BucketLibrary), streams.KVStream(streams.BucketIdempotency), streams.KVStream(streams.BucketJobTypes)} {
+		names, buckets := streams.Names()
+		for _, b := range buckets {
+			names = append(names, streams.KVStream(b))
+		}
+		for _, name := range names {
 			s, err := js.Stream(ctx, name)
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
