@@ -8,6 +8,7 @@
 //	JOBS            stream  jobs.queue.<type>            work queue, deduplicated on Nats-Msg-Id = job id
 //	JOBS_DLQ        stream  jobs.dlq.<owner>.<jobId>     dead letters: jobs whose attempts ran out
 //	JOB_EVENTS      stream  jobs.events.<owner>.<jobId>  the event log, source of truth
+//	JOB_CANCELS     stream  jobs.cancel.<owner>.<jobId>  the last cancel request of each job
 //	JOB_STATE       KV      <owner>.<jobId>              latest JobState; finished jobs expire with a marker
 //	LIBRARY         KV      <owner>.<trackKey>           tracks that imports produced
 //	JOB_IDEMPOTENCY KV      <owner>.<keyHash>            Idempotency-Key -> job, kept 24 h
