@@ -73,3 +73,21 @@ func snapshot(ctx context.Context, t *testing.T, js jetstream.JetStream) map[str
 	}
 	return out
 }
+
+func TestRetentionWindowsMustAgree(t *testing.T) {
+	for _, c := range []streams.Config{
+		{EventsMaxAge: time.Hour, StateRetention: time.Hour},
+		{EventsMaxAge: 24 * time.Hour, StateRetention: 24*time.Hour - time.Minute},
+		{DeadLetterMaxAge: 30 * 24 * time.Hour},
+	} {
+		c.SetDefaults()
+		if err := c.Validate(); err == nil {
+			t.Errorf("%+v: accepted", c)
+		}
+	}
+	ok := streams.Config{}
+	ok.SetDefaults()
+	if err := ok.Validate(); err != nil || ok.DeadLetterMaxAge != ok.EventsMaxAge || ok.MaxRunAhead() != 6*24*time.Hour {
+		t.Fatalf("defaults: %v %+v", err, ok)
+	}
+}

@@ -233,6 +233,12 @@ func TestCancelStormsMakeOneTransition(t *testing.T) {
 			t.Fatalf("a completed job was relabelled: %+v", st)
 		}
 	}
+	// The worker took the cancelled job's message before the later ones: it never started it.
+	for _, ev := range env.History(t, queued) {
+		if ev.Type == streams.EventStarted {
+			t.Fatal("a job cancelled while queued started once a worker came")
+		}
+	}
 }
 
 func cancelStorm(env *workertest.Env, id string, n int) map[error]int {
