@@ -229,8 +229,9 @@ func (j *longJob) cancel(t *testing.T, ctx context.Context) {
 	})
 }
 
-// check verifies the cancelled import: it ended cancelled, and its result counts exactly the tracks
-// that reached the library.
+// check verifies the cancelled import: it ended cancelled, and its result, when it has one, counts
+// exactly the tracks that reached the library. (When the worker that ran it died before storing the
+// cancellation, the next worker ends the job cancelled without running it: it has no result then.)
 func (j *longJob) check(t *testing.T, ctx context.Context) {
 	t.Helper()
 	var st api.JobState
@@ -244,6 +245,10 @@ func (j *longJob) check(t *testing.T, ctx context.Context) {
 	var res api.ImportResult
 	if st.State != api.StateCancelled || json.Unmarshal(st.Result, &res) != nil {
 		t.Fatalf("the cancelled import ended %s with %s", st.State, st.Result)
+	}
+	if string(st.Result) == "null" || len(st.Result) == 0 {
+		t.Logf("the cancelled import was ended by the next worker (attempt %d), without a result", st.Attempt)
+		return
 	}
 	page, err := j.c.Library(ctx, "", 500)
 	n := len(page.Tracks)
