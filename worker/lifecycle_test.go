@@ -132,20 +132,7 @@ func TestRetriesWaitingOutTheirBackoffHoldNoSlot(t *testing.T) {
 func TestACancelWhileNoWorkerHoldsTheJobIsKept(t *testing.T) {
 	env := workertest.New(t)
 	started := make(chan string, 4)
-	nc, _ := env.Server.Connect(t)
-	first, err := worker.New(nc, worker.Config{Logger: workertest.Logger(), Defaults: worker.TypeOptions{AckWait: 2 * time.Second}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := first.Register(blockUntilCancelled(started)); err != nil {
-		t.Fatal(err)
-	}
-	if err := first.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	id := env.Submit(t, testType, 1)
-	<-started
-	nc.Close() // the worker is gone without a word: it hears nothing more
+	id := runThenVanish(t, env, started)
 	env.Cancel(t, id)
 	env.Start(t, worker.Config{Defaults: worker.TypeOptions{AckWait: 2 * time.Second}}, blockUntilCancelled(started))
 	st := env.Await(t, id)
@@ -263,17 +250,7 @@ func cancelStorm(env *workertest.Env, id string, n int) map[error]int {
 func TestEveryRunIsVisible(t *testing.T) {
 	env := workertest.New(t)
 	started := make(chan string, 4)
-	nc, _ := env.Server.Connect(t)
-	first, _ := worker.New(nc, worker.Config{Logger: workertest.Logger(), Defaults: worker.TypeOptions{AckWait: 2 * time.Second}})
-	if err := first.Register(blockUntilCancelled(started)); err != nil {
-		t.Fatal(err)
-	}
-	if err := first.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	id := env.Submit(t, testType, 1)
-	<-started
-	nc.Close()
+	id := runThenVanish(t, env, started)
 	env.Start(t, worker.Config{Defaults: worker.TypeOptions{AckWait: 2 * time.Second}}, rawType(ok))
 	st := env.Await(t, id)
 	var attempts []int
@@ -285,4 +262,25 @@ func TestEveryRunIsVisible(t *testing.T) {
 	if st.State != api.StateCompleted || fmt.Sprint(attempts) != "[1 2]" {
 		t.Fatalf("%+v, started attempts %v", st, attempts)
 	}
+}
+
+// runThenVanish starts a job on a worker with a 2 s lease, then closes that worker's connection
+// without a word, as a process that dies would: the job is held by nobody until its lease ends.
+func runThenVanish(t *testing.T, env *workertest.Env, started chan string) string {
+	t.Helper()
+	nc, _ := env.Server.Connect(t)
+	w, err := worker.New(nc, worker.Config{Logger: workertest.Logger(), Defaults: worker.TypeOptions{AckWait: 2 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Register(blockUntilCancelled(started)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	id := env.Submit(t, testType, 1)
+	<-started
+	nc.Close()
+	return id
 }
