@@ -3,8 +3,10 @@ package gateway
 import (
 	"errors"
 	"strconv"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
 
 	"github.com/jobwire/jobwire/api"
 	"github.com/jobwire/jobwire/services/internal/jobstore"
@@ -49,6 +51,8 @@ func (g *Gateway) errorHandler(c *fiber.Ctx, err error) error {
 	if apiErr.Code == api.CodeUnauthorized {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="jobwire"`)
 	}
+	setSecurityHeaders(c)
+	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.Status(apiErr.Status).JSON(api.ErrorBody{Error: apiErr})
 }
 
@@ -68,7 +72,9 @@ func fromFiber(fe *fiber.Error) *api.Error {
 	if fe.Code >= 500 {
 		return &api.Error{Code: api.CodeInternal, Message: "internal error", Status: fe.Code}
 	}
-	return &api.Error{Code: api.CodeBadRequest, Message: fe.Message, Status: fe.Code}
+	// Never fe.Message: for a head fasthttp could not parse it quotes the raw request, credentials
+	// included.
+	return &api.Error{Code: api.CodeBadRequest, Message: "malformed request: " + strings.ToLower(utils.StatusMessage(fe.Code)), Status: fe.Code}
 }
 
 // retryAfter sets Retry-After in seconds on c.

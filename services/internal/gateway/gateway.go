@@ -288,6 +288,7 @@ func (g *Gateway) Stop() {
 
 func (g *Gateway) routes() {
 	a := g.app
+	a.Use(refuseAmbiguousFraming)
 	a.Use(recover.New())
 	a.Use(securityHeaders)
 	a.Get("/healthz", g.healthz)
