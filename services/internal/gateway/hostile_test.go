@@ -155,6 +155,8 @@ func TestHostileRequests(t *testing.T) {
 			hdr: []string{"Idempotency-Key", "k2\r\n Set-Cookie: a=b"}, status: 400, code: api.CodeBadRequest},
 		{name: "oversized Idempotency-Key", method: "POST", path: "/v1/jobs", token: alice, ct: json, body: `{"type":"noop","input":{}}`,
 			hdr: []string{"Idempotency-Key", strings.Repeat("k", 256)}, status: 422, code: api.CodeInvalidInput},
+		{name: "oversized Idempotency-Key on the legacy route", method: "POST", path: "/library/sync", token: alice, ct: json,
+			body: `{"name":"x","format":"csv","content":"a,b"}`, hdr: []string{"Idempotency-Key", strings.Repeat("k", 4000)}, status: 422, code: api.CodeInvalidInput},
 		{name: "CRLF in Last-Event-ID", method: "GET", path: "/v1/events", token: alice, hdr: []string{"Last-Event-ID", "1\r\nevent: evil"}, status: 200},
 		{name: "huge Last-Event-ID", method: "GET", path: "/v1/events", token: alice, hdr: []string{"Last-Event-ID", strings.Repeat("9", 4000)}, status: 200},
 		{name: "negative Last-Event-ID", method: "GET", path: "/v1/jobs/" + aliceJob.ID + "/events", token: alice, hdr: []string{"Last-Event-ID", "-1"}, status: 200},

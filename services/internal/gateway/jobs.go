@@ -73,12 +73,8 @@ func (g *Gateway) submit(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	key := c.Get("Idempotency-Key")
-	if len(key) > 255 {
-		return api.Errorf(api.CodeInvalidInput, "Idempotency-Key longer than 255 bytes")
-	}
 	sub := jobstore.Submission{Owner: identity(c).Owner, Type: req.Type, Name: checked.Name,
-		Input: req.Input, RunAt: req.RunAt, MaxAttempts: req.MaxAttempts, IdempotencyKey: key}
+		Input: req.Input, RunAt: req.RunAt, MaxAttempts: req.MaxAttempts, IdempotencyKey: c.Get("Idempotency-Key")}
 	if sub.Timeout, err = g.jobOptions(req, checked.Options); err != nil {
 		return err
 	}
@@ -103,7 +99,13 @@ func (g *Gateway) jobOptions(req api.SubmitRequest, typ api.JobTypeOptions) (tim
 	return d, nil
 }
 
+// maxIdempotencyKey bounds the Idempotency-Key header of every submit route.
+const maxIdempotencyKey = 255
+
 func (g *Gateway) submitJob(c *fiber.Ctx, sub jobstore.Submission, view func(api.JobState) any) error {
+	if len(sub.IdempotencyKey) > maxIdempotencyKey {
+		return api.Errorf(api.CodeInvalidInput, "Idempotency-Key longer than %d bytes", maxIdempotencyKey)
+	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), requestTimeout)
 	defer cancel()
 	st, created, err := g.store.Submit(ctx, sub)
