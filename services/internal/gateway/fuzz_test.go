@@ -180,6 +180,7 @@ func FuzzSubmitBody(f *testing.F) {
 	}
 	f.Add(uint8(0), "text/plain", []byte(`{"type":"noop"}`), "key")
 	f.Add(uint8(0), "application/json; charset=utf-8", []byte(`{"type":"noop","input":1}`), "k\r\nX: y")
+	f.Add(uint8(1), "0", []byte("0"), "\b") // a control byte in a header value: the parser refuses it
 	routes := []string{"/v1/jobs", "/library/sync", "/v1/session", "/v1/stream-tokens"}
 	ok := map[string]map[int]bool{
 		"/v1/jobs":          {200: true, 202: true, 400: true, 413: true, 415: true, 422: true},
@@ -199,6 +200,11 @@ func FuzzSubmitBody(f *testing.F) {
 		if err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) {
 				t.Skip("request not writable") // net/http refused the header bytes
+			}
+			if strings.Contains(err.Error(), "error when reading request headers") {
+				// fasthttp refused the head before any handler; over a socket that is a 400
+				// (TestAmbiguousFramingIsRefusedAndTheConnectionClosed covers the wire answer).
+				t.Skip("request head refused by the parser")
 			}
 			t.Fatalf("%s: %v", path, err)
 		}
