@@ -24,7 +24,6 @@ type route struct{ method, path string }
 var gatewayRoutes = []route{
 	{"get", "/healthz"},
 	{"get", "/readyz"},
-	{"get", "/metrics"},
 	{"post", "/v1/jobs"},
 	{"get", "/v1/jobs"},
 	{"get", "/v1/jobs/{id}"},

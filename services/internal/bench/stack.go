@@ -44,6 +44,8 @@ type stack struct {
 	projector  *testkit.Proc
 	gateway    *testkit.Proc
 	gatewayURL string
+	// gatewayOps is the base URL of the gateway's /metrics listener.
+	gatewayOps string
 	workers    []*testkit.Proc
 
 	redis     *testkit.Proc
@@ -194,15 +196,19 @@ func (s *stack) startGateway(ctx context.Context, maxStreams int) error {
 	if err != nil {
 		return err
 	}
+	ops, err := freeAddr()
+	if err != nil {
+		return err
+	}
 	limit := strconv.Itoa(max(maxStreams+100, 20000))
 	p, err := s.startJobwire("gateway", map[string]string{
-		"JOBWIRE_HTTP_ADDR": addr, "JOBWIRE_SSE_MAX_PER_USER": limit, "JOBWIRE_SSE_MAX_STREAMS": limit,
+		"JOBWIRE_HTTP_ADDR": addr, "JOBWIRE_METRICS_ADDR": ops, "JOBWIRE_SSE_MAX_PER_USER": limit, "JOBWIRE_SSE_MAX_STREAMS": limit,
 		"JOBWIRE_SUBMIT_RATE": "off", // the per-user submit limit would cap the bench's one user at 10/s
 	}, "gateway")
 	if err != nil {
 		return err
 	}
-	s.gateway, s.gatewayURL = p, "http://"+addr
+	s.gateway, s.gatewayURL, s.gatewayOps = p, "http://"+addr, "http://"+ops
 	return waitHTTP(ctx, p, s.gatewayURL+"/readyz", 60*time.Second)
 }
 
@@ -311,7 +317,7 @@ func (s *stack) varz(ctx context.Context) (varz, error) {
 func (s *stack) gatewayMetrics(ctx context.Context) (map[string]float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.gatewayURL+"/metrics", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.gatewayOps+"/metrics", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err

@@ -64,7 +64,7 @@ func newDevCmd() *cobra.Command {
 			if m != nil {
 				svcs = append(svcs, m)
 			}
-			svcs = append(svcs, gw, &announcer{p: p, gw: gw, secret: secret, user: user, natsURL: ns.ClientURL()})
+			svcs = append(svcs, gw, p.gatewayOps(gw), &announcer{p: p, gw: gw, secret: secret, user: user, natsURL: ns.ClientURL()})
 			return run(cmd.Context(), p.log, svcs...)
 		},
 	}

@@ -276,7 +276,17 @@ func (p *process) mirrorService() (service, error) {
 	return mirror.New(cfg, p.js, p.reg, p.log)
 }
 
-// opsServer serves /metrics, /healthz and /readyz for the services without an HTTP API.
+// gatewayOps serves the gateway's /metrics (and health) on JOBWIRE_METRICS_ADDR, never on the API's
+// port: metrics tell who uses the system and how much.
+func (p *process) gatewayOps(gw *gateway.Gateway) *opsServer {
+	return &opsServer{addr: p.env.String("JOBWIRE_METRICS_ADDR"), p: p, ready: func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return gw.Ready(ctx)
+	}}
+}
+
+// opsServer serves /metrics, /healthz and /readyz on a listener of their own.
 type opsServer struct {
 	addr  string
 	p     *process
@@ -344,7 +354,7 @@ func newGatewayCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return run(cmd.Context(), p.log, gw)
+			return run(cmd.Context(), p.log, gw, p.gatewayOps(gw))
 		},
 	}
 }

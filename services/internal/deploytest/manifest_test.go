@@ -67,23 +67,45 @@ func checkEnvNames(t *testing.T, where string, env map[string]string) {
 	}
 }
 
-// listenPort is the port a service command listens on for HTTP, from env or the documented default.
+// listenPort is the port a service command listens on for HTTP (the gateway's API, the others'
+// health and metrics), from env or the documented default.
 func listenPort(t *testing.T, command string, env map[string]string) int {
 	t.Helper()
 	name := "JOBWIRE_METRICS_ADDR"
 	if command == "gateway" {
 		name = "JOBWIRE_HTTP_ADDR"
 	}
+	_, port := listenAddr(t, name, env)
+	return port
+}
+
+// listenAddr is the host and port of the address variable name, from env or the documented default.
+func listenAddr(t *testing.T, name string, env map[string]string) (string, int) {
+	t.Helper()
 	addr, ok := env[name]
 	if !ok {
 		addr = varDefault(t, name)
 	}
-	_, port, err := net.SplitHostPort(addr)
+	host, port, err := net.SplitHostPort(addr)
 	n, err2 := strconv.Atoi(port)
 	if err != nil || err2 != nil {
 		t.Fatalf("%s=%q is not host:port", name, addr)
 	}
-	return n
+	return host, n
+}
+
+// checkMetricsPort checks that a service's /metrics listener is reachable from outside its container
+// (the default is loopback) on a port it publishes, and returns that port.
+func checkMetricsPort(t *testing.T, name string, env map[string]string, published []int) int {
+	t.Helper()
+	host, port := listenAddr(t, "JOBWIRE_METRICS_ADDR", env)
+	if host != "" && host != "0.0.0.0" && host != "::" {
+		t.Errorf("%s: JOBWIRE_METRICS_ADDR listens on %s, which no scraper outside the container reaches (set :%d)", name, host, port)
+	}
+	if !slices.Contains(published, port) {
+		t.Errorf("%s: /metrics on %d, not among its ports %v", name, port, published)
+	}
+	return port
 }
 
 // minGrace is the least termination grace a service command needs.
@@ -241,6 +263,12 @@ func TestCompose(t *testing.T) {
 		}
 		// HTTP: listens where the healthcheck looks, and says so.
 		port := listenPort(t, cmd, env)
+		var exposed []int
+		for _, e := range svc.Expose {
+			n, _ := strconv.Atoi(e)
+			exposed = append(exposed, n)
+		}
+		checkMetricsPort(t, name, env, exposed)
 		if !slices.Contains(svc.Expose, strconv.Itoa(port)) {
 			t.Errorf("%s: listens on %d but exposes %v", name, port, svc.Expose)
 		}
@@ -615,7 +643,8 @@ type deploymentSpec struct {
 	} `yaml:"selector"`
 	Template struct {
 		Metadata struct {
-			Labels map[string]string `yaml:"labels"`
+			Labels      map[string]string `yaml:"labels"`
+			Annotations map[string]string `yaml:"annotations"`
 		} `yaml:"metadata"`
 		Spec struct {
 			TerminationGracePeriodSeconds *int `yaml:"terminationGracePeriodSeconds"`
@@ -865,6 +894,10 @@ func checkDeployment(t *testing.T, name string, spec deploymentSpec, configs, se
 	}
 	if !slices.Contains(mapValues(ports), port) {
 		t.Errorf("%s: listens on %d, container ports %v", name, port, ports)
+	}
+	metrics := checkMetricsPort(t, name, env, mapValues(ports))
+	if ann := spec.Template.Metadata.Annotations; ann["prometheus.io/port"] != strconv.Itoa(metrics) || ann["prometheus.io/path"] != "/metrics" {
+		t.Errorf("%s: scrape annotations %v, want port %d path /metrics", name, ann, metrics)
 	}
 	probePort := func(p *k8sProbe) (string, int) {
 		if p == nil || p.HTTPGet == nil {

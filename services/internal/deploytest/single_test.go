@@ -108,10 +108,13 @@ func runSingle(t *testing.T, o singleOptions) {
 	driveGateway(t, gw.base)
 	t.Run("own job type", func(t *testing.T) { driveOwnJobType(t, s, gw.base) })
 	for _, v := range services {
-		code, _, err := httpGet(v.base + "/metrics")
+		code, _, err := httpGet(v.ops + "/metrics")
 		if err != nil || code != http.StatusOK {
 			t.Errorf("%s /metrics: %d %v", v.Name, code, err)
 		}
+	}
+	if code, _, _ := httpGet(gw.base + "/metrics"); code != http.StatusNotFound {
+		t.Errorf("the gateway's API port serves /metrics: %d", code)
 	}
 	if len(services) == 4 {
 		waitConsumerCaughtUp(t, s.jetstream(t, "admin"), streams.ConsumerMirror)

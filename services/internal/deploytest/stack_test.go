@@ -40,24 +40,26 @@ func (s *stack) env(user string, extra ...string) []string {
 	return append(env, extra...)
 }
 
-// svc is a running jobwire service and the base URL of its HTTP endpoints (API or metrics).
+// svc is a running jobwire service: the base URL of its HTTP endpoints (the gateway's API, else its
+// metrics listener) and of its metrics listener.
 type svc struct {
 	*testkit.Proc
-	base string
+	base, ops string
 }
 
-// startService runs `jobwire <command>` as user with its HTTP address on a free port (JOBWIRE_HTTP_ADDR
-// for the gateway, JOBWIRE_METRICS_ADDR for the others) and waits for its /readyz.
+// startService runs `jobwire <command>` as user with its metrics listener on a free port
+// (JOBWIRE_METRICS_ADDR), and for the gateway its API too (JOBWIRE_HTTP_ADDR), and waits for /readyz.
 func (s *stack) startService(t *testing.T, name, command, user string, extra ...string) *svc {
 	t.Helper()
-	addr := testkit.FreeAddr(t)
-	addrVar := "JOBWIRE_METRICS_ADDR"
+	ops := testkit.FreeAddr(t)
+	extra = append(extra, "JOBWIRE_METRICS_ADDR="+ops)
+	v := &svc{base: "http://" + ops, ops: "http://" + ops}
 	if command == "gateway" {
-		addrVar = "JOBWIRE_HTTP_ADDR"
-		extra = append(extra, "JOBWIRE_JWT_SECRET="+jwtSecret)
+		addr := testkit.FreeAddr(t)
+		extra = append(extra, "JOBWIRE_JWT_SECRET="+jwtSecret, "JOBWIRE_HTTP_ADDR="+addr)
+		v.base = "http://" + addr
 	}
-	p := testkit.StartProc(t, name, jobwireBin, s.env(user, append(extra, addrVar+"="+addr)...), command)
-	v := &svc{Proc: p, base: "http://" + addr}
+	v.Proc = testkit.StartProc(t, name, jobwireBin, s.env(user, extra...), command)
 	v.waitReady(t)
 	return v
 }

@@ -12,12 +12,10 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/jobwire/jobwire/api"
 	"github.com/jobwire/jobwire/services/internal/auth"
@@ -139,7 +137,8 @@ type Deps struct {
 	Signer *auth.Signer
 	// Library lists a user's tracks (GET /v1/library).
 	Library LibraryLister
-	// Registry receives the gateway's metrics and is served on /metrics.
+	// Registry receives the gateway's metrics (served by the process on its own listener, never on
+	// the API's port).
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
 }
@@ -293,7 +292,6 @@ func (g *Gateway) routes() {
 	a.Use(securityHeaders)
 	a.Get("/healthz", g.healthz)
 	a.Get("/readyz", g.readyz)
-	a.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(g.deps.Registry, promhttp.HandlerOpts{})))
 
 	v1 := a.Group("/v1", g.cors, apiHeaders)
 	v1.Post("/jobs", g.authenticate(false), g.limitSubmits, g.submit)
@@ -319,8 +317,9 @@ func (g *Gateway) routes() {
 	a.Use(func(c *fiber.Ctx) error { return errNotFoundRoute })
 }
 
-// ready reports whether NATS is connected, the topology exists and the registry and relay have loaded.
-func (g *Gateway) ready(ctx context.Context) error {
+// Ready reports whether NATS is connected, the topology exists and the registry and relay have loaded
+// (GET /readyz).
+func (g *Gateway) Ready(ctx context.Context) error {
 	if g.deps.NC == nil || !g.deps.NC.IsConnected() {
 		return errors.New("nats not connected")
 	}

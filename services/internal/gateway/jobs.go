@@ -29,7 +29,7 @@ func (g *Gateway) healthz(c *fiber.Ctx) error {
 func (g *Gateway) readyz(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
 	defer cancel()
-	if err := g.ready(ctx); err != nil {
+	if err := g.Ready(ctx); err != nil {
 		return api.Errorf(api.CodeNotReady, "not ready: %v", err)
 	}
 	return c.JSON(fiber.Map{"status": "ready"})
