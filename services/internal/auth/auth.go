@@ -21,6 +21,10 @@ const (
 	MaxLeeway     = 5 * time.Minute
 )
 
+// DefaultMaxLifetime is the longest a token may live, from its iat (or from now without one) to its exp,
+// unless WithMaxLifetime says otherwise: a token that outlives it cannot be revoked in reasonable time.
+const DefaultMaxLifetime = 24 * time.Hour
+
 // MaxTokenLen bounds the length of a token: a longer one is refused before it is parsed.
 const MaxTokenLen = 8 << 10
 
@@ -50,19 +54,27 @@ type Identity struct {
 	JobID     string
 }
 
-// Verifier checks tokens. HS256 tokens are accepted only when it has a secret, RS256 and EdDSA tokens
-// only when it has public keys of that type; every other algorithm, "none" included, is refused, and
-// the algorithm must match the key's type (an HS256 token "signed" with an RSA public key's bytes is
-// refused). exp is required; nbf and iat are checked when present; iss and aud when configured; all with
-// a bounded leeway. A Verifier is safe for concurrent use.
+// Verifier checks tokens. HS256 tokens are accepted only when it has a secret, RS256, ES256, ES384 and
+// EdDSA tokens only when it has public keys of that type (a RemoteJWKS may bring any of them); every
+// other algorithm, "none" included, is refused, and the algorithm must match the key's type (an HS256
+// token "signed" with an RSA public key's bytes is refused). exp is required, and exp, nbf and iat must
+// be JSON numbers; nbf and iat are checked when present; iss and aud when configured; all with a bounded
+// leeway; and no token may live longer than the maximum lifetime. A Verifier is safe for concurrent use.
 type Verifier struct {
-	secret   []byte
-	keys     *KeySet
-	issuer   string
-	audience string
-	leeway   time.Duration
-	now      func() time.Time
-	methods  []string
+	secret      []byte
+	keys        keySource
+	issuer      string
+	audience    string
+	leeway      time.Duration
+	maxLifetime time.Duration
+	now         func() time.Time
+	methods     []string
+}
+
+// keySource finds the public key(s) that may verify a token signed with alg and naming kid.
+type keySource interface {
+	lookup(alg, kid string) (any, error)
+	has(alg string) bool
 }
 
 // VerifierOption configures a Verifier.
@@ -80,13 +92,36 @@ func WithClock(now func() time.Time) VerifierOption { return func(v *Verifier) {
 // WithLeeway sets the clock skew tolerated on exp, nbf and iat (0..MaxLeeway; default DefaultLeeway).
 func WithLeeway(d time.Duration) VerifierOption { return func(v *Verifier) { v.leeway = d } }
 
-// WithPublicKeys makes the Verifier accept RS256 and EdDSA tokens signed by the keys of ks.
-func WithPublicKeys(ks *KeySet) VerifierOption { return func(v *Verifier) { v.keys = ks } }
+// WithMaxLifetime refuses tokens whose exp is more than d after their iat (or after now, without one),
+// leeway aside; 0 removes the limit. Default DefaultMaxLifetime.
+func WithMaxLifetime(d time.Duration) VerifierOption { return func(v *Verifier) { v.maxLifetime = d } }
+
+// WithPublicKeys makes the Verifier accept RS256, ES256, ES384 and EdDSA tokens signed by the keys of
+// ks, the algorithms of its keys only. It replaces WithRemoteKeys.
+func WithPublicKeys(ks *KeySet) VerifierOption {
+	return func(v *Verifier) {
+		v.keys = nil
+		if ks != nil {
+			v.keys = ks
+		}
+	}
+}
+
+// WithRemoteKeys makes the Verifier accept tokens signed by the keys r holds at the time of each check,
+// with any asymmetric algorithm, since a rotation may bring another. It replaces WithPublicKeys.
+func WithRemoteKeys(r *RemoteJWKS) VerifierOption {
+	return func(v *Verifier) {
+		v.keys = nil
+		if r != nil {
+			v.keys = r
+		}
+	}
+}
 
 // NewVerifier returns a Verifier. secret, when not empty, enables HS256 and must be at least
 // MinSecretLen bytes; it may be nil when WithPublicKeys gives keys. At least one of the two is required.
 func NewVerifier(secret []byte, opts ...VerifierOption) (*Verifier, error) {
-	v := &Verifier{secret: secret, leeway: DefaultLeeway, now: time.Now}
+	v := &Verifier{secret: secret, leeway: DefaultLeeway, maxLifetime: DefaultMaxLifetime, now: time.Now}
 	for _, o := range opts {
 		o(v)
 	}
@@ -96,11 +131,14 @@ func NewVerifier(secret []byte, opts ...VerifierOption) (*Verifier, error) {
 	if v.leeway < 0 || v.leeway > MaxLeeway {
 		return nil, fmt.Errorf("jwt leeway %s not in 0..%s", v.leeway, MaxLeeway)
 	}
+	if v.maxLifetime < 0 {
+		return nil, fmt.Errorf("jwt max lifetime %s is negative", v.maxLifetime)
+	}
 	if len(secret) > 0 {
 		v.methods = append(v.methods, jwt.SigningMethodHS256.Alg())
 	}
-	for _, alg := range []string{AlgRS256, AlgEdDSA} {
-		if v.keys.has(alg) {
+	for _, alg := range asymmetricAlgs {
+		if v.keys != nil && v.keys.has(alg) {
 			v.methods = append(v.methods, alg)
 		}
 	}
@@ -135,14 +173,9 @@ func (v *Verifier) key(t *jwt.Token) (any, error) {
 			return nil, errors.New("HS256 is not accepted")
 		}
 		return v.secret, nil
-	case AlgRS256:
-		if _, ok := t.Method.(*jwt.SigningMethodRSA); !ok {
-			return nil, fmt.Errorf("unexpected method for %s", alg)
-		}
-		return v.keys.lookup(alg, kid)
-	case AlgEdDSA:
-		if _, ok := t.Method.(*jwt.SigningMethodEd25519); !ok {
-			return nil, fmt.Errorf("unexpected method for %s", alg)
+	case AlgRS256, AlgES256, AlgES384, AlgEdDSA:
+		if v.keys == nil {
+			return nil, fmt.Errorf("no public keys for %s", alg)
 		}
 		return v.keys.lookup(alg, kid)
 	default:
@@ -150,8 +183,8 @@ func (v *Verifier) key(t *jwt.Token) (any, error) {
 	}
 }
 
-// Verify parses and checks a token: its size, signature (see Verifier), exp (required), nbf and iat,
-// iss and aud when configured, a non-empty sub that maps to an owner, a known scope and a valid job
+// Verify parses and checks a token: its size, signature (see Verifier), exp (required), nbf and iat (all
+// JSON numbers), iss and aud when configured, its lifetime, a non-empty sub that maps to an owner, a known scope and a valid job
 // claim. Every failure wraps ErrInvalidToken.
 func (v *Verifier) Verify(token string) (Identity, error) {
 	if len(token) > MaxTokenLen {
@@ -171,8 +204,12 @@ func (v *Verifier) Verify(token string) (Identity, error) {
 	if v.audience != "" {
 		popts = append(popts, jwt.WithAudience(v.audience))
 	}
-	var c Claims
-	if _, err := jwt.ParseWithClaims(token, &c, v.key, popts...); err != nil {
+	var tc tokenClaims
+	if _, err := jwt.ParseWithClaims(token, &tc, v.key, popts...); err != nil {
+		return Identity{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	c := tc.claims()
+	if err := v.checkLifetime(c); err != nil {
 		return Identity{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	owner, err := streams.OwnerToken(c.Subject)
@@ -189,6 +226,58 @@ func (v *Verifier) Verify(token string) (Identity, error) {
 		return Identity{}, fmt.Errorf("%w: a job claim needs the stream scope", ErrInvalidToken)
 	}
 	return Identity{Subject: c.Subject, Owner: owner, ExpiresAt: c.ExpiresAt.Time, Scope: c.Scope, JobID: c.JobID}, nil
+}
+
+// checkLifetime refuses a token that lives longer than the maximum, from its iat (or now) to its exp.
+func (v *Verifier) checkLifetime(c Claims) error {
+	if v.maxLifetime == 0 {
+		return nil
+	}
+	start := v.now()
+	if c.IssuedAt != nil && c.IssuedAt.Before(start) {
+		start = c.IssuedAt.Time
+	}
+	if life := c.ExpiresAt.Sub(start); life > v.maxLifetime+v.leeway {
+		return fmt.Errorf("token lives %s, longer than the maximum of %s", life.Round(time.Second), v.maxLifetime)
+	}
+	return nil
+}
+
+// tokenClaims is what Verify decodes: Claims whose exp, nbf and iat must be JSON numbers (RFC 7519
+// NumericDate). The library alone also takes a string such as "exp":"1700000000".
+type tokenClaims struct {
+	Claims
+	ExpiresAt *numericDate `json:"exp,omitempty"`
+	NotBefore *numericDate `json:"nbf,omitempty"`
+	IssuedAt  *numericDate `json:"iat,omitempty"`
+}
+
+func (c *tokenClaims) GetExpirationTime() (*jwt.NumericDate, error) { return c.ExpiresAt.date(), nil }
+func (c *tokenClaims) GetNotBefore() (*jwt.NumericDate, error)      { return c.NotBefore.date(), nil }
+func (c *tokenClaims) GetIssuedAt() (*jwt.NumericDate, error)       { return c.IssuedAt.date(), nil }
+
+// claims returns the Claims with the strictly decoded dates in place.
+func (c *tokenClaims) claims() Claims {
+	out := c.Claims
+	out.ExpiresAt, out.NotBefore, out.IssuedAt = c.ExpiresAt.date(), c.NotBefore.date(), c.IssuedAt.date()
+	return out
+}
+
+// numericDate is a jwt.NumericDate that refuses anything but a JSON number.
+type numericDate struct{ jwt.NumericDate }
+
+func (d *numericDate) UnmarshalJSON(b []byte) error {
+	if len(b) == 0 || (b[0] != '-' && (b[0] < '0' || b[0] > '9')) {
+		return errors.New("a NumericDate must be a JSON number")
+	}
+	return d.NumericDate.UnmarshalJSON(b)
+}
+
+func (d *numericDate) date() *jwt.NumericDate {
+	if d == nil {
+		return nil
+	}
+	return &d.NumericDate
 }
 
 // Signer issues HS256 tokens (the gateway's stream tokens, development and admin tokens).

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -86,6 +87,15 @@ func claims(mod ...func(*auth.Claims)) auth.Claims {
 	return c
 }
 
+// raw is claims() with one field replaced by v, any JSON type, as a hostile issuer might write it.
+func raw(good func(*auth.Claims), field string, v any) jwt.MapClaims {
+	b, _ := json.Marshal(claims(good))
+	var m jwt.MapClaims
+	json.Unmarshal(b, &m)
+	m[field] = v
+	return m
+}
+
 func sign(t testing.TB, m jwt.SigningMethod, key any, kid string, c jwt.Claims) string {
 	t.Helper()
 	tok := jwt.NewWithClaims(m, c)
@@ -110,14 +120,16 @@ func TestNewVerifierConfiguration(t *testing.T) {
 		ok     bool
 		algs   string
 	}{
-		"nothing":          {},
-		"short secret":     {secret: "short"},
-		"secret":           {secret: secret, ok: true, algs: "HS256"},
-		"keys":             {opts: []auth.VerifierOption{auth.WithPublicKeys(ks)}, ok: true, algs: "EdDSA"},
-		"both":             {secret: secret, opts: []auth.VerifierOption{auth.WithPublicKeys(ks)}, ok: true, algs: "HS256,EdDSA"},
-		"leeway too large": {secret: secret, opts: []auth.VerifierOption{auth.WithLeeway(6 * time.Minute)}},
-		"negative leeway":  {secret: secret, opts: []auth.VerifierOption{auth.WithLeeway(-time.Second)}},
-		"max leeway":       {secret: secret, opts: []auth.VerifierOption{auth.WithLeeway(auth.MaxLeeway)}, ok: true, algs: "HS256"},
+		"nothing":           {},
+		"short secret":      {secret: "short"},
+		"secret":            {secret: secret, ok: true, algs: "HS256"},
+		"keys":              {opts: []auth.VerifierOption{auth.WithPublicKeys(ks)}, ok: true, algs: "EdDSA"},
+		"both":              {secret: secret, opts: []auth.VerifierOption{auth.WithPublicKeys(ks)}, ok: true, algs: "HS256,EdDSA"},
+		"leeway too large":  {secret: secret, opts: []auth.VerifierOption{auth.WithLeeway(6 * time.Minute)}},
+		"negative leeway":   {secret: secret, opts: []auth.VerifierOption{auth.WithLeeway(-time.Second)}},
+		"max leeway":        {secret: secret, opts: []auth.VerifierOption{auth.WithLeeway(auth.MaxLeeway)}, ok: true, algs: "HS256"},
+		"negative lifetime": {secret: secret, opts: []auth.VerifierOption{auth.WithMaxLifetime(-time.Hour)}},
+		"no lifetime limit": {secret: secret, opts: []auth.VerifierOption{auth.WithMaxLifetime(0)}, ok: true, algs: "HS256"},
 	} {
 		v, err := auth.NewVerifier([]byte(tc.secret), tc.opts...)
 		if (err == nil) != tc.ok {
@@ -140,7 +152,7 @@ func TestVerifyHS256Claims(t *testing.T) {
 		c.Issuer = "https://issuer.example"
 		c.Audience = jwt.ClaimStrings{"other", "jobwire"}
 	}
-	hs := func(c auth.Claims) string { return sign(t, jwt.SigningMethodHS256, []byte(secret), "", c) }
+	hs := func(c jwt.Claims) string { return sign(t, jwt.SigningMethodHS256, []byte(secret), "", c) }
 	cases := []struct {
 		name  string
 		token string
@@ -169,6 +181,18 @@ func TestVerifyHS256Claims(t *testing.T) {
 		{"garbage", "a.b.c", false},
 		{"empty", "", false},
 		{"too long", hs(claims(good, func(c *auth.Claims) { c.ID = strings.Repeat("x", auth.MaxTokenLen) })), false},
+		{"lives the maximum", hs(claims(good, func(c *auth.Claims) { c.ExpiresAt = jwt.NewNumericDate(now.Add(auth.DefaultMaxLifetime)) })), true},
+		{"exp 100 years ahead", hs(claims(good, func(c *auth.Claims) { c.ExpiresAt = jwt.NewNumericDate(now.AddDate(100, 0, 0)) })), false},
+		{"exp 25 h ahead, no iat", hs(claims(good, func(c *auth.Claims) { c.IssuedAt, c.ExpiresAt = nil, jwt.NewNumericDate(now.Add(25*time.Hour)) })), false},
+		{"issued 2 days ago for 3", hs(claims(good, func(c *auth.Claims) {
+			c.IssuedAt, c.ExpiresAt = jwt.NewNumericDate(now.Add(-48*time.Hour)), jwt.NewNumericDate(now.Add(24*time.Hour))
+		})), false},
+		{"exp as a string", hs(raw(good, "exp", fmt.Sprint(now.Add(time.Hour).Unix()))), false},
+		{"nbf as a string", hs(raw(good, "nbf", fmt.Sprint(now.Unix()))), false},
+		{"iat as a string", hs(raw(good, "iat", fmt.Sprint(now.Unix()))), false},
+		{"exp as a fraction", hs(raw(good, "exp", float64(now.Add(time.Hour).Unix())+0.5)), true},
+		{"exp as a bool", hs(raw(good, "exp", true)), false},
+		{"exp null", hs(raw(good, "exp", nil)), false},
 	}
 	for _, tc := range cases {
 		id, err := v.Verify(tc.token)
@@ -335,6 +359,8 @@ func TestParsePublicKeys(t *testing.T) {
 	}
 	privDER, _ := x509.MarshalPKCS8PrivateKey(k.ed1)
 	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ec384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	ec521, _ := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
 	edPub := k.ed1.Public().(ed25519.PublicKey)
 	withD := edJWK("e1", edPub)
 	withD["d"] = b64(k.ed1.Seed())
@@ -349,11 +375,17 @@ func TestParsePublicKeys(t *testing.T) {
 		{"pkcs1", pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&k.rsa1.PublicKey)}), 1},
 		{"pem private key", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: privDER}), -1},
 		{"pem small rsa", pemOf(t, &small.PublicKey), -1},
-		{"pem ec", pemOf(t, &ecKey.PublicKey), -1},
+		{"pem ec P-256", pemOf(t, &ecKey.PublicKey), 1},
+		{"pem ec P-384", pemOf(t, &ec384.PublicKey), 1},
+		{"pem ec P-521", pemOf(t, &ec521.PublicKey), -1},
 		{"pem garbage", []byte("hello"), -1},
 		{"empty", nil, -1},
 		{"jwks", jwks(t, rsaJWK("r1", &k.rsa1.PublicKey), edJWK("e1", edPub)), 2},
-		{"jwks skips enc and EC", jwks(t, rsaJWK("r1", &k.rsa1.PublicKey), encKey, map[string]any{"kty": "EC", "crv": "P-256", "kid": "ec"}), 1},
+		{"jwks skips enc and P-521", jwks(t, rsaJWK("r1", &k.rsa1.PublicKey), encKey, map[string]any{"kty": "EC", "crv": "P-521", "kid": "ec"}), 1},
+		{"jwks ec P-256 and P-384", jwks(t, ecJWK("a", &ecKey.PublicKey), ecJWK("b", &ec384.PublicKey)), 2},
+		{"jwks ec without y", jwks(t, map[string]any{"kty": "EC", "crv": "P-256", "kid": "ec", "x": ecJWK("a", &ecKey.PublicKey)["x"]}), -1},
+		{"jwks ec short x", jwks(t, map[string]any{"kty": "EC", "crv": "P-256", "x": b64([]byte("short")), "y": ecJWK("a", &ecKey.PublicKey)["y"]}), -1},
+		{"jwks ec P-256 key labelled ES384", jwks(t, edJWK("e1", edPub), func() map[string]any { m := ecJWK("a", &ecKey.PublicKey); m["alg"] = "ES384"; return m }()), 1},
 		{"jwks skips RS512", jwks(t, edJWK("e1", edPub), func() map[string]any { m := rsaJWK("r", &k.rsa1.PublicKey); m["alg"] = "RS512"; return m }()), 1},
 		{"jwks only unusable", jwks(t, encKey), -1},
 		{"jwks private", jwks(t, withD), -1},

@@ -3,7 +3,9 @@ package auth
 import (
 	"bytes"
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
@@ -18,12 +20,18 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// The asymmetric algorithms a KeySet verifies. RSA keys verify RS256 only, Ed25519 keys EdDSA only:
-// the algorithm a token names must match the type of the key that checks it.
+// The asymmetric algorithms a KeySet verifies. RSA keys verify RS256 only, P-256 keys ES256 only, P-384
+// keys ES384 only and Ed25519 keys EdDSA only: the algorithm a token names must match the type of the key
+// that checks it.
 const (
 	AlgRS256 = "RS256"
+	AlgES256 = "ES256"
+	AlgES384 = "ES384"
 	AlgEdDSA = "EdDSA"
 )
+
+// asymmetricAlgs lists every algorithm a KeySet can verify.
+var asymmetricAlgs = []string{AlgRS256, AlgES256, AlgES384, AlgEdDSA}
 
 // MinRSABits is the smallest RSA modulus a KeySet accepts.
 const MinRSABits = 2048
@@ -38,13 +46,13 @@ const maxKIDLen = 256
 type PublicKey struct {
 	// ID is the key id ("kid"): from the JWKS, or empty for a key read from PEM.
 	ID string
-	// Alg is the one algorithm the key verifies: AlgRS256 or AlgEdDSA.
+	// Alg is the one algorithm the key verifies: AlgRS256, AlgES256, AlgES384 or AlgEdDSA.
 	Alg string
-	// Key is an *rsa.PublicKey or an ed25519.PublicKey.
+	// Key is an *rsa.PublicKey, an *ecdsa.PublicKey or an ed25519.PublicKey.
 	Key crypto.PublicKey
 }
 
-// KeySet holds the public keys that verify RS256 and EdDSA tokens. It is read-only once built and safe
+// KeySet holds the public keys that verify RS256, ES256, ES384 and EdDSA tokens. It is read-only once built and safe
 // for concurrent use.
 type KeySet struct {
 	keys  []PublicKey
@@ -53,7 +61,7 @@ type KeySet struct {
 
 func newKeySet(keys []PublicKey) (*KeySet, error) {
 	if len(keys) == 0 {
-		return nil, errors.New("no usable public key (RSA of at least 2048 bits or Ed25519)")
+		return nil, errors.New("no usable public key (RSA of at least 2048 bits, ECDSA P-256 or P-384, or Ed25519)")
 	}
 	ks := &KeySet{keys: keys, byKID: map[string]int{}}
 	for i, k := range keys {
@@ -82,6 +90,15 @@ func (ks *KeySet) Keys() []PublicKey {
 		return nil
 	}
 	return append([]PublicKey(nil), ks.keys...)
+}
+
+// hasKID reports whether a key has the id kid.
+func (ks *KeySet) hasKID(kid string) bool {
+	if ks == nil {
+		return false
+	}
+	_, ok := ks.byKID[kid]
+	return ok
 }
 
 // has reports whether some key verifies alg.
@@ -126,7 +143,7 @@ func (ks *KeySet) lookup(alg, kid string) (any, error) {
 }
 
 // LoadPublicKeys reads a PEM file (one or more PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE blocks) or a
-// JWKS JSON file ({"keys":[...]}, RSA and OKP/Ed25519 keys) and returns its keys.
+// JWKS JSON file ({"keys":[...]}, RSA, EC P-256/P-384 and OKP/Ed25519 keys) and returns its keys.
 func LoadPublicKeys(path string) (*KeySet, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -155,7 +172,7 @@ func ParsePublicKeys(data []byte) (*KeySet, error) {
 	return ParsePEM(data)
 }
 
-// ParsePEM reads every PEM block of data: PUBLIC KEY (PKIX: RSA or Ed25519), RSA PUBLIC KEY (PKCS #1)
+// ParsePEM reads every PEM block of data: PUBLIC KEY (PKIX: RSA, ECDSA P-256/P-384 or Ed25519), RSA PUBLIC KEY (PKCS #1)
 // or CERTIFICATE (its public key). Private keys are refused: they do not belong in this file. The keys
 // have no kid, so they verify tokens without a kid or with a kid no JWKS key has.
 func ParsePEM(data []byte) (*KeySet, error) {
@@ -206,10 +223,18 @@ func publicKey(kid string, pub any) (PublicKey, error) {
 			return PublicKey{}, fmt.Errorf("RSA key of %d bits, at least %d required", k.N.BitLen(), MinRSABits)
 		}
 		return PublicKey{ID: kid, Alg: AlgRS256, Key: k}, nil
+	case *ecdsa.PublicKey:
+		switch k.Curve {
+		case elliptic.P256():
+			return PublicKey{ID: kid, Alg: AlgES256, Key: k}, nil
+		case elliptic.P384():
+			return PublicKey{ID: kid, Alg: AlgES384, Key: k}, nil
+		}
+		return PublicKey{}, fmt.Errorf("ECDSA key on %s: P-256 or P-384 only", k.Curve.Params().Name)
 	case ed25519.PublicKey:
 		return PublicKey{ID: kid, Alg: AlgEdDSA, Key: k}, nil
 	}
-	return PublicKey{}, fmt.Errorf("unsupported key type %T (RSA or Ed25519 only)", pub)
+	return PublicKey{}, fmt.Errorf("unsupported key type %T (RSA, ECDSA or Ed25519 only)", pub)
 }
 
 // jwk is the part of a JSON Web Key (RFC 7517, 7518, 8037) jobwire reads.
@@ -222,14 +247,15 @@ type jwk struct {
 	N   string `json:"n"`
 	E   string `json:"e"`
 	X   string `json:"x"`
+	Y   string `json:"y"`
 	// Private parts: their presence is an error.
 	D string `json:"d"`
 	P string `json:"p"`
 }
 
-// ParseJWKS reads a JWK Set. RSA keys ("n", "e") verify RS256 and OKP keys with crv Ed25519 ("x")
-// verify EdDSA. Keys for encryption ("use":"enc"), of another type (EC) or naming another algorithm are
-// skipped; a key with private parts, a duplicate kid or a malformed key is an error, and so is a set
+// ParseJWKS reads a JWK Set. RSA keys ("n", "e") verify RS256, EC keys ("x", "y") on crv P-256 ES256
+// and on P-384 ES384, and OKP keys with crv Ed25519 ("x") EdDSA. Keys for encryption ("use":"enc"), of
+// another type or curve, or naming another algorithm are skipped; a key with private parts, a duplicate kid or a malformed key is an error, and so is a set
 // without one usable key.
 func ParseJWKS(data []byte) (*KeySet, error) {
 	var doc struct {
@@ -258,6 +284,10 @@ func ParseJWKS(data []byte) (*KeySet, error) {
 		switch {
 		case j.Kty == "RSA" && (j.Alg == "" || j.Alg == AlgRS256):
 			k, err = rsaJWK(j)
+		case j.Kty == "EC" && j.Crv == "P-256" && (j.Alg == "" || j.Alg == AlgES256):
+			k, err = ecJWK(j, elliptic.P256())
+		case j.Kty == "EC" && j.Crv == "P-384" && (j.Alg == "" || j.Alg == AlgES384):
+			k, err = ecJWK(j, elliptic.P384())
 		case j.Kty == "OKP" && j.Crv == "Ed25519" && (j.Alg == "" || j.Alg == AlgEdDSA || j.Alg == "Ed25519"):
 			k, err = ed25519JWK(j)
 		default:
@@ -307,4 +337,26 @@ func ed25519JWK(j jwk) (PublicKey, error) {
 		return PublicKey{}, fmt.Errorf(`"x" is %d bytes, an Ed25519 key is %d`, len(x), ed25519.PublicKeySize)
 	}
 	return publicKey(j.Kid, ed25519.PublicKey(x))
+}
+
+// ecJWK reads an EC key: "x" and "y" are each exactly the curve's size (RFC 7518 §6.2.1), and the point
+// must be on the curve.
+func ecJWK(j jwk, curve elliptic.Curve) (PublicKey, error) {
+	x, err := b64("x", j.X)
+	if err != nil {
+		return PublicKey{}, err
+	}
+	y, err := b64("y", j.Y)
+	if err != nil {
+		return PublicKey{}, err
+	}
+	size := (curve.Params().BitSize + 7) / 8
+	if len(x) != size || len(y) != size {
+		return PublicKey{}, fmt.Errorf(`"x" and "y" must be %d bytes each on %s`, size, j.Crv)
+	}
+	pub, err := ecdsa.ParseUncompressedPublicKey(curve, append(append([]byte{4}, x...), y...))
+	if err != nil {
+		return PublicKey{}, fmt.Errorf("EC key: %w", err)
+	}
+	return publicKey(j.Kid, pub)
 }

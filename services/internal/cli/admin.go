@@ -96,6 +96,9 @@ func newTokenCmd() *cobra.Command {
 			if scope != "" && scope != auth.ScopeStream {
 				return fmt.Errorf("--scope must be empty or %q", auth.ScopeStream)
 			}
+			if limit := p.env.Duration("JOBWIRE_JWT_MAX_LIFETIME"); limit > 0 && ttl > limit {
+				return fmt.Errorf("--ttl %s is longer than JOBWIRE_JWT_MAX_LIFETIME (%s): the gateway would refuse the token", ttl, limit)
+			}
 			tok, err := auth.NewSigner([]byte(secret), p.env.String("JOBWIRE_JWT_ISSUER"), auth.SignAudience(p.env.String("JOBWIRE_JWT_AUDIENCE"))).Sign(user, ttl, scope, job)
 			if err != nil {
 				return err

@@ -109,8 +109,15 @@ func (a *announcer) Start(context.Context) error { return a.announce() }
 
 func (a *announcer) Stop() {}
 
+// devTokenTTL is the lifetime of the token jobwire dev prints (JOBWIRE_JWT_MAX_LIFETIME, when shorter).
+const devTokenTTL = 24 * time.Hour
+
 func (a *announcer) announce() error {
-	token, err := auth.NewSigner([]byte(a.secret), a.p.env.String("JOBWIRE_JWT_ISSUER"), auth.SignAudience(a.p.env.String("JOBWIRE_JWT_AUDIENCE"))).Sign(a.user, 24*time.Hour, "", "")
+	ttl := devTokenTTL
+	if limit := a.p.env.Duration("JOBWIRE_JWT_MAX_LIFETIME"); limit > 0 {
+		ttl = min(ttl, limit)
+	}
+	token, err := auth.NewSigner([]byte(a.secret), a.p.env.String("JOBWIRE_JWT_ISSUER"), auth.SignAudience(a.p.env.String("JOBWIRE_JWT_AUDIENCE"))).Sign(a.user, ttl, "", "")
 	if err != nil {
 		return err
 	}

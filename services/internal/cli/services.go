@@ -3,12 +3,15 @@ package cli
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -71,6 +74,8 @@ type process struct {
 	topo streams.Config
 	// topoMode overrides JOBWIRE_TOPOLOGY ("ensure" or "check").
 	topoMode string
+	// jwks, when JOBWIRE_JWT_JWKS_URL is set, keeps the identity provider's keys fresh until close.
+	jwks *auth.RemoteJWKS
 }
 
 func newProcess(name, logFormat string) *process {
@@ -140,37 +145,22 @@ func (p *process) ensureTopology(ctx context.Context) error {
 }
 
 func (p *process) close() {
+	if p.jwks != nil {
+		p.jwks.Close()
+	}
 	if p.nc != nil {
 		_ = p.nc.Drain()
 	}
 }
 
 // gatewayService builds the gateway from the environment. secret (HS256) may be empty when
-// JOBWIRE_JWT_PUBLIC_KEYS is set; the gateway then issues no stream tokens.
+// JOBWIRE_JWT_PUBLIC_KEYS or JOBWIRE_JWT_JWKS_URL is set; the gateway then issues no stream tokens.
 func (p *process) gatewayService(secret []byte) (*gateway.Gateway, error) {
 	env := p.env
 	iss, aud := env.String("JOBWIRE_JWT_ISSUER"), env.String("JOBWIRE_JWT_AUDIENCE")
-	opts := []auth.VerifierOption{auth.WithLeeway(env.Duration("JOBWIRE_JWT_LEEWAY"))}
-	if iss != "" {
-		opts = append(opts, auth.WithIssuer(iss))
-	}
-	if aud != "" {
-		opts = append(opts, auth.WithAudience(aud))
-	}
-	if path := env.String("JOBWIRE_JWT_PUBLIC_KEYS"); path != "" {
-		ks, err := auth.LoadPublicKeys(path)
-		if err != nil {
-			return nil, fmt.Errorf("JOBWIRE_JWT_PUBLIC_KEYS: %w", err)
-		}
-		opts = append(opts, auth.WithPublicKeys(ks))
-		p.log.Info("jwt public keys loaded", "path", path, "keys", ks.Len())
-	}
-	if err := env.Err(); err != nil {
-		return nil, err
-	}
-	verifier, err := auth.NewVerifier(secret, opts...)
+	verifier, err := p.verifier(secret)
 	if err != nil {
-		return nil, fmt.Errorf("JOBWIRE_JWT_SECRET / JOBWIRE_JWT_PUBLIC_KEYS / JOBWIRE_JWT_LEEWAY: %w", err)
+		return nil, err
 	}
 	var signer *auth.Signer
 	if len(secret) > 0 {
@@ -208,6 +198,74 @@ func (p *process) gatewayService(secret []byte) (*gateway.Gateway, error) {
 	}
 	return gateway.New(cfg, gateway.Deps{NC: p.nc, JS: p.js, Verifier: verifier, Signer: signer,
 		Library: importer.NewLibrary(kv), Registry: p.reg, Logger: p.log}), nil
+}
+
+// verifier builds the token verifier from the JOBWIRE_JWT_* variables: the HS256 secret, and public keys
+// from a file (JOBWIRE_JWT_PUBLIC_KEYS) or an identity provider's JWKS URL (JOBWIRE_JWT_JWKS_URL).
+func (p *process) verifier(secret []byte) (*auth.Verifier, error) {
+	env := p.env
+	opts := []auth.VerifierOption{auth.WithLeeway(env.Duration("JOBWIRE_JWT_LEEWAY")),
+		auth.WithMaxLifetime(env.Duration("JOBWIRE_JWT_MAX_LIFETIME"))}
+	if iss := env.String("JOBWIRE_JWT_ISSUER"); iss != "" {
+		opts = append(opts, auth.WithIssuer(iss))
+	}
+	if aud := env.String("JOBWIRE_JWT_AUDIENCE"); aud != "" {
+		opts = append(opts, auth.WithAudience(aud))
+	}
+	path, jwksURL, refresh := env.String("JOBWIRE_JWT_PUBLIC_KEYS"), env.String("JOBWIRE_JWT_JWKS_URL"), env.Duration("JOBWIRE_JWT_JWKS_REFRESH")
+	if err := env.Err(); err != nil {
+		return nil, err
+	}
+	switch {
+	case path != "" && jwksURL != "":
+		return nil, errors.New("set JOBWIRE_JWT_PUBLIC_KEYS or JOBWIRE_JWT_JWKS_URL, not both")
+	case path != "":
+		ks, err := auth.LoadPublicKeys(path)
+		if err != nil {
+			return nil, fmt.Errorf("JOBWIRE_JWT_PUBLIC_KEYS: %w", err)
+		}
+		opts = append(opts, auth.WithPublicKeys(ks))
+		p.log.Info("jwt public keys loaded", "path", path, "keys", ks.Len())
+	case jwksURL != "":
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		client, err := jwksClient(env.String("JOBWIRE_JWT_JWKS_CA"))
+		if err != nil {
+			return nil, fmt.Errorf("JOBWIRE_JWT_JWKS_CA: %w", err)
+		}
+		r, err := auth.NewRemoteJWKS(ctx, jwksURL, auth.WithHTTPClient(client), auth.WithRefresh(refresh),
+			auth.WithMinRefresh(min(auth.DefaultJWKSMinRefresh, refresh)), auth.WithLogger(p.log))
+		if err != nil {
+			return nil, fmt.Errorf("JOBWIRE_JWT_JWKS_URL: %w", err)
+		}
+		p.jwks = r
+		opts = append(opts, auth.WithRemoteKeys(r))
+		p.log.Info("jwt keys fetched", "url", jwksURL, "keys", len(r.Keys()), "refresh", refresh)
+	}
+	verifier, err := auth.NewVerifier(secret, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("JOBWIRE_JWT_SECRET / JOBWIRE_JWT_PUBLIC_KEYS / JOBWIRE_JWT_JWKS_URL / JOBWIRE_JWT_LEEWAY / JOBWIRE_JWT_MAX_LIFETIME: %w", err)
+	}
+	return verifier, nil
+}
+
+// jwksClient fetches JWKS, trusting the CA certificates of the PEM file caFile instead of the system
+// roots when it is set (a provider behind a private CA).
+func jwksClient(caFile string) (*http.Client, error) {
+	if caFile == "" {
+		return &http.Client{Timeout: auth.DefaultJWKSFetchTimeout}, nil
+	}
+	data, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	return &http.Client{Timeout: auth.DefaultJWKSFetchTimeout, Transport: transport}, nil
 }
 
 // workerService builds the worker that serves jobwire's own job types (playlist.import, and noop
@@ -343,8 +401,8 @@ func newGatewayCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p := newProcess("gateway", "json")
 			secret := p.env.String("JOBWIRE_JWT_SECRET")
-			if secret == "" && p.env.String("JOBWIRE_JWT_PUBLIC_KEYS") == "" {
-				return errors.New("JOBWIRE_JWT_SECRET (at least 32 bytes) or JOBWIRE_JWT_PUBLIC_KEYS is required")
+			if secret == "" && p.env.String("JOBWIRE_JWT_PUBLIC_KEYS") == "" && p.env.String("JOBWIRE_JWT_JWKS_URL") == "" {
+				return errors.New("JOBWIRE_JWT_SECRET (at least 32 bytes), JOBWIRE_JWT_PUBLIC_KEYS or JOBWIRE_JWT_JWKS_URL is required")
 			}
 			if err := p.connect(cmd.Context(), "jobwire-gateway", ""); err != nil {
 				return err
