@@ -56,7 +56,8 @@ func WithHTTPClient(c *http.Client) RemoteOption { return func(r *RemoteJWKS) { 
 // WithRefresh sets how often the set is fetched again. Default DefaultJWKSRefresh.
 func WithRefresh(d time.Duration) RemoteOption { return func(r *RemoteJWKS) { r.refresh = d } }
 
-// WithMinRefresh sets the least time between two fetches. Default DefaultJWKSMinRefresh.
+// WithMinRefresh sets the least time between two fetches (never more than the refresh interval).
+// Default DefaultJWKSMinRefresh.
 func WithMinRefresh(d time.Duration) RemoteOption { return func(r *RemoteJWKS) { r.minInterval = d } }
 
 // WithLogger logs refreshes and failed fetches to l. Default slog.Default().
@@ -78,9 +79,10 @@ func NewRemoteJWKS(ctx context.Context, rawURL string, opts ...RemoteOption) (*R
 	if r.client == nil {
 		r.client = &http.Client{Timeout: DefaultJWKSFetchTimeout}
 	}
-	if r.refresh <= 0 || r.minInterval <= 0 || r.minInterval > r.refresh {
-		return nil, fmt.Errorf("jwks: refresh %s and minimum interval %s must be positive, the minimum no longer", r.refresh, r.minInterval)
+	if r.refresh <= 0 || r.minInterval <= 0 {
+		return nil, fmt.Errorf("jwks: refresh %s and minimum interval %s must be positive", r.refresh, r.minInterval)
 	}
+	r.minInterval = min(r.minInterval, r.refresh)
 	r.fetchMu.Lock()
 	err := r.fetch(ctx)
 	r.fetchMu.Unlock()

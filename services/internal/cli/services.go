@@ -234,7 +234,7 @@ func (p *process) verifier(secret []byte) (*auth.Verifier, error) {
 			return nil, fmt.Errorf("JOBWIRE_JWT_JWKS_CA: %w", err)
 		}
 		r, err := auth.NewRemoteJWKS(ctx, jwksURL, auth.WithHTTPClient(client), auth.WithRefresh(refresh),
-			auth.WithMinRefresh(min(auth.DefaultJWKSMinRefresh, refresh)), auth.WithLogger(p.log))
+			auth.WithLogger(p.log))
 		if err != nil {
 			return nil, fmt.Errorf("JOBWIRE_JWT_JWKS_URL: %w", err)
 		}
