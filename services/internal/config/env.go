@@ -16,6 +16,7 @@ import (
 	"github.com/jobwire/jobwire/services/internal/devserver"
 	"github.com/jobwire/jobwire/services/internal/gateway"
 	"github.com/jobwire/jobwire/services/internal/mirror"
+	"github.com/jobwire/jobwire/services/internal/relay"
 	"github.com/jobwire/jobwire/services/internal/sse"
 	"github.com/jobwire/jobwire/streams"
 	"github.com/jobwire/jobwire/worker"
@@ -62,7 +63,8 @@ var Vars = []Var{
 	{"JOBWIRE_SSE_MAX_DURATION", duration(sse.DefaultMaxDuration), "gateway dev", "streams end after this (jittered) with event: expired"},
 	{"JOBWIRE_SSE_MAX_PER_USER", strconv.Itoa(gateway.DefaultMaxStreamsPerUser), "gateway dev", "open streams per user per gateway (429 past it)"},
 	{"JOBWIRE_SSE_MAX_STREAMS", strconv.Itoa(gateway.DefaultMaxStreams), "gateway dev", "open streams per gateway (503 past it)"},
-	{"JOBWIRE_SSE_WRITE_TIMEOUT", duration(sse.DefaultWriteTimeout), "gateway dev", "a client that cannot take a write this long is dropped"},
+	{"JOBWIRE_SSE_WRITE_TIMEOUT", duration(sse.DefaultWriteTimeout), "gateway dev", "a client that takes nothing of a pending write this long is dropped (the write waits parked, holding up no other stream)"},
+	{"JOBWIRE_SSE_SNAPSHOT_MEMORY", strconv.Itoa(relay.DefaultSnapshotMemory), "gateway dev", "bytes of encoded job states kept for streams that open or resume (past it the oldest are read from JOB_STATE)"},
 	workerVar("JOBWIRE_WORKER_NAME", "worker dev"),
 	workerVar("JOBWIRE_WORKER_CONCURRENCY", "worker dev"),
 	workerVar("JOBWIRE_WORKER_MAX_IN_FLIGHT", "worker dev"),

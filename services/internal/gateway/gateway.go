@@ -50,6 +50,9 @@ type Config struct {
 	BodyLimit int
 	// SSE configures the streams (heartbeat, maximum duration, write timeout).
 	SSE sse.Config
+	// Relay configures the hub; Relay.SnapshotMemory bounds the job states kept encoded for streams
+	// that open or resume (JOBWIRE_SSE_SNAPSHOT_MEMORY, bytes). Default relay.DefaultSnapshotMemory.
+	Relay relay.Config
 	// MaxStreamsPerUser caps one user's open streams on this gateway (JOBWIRE_SSE_MAX_PER_USER).
 	// Default 8. Past it: 429 with Retry-After.
 	MaxStreamsPerUser int
@@ -241,7 +244,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	if err := g.types.Start(ctx); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
-	g.hub = relay.NewHub(store.State(), g.deps.Registry, g.log)
+	g.hub = relay.NewHub(store.State(), g.cfg.Relay, g.deps.Registry, g.log)
 	if err := g.hub.Start(ctx); err != nil {
 		g.types.Stop()
 		return fmt.Errorf("gateway: %w", err)

@@ -16,14 +16,14 @@ import (
 )
 
 // resetFrame tells a resuming client that its position cannot be resumed: a fresh snapshot follows.
-var resetFrame = sse.AppendEvent(nil, "", "reset", []byte(`{"reason":"history_gone"}`))
+var resetFrame = sse.AppendEvent(nil, "", api.EventReset, sse.Notice(api.ResetHistoryGone))
 
 // lastEventID reads the resume position from Last-Event-ID or ?lastEventId= (browsers send the header
 // only on automatic reconnects). Anything that is not a revision number is ignored.
 func lastEventID(c *fiber.Ctx) uint64 {
-	s := c.Get("Last-Event-ID")
+	s := c.Get(api.HeaderLastEventID)
 	if s == "" {
-		s = c.Query("lastEventId")
+		s = c.Query(api.QueryLastEventID)
 	}
 	n, err := strconv.ParseUint(s, 10, 64)
 	if err != nil {
@@ -105,32 +105,45 @@ func (g *Gateway) streamJob(flavor sse.Flavor) fiber.Handler {
 		// Subscribed first, read second: a change between the two is not lost, and Offer keeps the newest.
 		ctx, cancel := context.WithTimeout(c.UserContext(), requestTimeout)
 		defer cancel()
-		st, err := g.store.Get(ctx, id.Owner, job)
+		snap, fromLog, err := g.jobSnapshot(ctx, id.Owner, job)
 		if err != nil {
 			release()
 			return err
 		}
 		last := lastEventID(c)
-		fromLog := st.Revision == 0 // folded from JOB_EVENTS: the KV state is not there (yet, or any more)
-		if fromLog {
-			st.Revision = g.hub.LastRevision()
-		}
 		switch {
 		case last == 0:
-		case last > max(g.hub.LastRevision(), st.Revision) || (fromLog && st.State.Terminal()):
+		case last > max(g.hub.LastRevision(), snap.Revision) || (fromLog && snap.Terminal):
 			// The client's position is unknown here (another bucket, or the state expired): start over.
 			conn.Control(resetFrame)
-		case last >= st.Revision && st.State.Terminal():
+		case last >= snap.Revision && snap.Terminal:
 			release()
 			return c.SendStatus(fiber.StatusNoContent) // stops the EventSource's reconnect loop
 		default:
 			conn.MarkSent(job, last)
 		}
-		if st.Revision > 0 {
-			conn.Offer(relay.StateMessage(&st, time.Time{}))
+		if snap.Revision > 0 {
+			conn.Offer(snap)
 		}
 		return g.attach(c, conn, job)
 	}
+}
+
+// jobSnapshot is the state a job stream starts with: the hub's, shared by every stream, or, when the
+// hub does not hold it, read from the store. fromLog says it was folded from JOB_EVENTS (the KV state
+// is not there yet, or any more); it then carries the hub's last revision.
+func (g *Gateway) jobSnapshot(ctx context.Context, owner, job string) (snap *sse.Message, fromLog bool, err error) {
+	if snap, ok := g.hub.Snapshot(owner, job); ok {
+		return snap, false, nil
+	}
+	st, err := g.store.Get(ctx, owner, job)
+	if err != nil {
+		return nil, false, err
+	}
+	if st.Revision == 0 {
+		st.Revision, fromLog = g.hub.LastRevision(), true
+	}
+	return relay.StateMessage(&st, time.Time{}), fromLog, nil
 }
 
 // streamOwner serves GET /v1/events: every job of the caller over one connection.
@@ -145,13 +158,12 @@ func (g *Gateway) streamOwner(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), requestTimeout)
 	defer cancel()
-	refs := g.ownerRefs(conn, id.Owner, lastEventID(c))
-	for _, r := range refs {
-		st, err := g.store.Get(ctx, id.Owner, r.ID)
-		if err != nil {
-			continue // removed meanwhile: the hub tells the stream
+	for _, r := range g.ownerRefs(conn, id.Owner, lastEventID(c)) {
+		// A job removed meanwhile is skipped (the hub tells the stream); a state folded from the log has
+		// no revision of its own to resume from.
+		if snap, fromLog, err := g.jobSnapshot(ctx, id.Owner, r.ID); err == nil && !fromLog {
+			conn.Offer(snap)
 		}
-		conn.Offer(relay.StateMessage(&st, time.Time{}))
 	}
 	return g.attach(c, conn, "")
 }

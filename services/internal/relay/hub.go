@@ -45,17 +45,19 @@ const maxRemovals = 10000
 
 // Hub is the single upstream of a gateway's streams.
 type Hub struct {
-	kv      jetstream.KeyValue
-	log     *slog.Logger
-	updates prometheus.Counter
-	watches prometheus.Gauge
+	kv            jetstream.KeyValue
+	log           *slog.Logger
+	updates       prometheus.Counter
+	watches       prometheus.Gauge
+	snapshotBytes prometheus.Gauge
 
 	mu       sync.RWMutex
 	byJob    map[string]map[Subscriber]struct{} // key owner.jobId
 	byOwner  map[string]map[Subscriber]struct{}
 	index    map[string]map[string]uint64 // owner -> jobId -> revision
 	removals []Removal                    // oldest first
-	floor    uint64                       // resumes from before this revision need a reset
+	latest   *snapshots
+	floor    uint64 // resumes from before this revision need a reset
 	lastRev  uint64
 	ready    bool
 
@@ -63,16 +65,29 @@ type Hub struct {
 	done   chan struct{}
 }
 
+// Config configures a Hub.
+type Config struct {
+	// SnapshotMemory bounds the bytes of job states the hub keeps encoded for streams that open or
+	// resume. Default DefaultSnapshotMemory.
+	SnapshotMemory int
+}
+
 // NewHub returns a hub over the JOB_STATE bucket; reg may be nil.
-func NewHub(kv jetstream.KeyValue, reg prometheus.Registerer, log *slog.Logger) *Hub {
+func NewHub(kv jetstream.KeyValue, cfg Config, reg prometheus.Registerer, log *slog.Logger) *Hub {
+	if cfg.SnapshotMemory <= 0 {
+		cfg.SnapshotMemory = DefaultSnapshotMemory
+	}
 	h := &Hub{kv: kv, log: log,
 		byJob: map[string]map[Subscriber]struct{}{}, byOwner: map[string]map[Subscriber]struct{}{},
 		index:   map[string]map[string]uint64{},
+		latest:  newSnapshots(cfg.SnapshotMemory),
 		updates: prometheus.NewCounter(prometheus.CounterOpts{Name: "jobwire_relay_updates_total", Help: "JOB_STATE changes received by this gateway's watch."}),
 		watches: prometheus.NewGauge(prometheus.GaugeOpts{Name: "jobwire_relay_upstream_watches", Help: "KV watches this gateway holds on JOB_STATE (1 when running, whatever the number of streams)."}),
+		snapshotBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "jobwire_relay_snapshot_bytes",
+			Help: "Bytes of encoded job states this gateway keeps for streams that open or resume (bounded by JOBWIRE_SSE_SNAPSHOT_MEMORY)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(h.updates, h.watches)
+		reg.MustRegister(h.updates, h.watches, h.snapshotBytes)
 	}
 	return h
 }
@@ -147,85 +162,114 @@ func (h *Hub) run(w jetstream.KeyWatcher, startRev uint64, initial chan struct{}
 	}
 }
 
-// apply updates the index and fans the change out. loading is true for the values present when the
-// watch started; nobody is subscribed yet that could need them.
+// apply updates the index and the snapshots and fans the change out. loading is true for the values
+// present when the watch started; nobody is subscribed yet that could need them.
 func (h *Hub) apply(e jetstream.KeyValueEntry, loading bool) {
 	owner, jobID, ok := streams.ParseStateKey(e.Key())
 	if !ok {
 		return
 	}
 	h.updates.Inc()
-	rev := e.Revision()
-	removed := e.Operation() != jetstream.KeyValuePut
-	var msg *sse.Message
-	if !removed && !loading {
-		st, err := streams.DecodeState(e.Value(), rev)
-		if err != nil {
-			h.log.Error("relay: undecodable job state", "key", e.Key(), "rev", rev, "err", err)
-			return
-		}
-		msg = StateMessage(&st, e.Created())
-	} else if removed && !loading {
-		msg = RemovedMessage(jobID, rev, e.Created())
+	msg, err := entryMessage(e, jobID)
+	if err != nil {
+		h.log.Error("relay: undecodable job state", "key", e.Key(), "rev", e.Revision(), "err", err)
+		return
 	}
-
 	h.mu.Lock()
-	h.lastRev = max(h.lastRev, rev)
-	if removed {
-		if jobs := h.index[owner]; jobs != nil {
-			delete(jobs, jobID)
-			if len(jobs) == 0 {
-				delete(h.index, owner)
-			}
-		}
-		if loading {
-			h.floor = min(h.floor, rev)
-		}
-		h.removals = append(h.removals, Removal{Owner: owner, JobID: jobID, Revision: rev})
-		if len(h.removals) > maxRemovals {
-			h.floor = max(h.floor, h.removals[0].Revision+1)
-			h.removals = slices.Delete(h.removals, 0, len(h.removals)-maxRemovals)
-		}
+	defer h.mu.Unlock()
+	h.lastRev = max(h.lastRev, msg.Revision)
+	if e.Operation() != jetstream.KeyValuePut {
+		h.forget(owner, jobID, e.Key(), msg.Revision, loading)
 	} else {
-		jobs := h.index[owner]
-		if jobs == nil {
-			jobs = map[string]uint64{}
-			h.index[owner] = jobs
-		}
-		jobs[jobID] = rev
+		h.remember(owner, jobID, e.Key(), msg)
 	}
-	if msg != nil {
-		for s := range h.byJob[e.Key()] {
-			s.Offer(msg)
-		}
-		for s := range h.byOwner[owner] {
-			s.Offer(msg)
-		}
+	if loading {
+		return
 	}
-	h.mu.Unlock()
+	for s := range h.byJob[e.Key()] {
+		s.Offer(msg)
+	}
+	for s := range h.byOwner[owner] {
+		s.Offer(msg)
+	}
 }
 
-// StateMessage encodes a job state for streams, once for all of them.
+// entryMessage decodes and encodes a change once for every stream of the gateway.
+func entryMessage(e jetstream.KeyValueEntry, jobID string) (*sse.Message, error) {
+	if e.Operation() != jetstream.KeyValuePut {
+		return RemovedMessage(jobID, e.Revision(), e.Created()), nil
+	}
+	st, err := streams.DecodeState(e.Value(), e.Revision())
+	if err != nil {
+		return nil, err
+	}
+	return StateMessage(&st, e.Created()), nil
+}
+
+// remember records a job's new state; h.mu is held.
+func (h *Hub) remember(owner, jobID, key string, msg *sse.Message) {
+	jobs := h.index[owner]
+	if jobs == nil {
+		jobs = map[string]uint64{}
+		h.index[owner] = jobs
+	}
+	jobs[jobID] = msg.Revision
+	h.latest.put(key, msg)
+	h.snapshotBytes.Set(float64(h.latest.bytes))
+}
+
+// forget records a job's removal from JOB_STATE; h.mu is held.
+func (h *Hub) forget(owner, jobID, key string, rev uint64, loading bool) {
+	if jobs := h.index[owner]; jobs != nil {
+		delete(jobs, jobID)
+		if len(jobs) == 0 {
+			delete(h.index, owner)
+		}
+	}
+	h.latest.remove(key)
+	h.snapshotBytes.Set(float64(h.latest.bytes))
+	if loading {
+		h.floor = min(h.floor, rev)
+	}
+	h.removals = append(h.removals, Removal{Owner: owner, JobID: jobID, Revision: rev})
+	if len(h.removals) > maxRemovals {
+		h.floor = max(h.floor, h.removals[0].Revision+1)
+		h.removals = slices.Delete(h.removals, 0, len(h.removals)-maxRemovals)
+	}
+}
+
+// StateMessage encodes a job state for streams, once for all of them. The legacy frame is made only
+// if a legacy stream takes the message.
 func StateMessage(st *api.JobState, storedAt time.Time) *sse.Message {
 	data, _ := json.Marshal(st)
-	legacy, _ := json.Marshal(st.Legacy())
 	id := strconv.FormatUint(st.Revision, 10)
-	return &sse.Message{
-		Key:         st.ID,
-		Revision:    st.Revision,
-		Frame:       sse.AppendEvent(nil, id, "state", data),
-		LegacyFrame: sse.AppendEvent(nil, id, "", legacy),
-		Terminal:    st.State.Terminal(),
-		StoredAt:    storedAt,
-	}
+	frame := sse.AppendEvent(nil, id, api.EventState, data)
+	return &sse.Message{Key: st.ID, Revision: st.Revision, Frame: frame,
+		MakeLegacy: func() []byte { return legacyFrame(id, frame) },
+		Terminal:   st.State.Terminal(), StoredAt: storedAt}
 }
 
-// RemovedMessage tells streams that a job's state expired from JOB_STATE.
+// legacyFrame re-encodes a state frame in the BullMQ-era shape of the legacy progress route.
+func legacyFrame(id string, frame []byte) []byte {
+	var st api.JobState
+	_ = json.Unmarshal(sse.EventData(frame), &st) // our own encoding: it decodes
+	legacy, _ := json.Marshal(st.Legacy())
+	return sse.AppendEvent(nil, id, "", legacy)
+}
+
+// RemovedMessage tells streams that a job's state expired from JOB_STATE (the same frame on every route).
 func RemovedMessage(jobID string, rev uint64, at time.Time) *sse.Message {
-	data := []byte(`{"id":"` + jobID + `"}`)
+	data, _ := json.Marshal(api.StreamRemoved{ID: jobID})
 	id := strconv.FormatUint(rev, 10)
-	return &sse.Message{Key: jobID, Revision: rev, Frame: sse.AppendEvent(nil, id, "removed", data),
-		LegacyFrame: sse.AppendEvent(nil, id, "removed", data), Terminal: true, StoredAt: at}
+	return &sse.Message{Key: jobID, Revision: rev, Frame: sse.AppendEvent(nil, id, api.EventRemoved, data), Terminal: true, StoredAt: at}
+}
+
+// Snapshot returns the latest state of owner's job, encoded once and shared by every stream; false
+// when the hub does not hold it (not in JOB_STATE, or dropped by the memory bound).
+func (h *Hub) Snapshot(owner, jobID string) (*sse.Message, bool) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.latest.get(streams.StateKey(owner, jobID))
 }
 
 // SubscribeJob offers every later change of one job to s until the returned function is called.

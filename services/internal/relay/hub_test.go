@@ -38,7 +38,7 @@ type counter struct{ n atomic.Int64 }
 func (c *counter) Offer(*sse.Message) { c.n.Add(1) }
 
 func newTestHub() *Hub {
-	return NewHub(nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return NewHub(nil, Config{}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
 func stateEntry(owner, id string, rev uint64) entry {

@@ -1,9 +1,11 @@
 package sse
 
 import (
+	"cmp"
 	"net"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -13,13 +15,37 @@ type Message struct {
 	Key string
 	// Revision orders messages; a connection never sends a revision it already sent for a Key.
 	Revision uint64
-	// Frame is the encoded event for /v1 streams; LegacyFrame the one for the legacy routes.
-	Frame, LegacyFrame []byte
+	// Frame is the encoded event for /v1 streams.
+	Frame []byte
+	// MakeLegacy, when not nil, encodes the frame for the legacy routes. It runs at most once per
+	// message, and only when a legacy stream takes the message; nil means Frame serves both.
+	MakeLegacy func() []byte
 	// Terminal marks the last message of a key (the job ended or was removed).
 	Terminal bool
 	// StoredAt is when the change was stored in NATS (for the relay latency metric).
 	StoredAt time.Time
+
+	legacyOnce  sync.Once
+	legacyFrame []byte
 }
+
+// frame returns the message's frame for a stream of flavor f.
+func (m *Message) frame(f Flavor) []byte {
+	if f != FlavorLegacy || m.MakeLegacy == nil {
+		return m.Frame
+	}
+	m.legacyOnce.Do(func() { m.legacyFrame = m.MakeLegacy() })
+	return m.legacyFrame
+}
+
+// Size is about the memory a message holds, for caches that bound it. A legacy frame made later is not
+// counted: it exists only while legacy streams are open.
+func (m *Message) Size() int {
+	return len(m.Key) + len(m.Frame) + messageOverhead
+}
+
+// messageOverhead approximates a Message's fixed size and its allocation headers.
+const messageOverhead = 160
 
 // Flavor selects which frame of a Message a connection writes.
 type Flavor uint8
@@ -37,6 +63,8 @@ const (
 	ReasonExpired    = "expired"
 	ReasonShutdown   = "shutdown"
 	ReasonRemoved    = "removed"
+	// ReasonTooSlow: the client took nothing of a pending write for Config.WriteTimeout.
+	ReasonTooSlow = "too_slow"
 )
 
 // Conn is one SSE stream. Offer and End never block: they record what to send and queue the connection
@@ -51,15 +79,23 @@ type Conn struct {
 
 	mu       sync.Mutex
 	nc       net.Conn
-	attached bool // the response head is written: writers may use nc
+	raw      syscall.RawConn // the socket itself, when the pool writes and polls it directly
+	token    int32           // the socket's key in the pool's poller; 0 when not polled
+	attached bool            // the response head is written: writers may use nc
 	pending  map[string]*Message
 	control  [][]byte // frames sent before pending messages (reset, removed)
 	last     [][]byte // frames sent after pending messages, then the stream ends (expired)
 	sent     map[string]uint64
-	queued   bool
-	ending   string // reason to close after the next write
+	queued   bool   // in the run queue, being written, or parked: Offer need not schedule it
+	ending   string // reason to close once the frames taken so far are written
 	closed   bool
 	nextPing time.Time
+
+	out      net.Buffers // taken frames the socket has not accepted yet
+	closing  string      // the stream ends when out is written (its final frames are in out)
+	outAt    time.Time   // StoredAt of the newest message in out (relay latency)
+	parkedAt time.Time   // when a write last found the socket full; zero when not parked
+	waiting  bool        // parked and waiting for the socket to become writable
 }
 
 // Offer records m for sending. An older or already sent revision of the same key is dropped; a newer one
@@ -134,10 +170,10 @@ func (c *Conn) scheduleLocked() {
 	c.pool.queue.push(c)
 }
 
-// take collects what to write, in revision order, and whether the stream ends after it.
-func (c *Conn) take() (net.Conn, net.Buffers, string, *Message) {
-	var bufs net.Buffers
-	bufs = append(bufs, c.control...)
+// fill moves what there is to write into out, in revision order, and records whether the stream ends
+// after it.
+func (c *Conn) fill() {
+	c.out = append(c.out, c.control...)
 	c.control = nil
 	var newest *Message
 	if len(c.pending) > 0 {
@@ -146,15 +182,7 @@ func (c *Conn) take() (net.Conn, net.Buffers, string, *Message) {
 			msgs = append(msgs, m)
 		}
 		clear(c.pending)
-		slices.SortFunc(msgs, func(a, b *Message) int {
-			switch {
-			case a.Revision < b.Revision:
-				return -1
-			case a.Revision > b.Revision:
-				return 1
-			}
-			return 0
-		})
+		slices.SortFunc(msgs, func(a, b *Message) int { return cmp.Compare(a.Revision, b.Revision) })
 		if c.sent == nil {
 			c.sent = make(map[string]uint64, len(msgs))
 		}
@@ -163,21 +191,25 @@ func (c *Conn) take() (net.Conn, net.Buffers, string, *Message) {
 				continue
 			}
 			c.sent[m.Key] = m.Revision
-			if c.flavor == FlavorLegacy {
-				bufs = append(bufs, m.LegacyFrame)
-			} else {
-				bufs = append(bufs, m.Frame)
-			}
+			c.out = append(c.out, m.frame(c.flavor))
 			newest = m
 			if c.endOnLast && m.Terminal && c.ending == "" {
 				c.ending = ReasonTerminal
 			}
 		}
 	}
-	ending := c.ending
-	if ending != "" {
-		bufs = append(bufs, c.last...)
-		c.last = nil
+	if newest != nil && newest.StoredAt.After(c.opened) {
+		c.outAt = newest.StoredAt // a live change, not a snapshot stored before the stream opened
 	}
-	return c.nc, bufs, ending, newest
+	if c.ending != "" {
+		c.out = append(c.out, c.last...)
+		c.last = nil
+		c.closing = c.ending
+	}
+	c.pool.metrics.frames.Add(float64(len(c.out)))
+}
+
+// hasWork reports whether something is waiting to be taken or written.
+func (c *Conn) hasWork() bool {
+	return len(c.out) > 0 || len(c.pending) > 0 || len(c.control) > 0 || (c.ending != "" && c.closing == "")
 }

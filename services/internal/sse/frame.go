@@ -7,7 +7,10 @@ package sse
 
 import (
 	"bytes"
+	"encoding/json"
 	"strconv"
+
+	"github.com/jobwire/jobwire/api"
 )
 
 // AppendEvent appends one SSE event to dst. id and event must not contain line breaks (they are
@@ -42,6 +45,24 @@ func AppendEvent(dst []byte, id, event string, data []byte) []byte {
 	return append(dst, '\n', '\n')
 }
 
+// EventData returns the data of an event AppendEvent encoded, its lines joined by "\n".
+func EventData(frame []byte) []byte {
+	var data []byte
+	lines := 0
+	for line := range bytes.Lines(frame) {
+		value, ok := bytes.CutPrefix(line, []byte("data: "))
+		if !ok {
+			continue
+		}
+		if lines > 0 {
+			data = append(data, '\n')
+		}
+		data = append(data, bytes.TrimSuffix(value, []byte("\n"))...)
+		lines++
+	}
+	return data
+}
+
 // AppendComment appends a comment line (": text"), which clients ignore; used for heartbeats.
 func AppendComment(dst []byte, text string) []byte {
 	dst = append(dst, ": "...)
@@ -63,6 +84,12 @@ func appendSingleLine(dst []byte, s string) []byte {
 		}
 	}
 	return dst
+}
+
+// Notice is the data of a reset or expired event with reason.
+func Notice(reason string) []byte {
+	data, _ := json.Marshal(api.StreamNotice{Reason: reason})
+	return data
 }
 
 // Header is the HTTP/1.1 response head of every stream. The body ends when the connection closes.

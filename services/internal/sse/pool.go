@@ -7,6 +7,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/jobwire/jobwire/api"
 )
 
 // Defaults of Config.
@@ -22,7 +24,8 @@ const (
 type Config struct {
 	// Writers is the number of writer goroutines shared by all streams. Default 64.
 	Writers int
-	// WriteTimeout bounds one write to one client; a client that cannot take it is dropped. Default 10 s.
+	// WriteTimeout is how long a client may take nothing of a pending write before it is dropped; the
+	// write waits parked meanwhile, holding up no other stream. Default 10 s.
 	WriteTimeout time.Duration
 	// Heartbeat is the interval of ": ping" comments on an otherwise quiet stream. Default 15 s.
 	Heartbeat time.Duration
@@ -57,6 +60,7 @@ type Pool struct {
 	log     *slog.Logger
 	metrics *Metrics
 	queue   runQueue
+	poll    *poller
 	ping    []byte
 	expired []byte
 
@@ -75,9 +79,10 @@ func NewPool(cfg Config, m *Metrics, log *slog.Logger) *Pool {
 	}
 	p := &Pool{cfg: cfg, log: log, metrics: m, conns: map[*Conn]struct{}{}, done: make(chan struct{}),
 		ping:    AppendComment(nil, "ping"),
-		expired: AppendEvent(nil, "", "expired", []byte(`{"reason":"max_duration"}`)),
+		expired: AppendEvent(nil, "", api.EventExpired, Notice(api.ExpiredMaxDuration)),
 	}
 	p.queue.cond = sync.NewCond(&p.queue.mu)
+	p.poll = newPoller(p)
 	return p
 }
 
@@ -92,6 +97,7 @@ func (p *Pool) Start() {
 	}
 	p.wg.Add(1)
 	go p.sweeper()
+	p.poll.start(&p.wg)
 }
 
 // Stop ends every stream (clients reconnect elsewhere with their Last-Event-ID) and stops the
@@ -113,6 +119,7 @@ func (p *Pool) Stop() {
 	}
 	close(p.done)
 	p.queue.close()
+	p.poll.stop()
 	p.wg.Wait()
 }
 
@@ -141,7 +148,7 @@ func (p *Pool) NewConn(flavor Flavor, endOnLast bool, maxExpiry time.Time, onClo
 var ErrStopped = errors.New("sse pool stopped")
 
 // Attach writes the response head and the retry field to nc and makes c writable. From here on the pool
-// owns nc and closes it when the stream ends.
+// owns nc and closes it when the stream ends; on Linux it also watches nc for the client leaving.
 func (p *Pool) Attach(c *Conn, nc net.Conn, head []byte) error {
 	// The socket is the Conn's from here on, so that a Stop running concurrently closes it; writers
 	// leave it alone until the head is written (attached).
@@ -166,14 +173,16 @@ func (p *Pool) Attach(c *Conn, nc net.Conn, head []byte) error {
 		p.close(c, ReasonClientGone)
 		return err
 	}
+	_ = nc.SetWriteDeadline(time.Time{})
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return ErrStopped
 	}
+	p.poll.add(c) // a client gone already is reported at once
 	c.attached = true
 	c.nextPing = time.Now().Add(p.cfg.Heartbeat)
-	if len(c.pending) > 0 || len(c.control) > 0 || c.ending != "" {
+	if c.hasWork() {
 		c.queued = true
 		p.queue.push(c)
 	}
@@ -192,41 +201,73 @@ func (p *Pool) writer() {
 	}
 }
 
+// flush writes what c has without blocking: what the socket does not take stays in c.out and c is
+// parked until the socket is writable again, so a client that does not read holds up nobody else.
 func (p *Pool) flush(c *Conn) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return
 	}
-	nc, bufs, ending, newest := c.take()
+	if len(c.out) == 0 {
+		c.fill()
+	}
+	out := c.out
 	c.mu.Unlock()
 
-	var err error
-	if len(bufs) > 0 {
-		n := len(bufs)
-		_ = nc.SetWriteDeadline(time.Now().Add(p.cfg.WriteTimeout))
-		_, err = bufs.WriteTo(nc)
-		p.metrics.frames.Add(float64(n))
-		if newest != nil && !newest.StoredAt.IsZero() {
-			p.metrics.latency.Observe(time.Since(newest.StoredAt).Seconds())
-		}
-	}
+	blocked, err := p.write(c, &out)
 	if err != nil {
 		p.close(c, ReasonClientGone)
 		return
 	}
-	if ending != "" {
-		p.close(c, ending)
+	c.mu.Lock()
+	c.out = out
+	if blocked {
+		if c.parkedAt.IsZero() {
+			c.parkedAt = time.Now()
+		}
+		c.waiting = true
+		c.mu.Unlock()
+		p.park(c)
 		return
 	}
-	c.mu.Lock()
+	c.parkedAt = time.Time{}
+	if !c.outAt.IsZero() {
+		p.metrics.latency.Observe(time.Since(c.outAt).Seconds())
+		c.outAt = time.Time{}
+	}
+	if reason := c.closing; reason != "" {
+		c.mu.Unlock()
+		p.close(c, reason)
+		return
+	}
 	c.nextPing = time.Now().Add(p.cfg.Heartbeat)
-	if len(c.pending) > 0 || len(c.control) > 0 || c.ending != "" {
+	if c.hasWork() {
 		p.queue.push(c) // still queued: more arrived while writing
 	} else {
 		c.queued = false
 	}
 	c.mu.Unlock()
+}
+
+// park waits for c's socket to take more: the poller says when it is writable; a socket it does not
+// poll is retried after fallbackRetry.
+func (p *Pool) park(c *Conn) {
+	if p.poll.wantWrite(c) {
+		return
+	}
+	time.AfterFunc(fallbackRetry, func() { p.unpark(c) })
+}
+
+// unpark queues a parked connection again (its socket is writable, or it is time to retry).
+func (p *Pool) unpark(c *Conn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || !c.waiting {
+		return
+	}
+	c.waiting = false
+	p.queue.push(c)
 }
 
 // close ends a stream once: closes the socket, forgets it and reports it.
@@ -238,8 +279,9 @@ func (p *Pool) close(c *Conn, reason string) {
 	}
 	c.closed = true
 	nc := c.nc
-	c.pending, c.control, c.last, c.sent = nil, nil, nil, nil
+	c.pending, c.control, c.last, c.sent, c.out = nil, nil, nil, nil, nil
 	c.mu.Unlock()
+	p.poll.remove(c)
 	if nc != nil {
 		if tc, ok := nc.(interface{ CloseWrite() error }); ok && reason != ReasonClientGone {
 			_ = tc.CloseWrite()
@@ -263,42 +305,62 @@ func (c *Conn) finish(reason string) {
 	}
 }
 
-// sweeper sends heartbeats to quiet streams and ends expired ones: one goroutine and one ticker for
-// every stream of the process, never a timer per client.
+// sweeper sends heartbeats to quiet streams, ends expired ones and drops clients that took nothing for
+// the write timeout: one goroutine and one ticker for every stream of the process, never a timer per
+// client.
 func (p *Pool) sweeper() {
 	defer p.wg.Done()
 	tick := min(p.cfg.Heartbeat/4, time.Second)
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	var batch []*Conn
+	var batch, slow []*Conn
 	for {
 		select {
 		case <-p.done:
 			return
 		case now := <-t.C:
-			batch = batch[:0]
-			p.mu.Lock()
-			for c := range p.conns {
-				batch = append(batch, c)
-			}
-			p.mu.Unlock()
+			batch, slow = p.snapshot(batch[:0]), slow[:0]
 			for _, c := range batch {
-				c.mu.Lock()
-				switch {
-				case c.closed || c.ending != "":
-				case !now.Before(c.expiresAt):
-					c.last = append(c.last, p.expired)
-					c.ending = ReasonExpired
-					c.scheduleLocked()
-				case !now.Before(c.nextPing) && !c.queued:
-					c.control = append(c.control, p.ping)
-					c.nextPing = now.Add(p.cfg.Heartbeat)
-					c.scheduleLocked()
+				if p.sweep(c, now) {
+					slow = append(slow, c)
 				}
-				c.mu.Unlock()
+			}
+			for _, c := range slow {
+				p.close(c, ReasonTooSlow)
 			}
 		}
 	}
+}
+
+// snapshot appends every open stream to batch.
+func (p *Pool) snapshot(batch []*Conn) []*Conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		batch = append(batch, c)
+	}
+	return batch
+}
+
+// sweep schedules c's heartbeat or expiry when due; it reports whether c is too slow to keep.
+func (p *Pool) sweep(c *Conn, now time.Time) (tooSlow bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.closed:
+	case !c.parkedAt.IsZero() && now.Sub(c.parkedAt) >= p.cfg.WriteTimeout:
+		return true
+	case c.ending != "":
+	case !now.Before(c.expiresAt):
+		c.last = append(c.last, p.expired)
+		c.ending = ReasonExpired
+		c.scheduleLocked()
+	case !now.Before(c.nextPing) && !c.queued:
+		c.control = append(c.control, p.ping)
+		c.nextPing = now.Add(p.cfg.Heartbeat)
+		c.scheduleLocked()
+	}
+	return false
 }
 
 // runQueue is an unbounded FIFO of connections with something to write. A connection is in it at most

@@ -17,8 +17,8 @@ import (
 func message(key string, rev uint64, terminal bool) *sse.Message {
 	id := strconv.FormatUint(rev, 10)
 	return &sse.Message{Key: key, Revision: rev, Terminal: terminal,
-		Frame:       sse.AppendEvent(nil, id, "state", []byte(`{"k":"`+key+`","r":`+id+`}`)),
-		LegacyFrame: sse.AppendEvent(nil, id, "", []byte(id))}
+		Frame:      sse.AppendEvent(nil, id, "state", []byte(`{"k":"`+key+`","r":`+id+`}`)),
+		MakeLegacy: func() []byte { return sse.AppendEvent(nil, id, "", []byte(id)) }}
 }
 
 func newPool(t *testing.T, cfg sse.Config) *sse.Pool {
@@ -99,8 +99,8 @@ func TestStuckClientIsDroppedAfterWriteTimeout(t *testing.T) {
 	c.Offer(message("a", 1, false))
 	select {
 	case reason := <-closed:
-		if reason != sse.ReasonClientGone {
-			t.Fatalf("closed with %q", reason)
+		if reason != sse.ReasonTooSlow {
+			t.Fatalf("closed with %q, want %q", reason, sse.ReasonTooSlow)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("a client that stopped reading was not dropped")
