@@ -193,7 +193,7 @@ func (c *Client) Library(ctx context.Context, cursor string, limit int) (TrackLi
 // Event is one server-sent event.
 type Event struct {
 	ID    string
-	Event string // "state", "removed", "reset", "expired"; "" for the legacy stream
+	Event string // one of StreamEvents; "" on the legacy stream
 	Data  []byte
 }
 
@@ -230,7 +230,7 @@ func (c *Client) OpenStream(ctx context.Context, path, lastEventID string) (*Eve
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
 	if lastEventID != "" {
-		req.Header.Set("Last-Event-ID", lastEventID)
+		req.Header.Set(HeaderLastEventID, lastEventID)
 	}
 	resp, err := c.httpClient().Do(req)
 	if err != nil {
@@ -320,7 +320,7 @@ func (c *Client) WatchJob(ctx context.Context, id string, fn func(JobState) erro
 				if ev.ID != "" {
 					last = ev.ID
 				}
-				if ev.Event != "state" && ev.Event != "" {
+				if ev.Event != EventState && ev.Event != "" {
 					continue
 				}
 				st, derr := ev.State()

@@ -174,7 +174,7 @@ func TestIsolationAcrossEveryRoute(t *testing.T) {
 			}
 			seen := map[string]bool{}
 			collect(t, s, func(ev api.Event) bool {
-				if ev.Event != "state" {
+				if ev.Event != api.EventState {
 					return false
 				}
 				st, _ := ev.State()

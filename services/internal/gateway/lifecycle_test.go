@@ -242,7 +242,7 @@ func TestResumeDeliversEveryChangeWhateverTheJobCount(t *testing.T) {
 		t.Fatal(err)
 	}
 	st, _ := ev.State()
-	if ev.Event != "state" || st.ID != oldest || st.State != api.StateActive {
+	if ev.Event != api.EventState || st.ID != oldest || st.State != api.StateActive {
 		t.Fatalf("resumed with %s %+v, want the oldest job active", ev.Event, st)
 	}
 }

@@ -49,7 +49,7 @@ func TestJobStreamSendsCurrentStateThenChangesAndEnds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ev.Event != "state" {
+		if ev.Event != api.EventState {
 			t.Fatalf("unexpected event %q", ev.Event)
 		}
 		id, err := strconv.ParseUint(ev.ID, 10, 64)
@@ -161,7 +161,7 @@ func TestMultiplexedStreamCarriesAllJobsAndResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	if ev, err := s2.Next(); err != nil || ev.Event != "reset" {
+	if ev, err := s2.Next(); err != nil || ev.Event != api.EventReset {
 		t.Fatalf("want reset, got %q %v", ev.Event, err)
 	}
 	seen := map[string]bool{}
@@ -390,9 +390,9 @@ func TestFinishedJobExpiryIsRelayed(t *testing.T) {
 	}
 	defer s.Close()
 	st := b.submitSteps(t, c, stepsInput{Steps: 1})
-	evs := collect(t, s, func(ev api.Event) bool { return ev.Event == "removed" })
+	evs := collect(t, s, func(ev api.Event) bool { return ev.Event == api.EventRemoved })
 	last := evs[len(evs)-1]
-	if last.Event != "removed" || !strings.Contains(string(last.Data), st.ID) {
+	if last.Event != api.EventRemoved || !strings.Contains(string(last.Data), st.ID) {
 		t.Fatalf("last event %q %s", last.Event, last.Data)
 	}
 	// The job is still readable, folded from its events.

@@ -94,6 +94,51 @@ func TestRemovedSinceKnowsItsLimits(t *testing.T) {
 	}
 }
 
+func TestSnapshotsAreSharedBoundedAndOldestGoFirst(t *testing.T) {
+	one := StateMessage(&api.JobState{ID: streams.NewJobID(time.Now()), State: api.StateActive}, time.Time{}).Size()
+	h := NewHub(nil, Config{SnapshotMemory: 10 * one}, nil, newTestHub().log)
+	ids := make([]string, 30)
+	for i := range ids {
+		ids[i] = streams.NewJobID(time.Now())
+		h.apply(stateEntry("alice", ids[i], uint64(i+1)), i < 5) // the first five while loading
+	}
+	if h.latest.bytes > 10*one+one/2 {
+		t.Fatalf("%d snapshot bytes, bound %d", h.latest.bytes, 10*one)
+	}
+	if _, ok := h.Snapshot("alice", ids[0]); ok {
+		t.Fatal("the state changed longest ago was kept past the bound")
+	}
+	m, ok := h.Snapshot("alice", ids[29])
+	if !ok || m.Revision != 30 {
+		t.Fatalf("newest state: %v %+v", ok, m)
+	}
+	if again, _ := h.Snapshot("alice", ids[29]); again != m {
+		t.Fatal("two streams got two copies of one snapshot")
+	}
+	if _, ok := h.Snapshot("bob", ids[29]); ok {
+		t.Fatal("another owner's job was served")
+	}
+	// A job that changes again becomes the newest; one removed is gone at once.
+	h.apply(stateEntry("alice", ids[20], 31), false)
+	h.apply(entry{key: streams.StateKey("alice", ids[29]), rev: 32, op: jetstream.KeyValueDelete}, false)
+	for range 8 {
+		h.apply(stateEntry("alice", streams.NewJobID(time.Now()), h.lastRev+1), false)
+	}
+	if m, ok := h.Snapshot("alice", ids[20]); !ok || m.Revision != 31 {
+		t.Fatalf("a job changed again was evicted: %v %+v", ok, m)
+	}
+	if _, ok := h.Snapshot("alice", ids[29]); ok {
+		t.Fatal("a removed job is still served")
+	}
+	// However often jobs change, the order log stays proportional to what is held.
+	for rev := h.lastRev + 1; rev < 20000; rev++ {
+		h.apply(stateEntry("alice", ids[rev%3], rev), false)
+	}
+	if n := len(h.latest.order) - h.latest.head; n > 2*len(h.latest.byKey)+1024+1 {
+		t.Fatalf("%d refs for %d snapshots", n, len(h.latest.byKey))
+	}
+}
+
 // BenchmarkHubFanout measures one state change fanned out to N subscribers of the same job: decoded and
 // encoded once, offered N times.
 func BenchmarkHubFanout(b *testing.B) {

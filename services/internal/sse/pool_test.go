@@ -2,10 +2,12 @@ package sse_test
 
 import (
 	"bufio"
+	"io"
 	"net"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -146,5 +148,31 @@ func TestAppendEventCannotBeInjected(t *testing.T) {
 	want := "id: 1event: evil\nevent: statedata: x\ndata: a\ndata: event: evil\ndata: b\ndata: c\n\n"
 	if got != want {
 		t.Fatalf("got %q\nwant %q", got, want)
+	}
+}
+
+func TestLegacyFrameIsMadeOnceAndOnlyForLegacyStreams(t *testing.T) {
+	p := newPool(t, sse.Config{Heartbeat: time.Hour})
+	var made atomic.Int32
+	m := &sse.Message{Key: "a", Revision: 1, Terminal: true, Frame: sse.AppendEvent(nil, "1", "state", []byte("{}")),
+		MakeLegacy: func() []byte { made.Add(1); return sse.AppendEvent(nil, "1", "", []byte("legacy")) }}
+	read := func(flavor sse.Flavor) string {
+		server, client := net.Pipe()
+		c := p.NewConn(flavor, true, time.Time{}, nil)
+		c.Offer(m)
+		go p.Attach(c, server, []byte("H\r\n\r\n"))
+		data, _ := io.ReadAll(client)
+		return string(data)
+	}
+	if got := read(sse.FlavorV1); !strings.Contains(got, "event: state") || made.Load() != 0 {
+		t.Fatalf("v1 stream: %q, legacy frame made %d times", got, made.Load())
+	}
+	for range 2 {
+		if got := read(sse.FlavorLegacy); !strings.Contains(got, "data: legacy") {
+			t.Fatalf("legacy stream: %q", got)
+		}
+	}
+	if made.Load() != 1 {
+		t.Fatalf("legacy frame made %d times for two legacy streams", made.Load())
 	}
 }
