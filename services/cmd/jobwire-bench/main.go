@@ -34,6 +34,7 @@ func main() {
 // flags are the command-line settings; zero values leave the options of the run (full or --quick).
 type flags struct {
 	quick, noBull, noDirect, npmInstall, keep bool
+	floor                                     bool
 	jsonOut, jobwire, bullDir                 string
 	watchers, jobs, legacy, workers           []int
 	duration, legacyDuration, rateDuration    time.Duration
@@ -44,7 +45,7 @@ type flags struct {
 }
 
 func (f *flags) options(cmd *cobra.Command) bench.Options {
-	o := bench.Options{BullMQ: true, DirectSubmit: true}
+	o := bench.Options{BullMQ: true, DirectSubmit: true, Floor: true}
 	if f.quick {
 		o = bench.Quick()
 	}
@@ -67,6 +68,7 @@ func (f *flags) options(cmd *cobra.Command) bench.Options {
 	set("tracks", func() { o.ImportTracks = f.tracks })
 	set("rate-duration", func() { o.RateDuration = f.rateDuration })
 	set("submitters", func() { o.Submitters = f.submitters })
+	set("floor", func() { o.Floor = f.floor })
 	if f.noBull {
 		o.BullMQ = false
 	}
@@ -96,6 +98,7 @@ func newRoot() *cobra.Command {
 	p.DurationVar(&f.duration, "duration", 0, "relay: measured load window per configuration (default 10s)")
 	p.DurationVar(&f.legacyDuration, "legacy-duration", 0, "relay: measured window of each legacy run (default 6s)")
 	p.Float64Var(&f.updates, "updates", 0, "relay: progress updates per job per second (default 10)")
+	p.BoolVar(&f.floor, "floor", true, "relay: also run each configuration against the floor server (a minimal raw-TCP fan-out process) and report jobwire's ratios to it")
 	p.IntSliceVar(&f.workers, "workers", nil, "jobs: worker process counts (default 1,2)")
 	p.IntVar(&f.concurrency, "concurrency", 0, "jobs: jobs at once per worker process and BullMQ Worker concurrency (default 50)")
 	p.IntVar(&f.noopJobs, "noop-jobs", 0, "jobs: jobs per max-throughput jobwire noop run (default 6000)")
@@ -128,6 +131,14 @@ func newRoot() *cobra.Command {
 		&cobra.Command{Use: "relay", Short: "SSE relay: delivery, latency, memory and goroutines per stream, NATS consumers, Redis commands; legacy polling baseline", Args: cobra.NoArgs, RunE: run(true, false)},
 		&cobra.Command{Use: "jobs", Short: "Jobs: submit→completed throughput and latency (noop, playlist import) vs BullMQ", Args: cobra.NoArgs, RunE: run(false, true)},
 		&cobra.Command{Use: "all", Short: "Both benchmarks on one deployment", Args: cobra.NoArgs, RunE: run(true, true)},
+		child("floor-server", "the relay benchmark's floor server (commands on stdin)", bench.FloorServerMain),
 	)
 	return root
+}
+
+// child is a hidden subcommand that runs one of the bench's own child processes (the relay benchmark
+// starts them itself; by hand they are for debugging) with its arguments as they are.
+func child(name, short string, main func([]string) int) *cobra.Command {
+	return &cobra.Command{Use: name, Short: short, Hidden: true, DisableFlagParsing: true,
+		Run: func(_ *cobra.Command, args []string) { os.Exit(main(args)) }}
 }

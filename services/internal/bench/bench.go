@@ -33,6 +33,7 @@ type Options struct {
 	IdleWait       time.Duration // longest wait for fasthttp's idle request workers to exit (default 21 s)
 	LegacyWatchers []int         // legacy baseline watcher counts (default 100, 1000, 10000)
 	LegacyDuration time.Duration // measured window of each legacy run (default 6 s)
+	Floor          bool          // also run each configuration against the floor server (jobwire-bench: on unless --floor=false)
 
 	// Jobs benchmark.
 	Workers      []int         // worker process counts (default 1, 2)
@@ -120,16 +121,16 @@ func (o *Options) SetDefaults() {
 func Quick() Options {
 	return Options{Watchers: []int{1000}, Jobs: []int{1, 100}, LoadDuration: 3 * time.Second, IdleWait: 2 * time.Second,
 		LegacyWatchers: []int{1000}, LegacyDuration: 2 * time.Second, Workers: []int{1}, NoopJobs: 2000, BullMQJobs: 5000,
-		ImportJobs: 40, RateDuration: 3 * time.Second, BullMQ: true}
+		ImportJobs: 40, RateDuration: 3 * time.Second, BullMQ: true, Floor: true}
 }
 
-// Smoke returns the smallest configuration (the package test): 50 watchers of one job, 5 noop jobs
-// and 2 imports on one worker, 5 BullMQ jobs.
+// Smoke returns the smallest configuration (the package test): 50 watchers of one job (and their
+// floor row), 5 noop jobs and 2 imports on one worker, 5 BullMQ jobs.
 func Smoke() Options {
 	return Options{Watchers: []int{50}, Jobs: []int{1}, LoadDuration: time.Second, Warmup: 500 * time.Millisecond,
 		Settle: 500 * time.Millisecond, Drain: 500 * time.Millisecond, IdleWait: time.Second, LegacyWatchers: []int{50}, LegacyDuration: time.Second,
 		Workers: []int{1}, Concurrency: 8, NoopJobs: 5, BullMQJobs: 5, ImportJobs: 2, ImportTracks: 10, RateDuration: time.Second,
-		Submitters: 4, JobTimeout: time.Minute, BullMQ: true, DirectSubmit: true}
+		Submitters: 4, JobTimeout: time.Minute, BullMQ: true, DirectSubmit: true, Floor: true}
 }
 
 func (o Options) logf(format string, args ...any) {
@@ -219,6 +220,13 @@ func runRelaySuite(ctx context.Context, s *stack, o Options, rep *Report) error 
 			r, err := runRelay(ctx, s, o, w, j)
 			if err != nil {
 				return fmt.Errorf("relay %d watchers, %d jobs: %w", w, j, err)
+			}
+			if o.Floor {
+				f, err := runFloor(ctx, o, s.pin, r.Watchers, j)
+				if err != nil {
+					return fmt.Errorf("floor %d watchers, %d jobs: %w", r.Watchers, j, err)
+				}
+				r.Floor, r.VsFloor = &f, floorRatios(r, f)
 			}
 			rep.Relay = append(rep.Relay, r)
 		}

@@ -40,7 +40,7 @@ func bullmqAvailable(t *testing.T) bool {
 }
 
 // TestSmoke runs the smallest configuration of both benchmarks against real processes: 50 watchers
-// of one job, the legacy baseline, 5 noop jobs and 2 imports per run, and 5 BullMQ jobs. It proves
+// of one job and their floor row, the legacy baseline, 5 noop jobs and 2 imports per run, and 5 BullMQ jobs. It proves
 // the tool works; its numbers mean nothing.
 func TestSmoke(t *testing.T) {
 	if testing.Short() {
@@ -81,6 +81,7 @@ func TestSmoke(t *testing.T) {
 	if r.RedisChecked && r.RedisCommands != 0 {
 		t.Errorf("jobwire ran %d Redis commands, want 0", r.RedisCommands)
 	}
+	checkFloor(t, r)
 	if _, err := exec.LookPath("redis-server"); err == nil {
 		if len(rep.Legacy) != 1 || rep.Legacy[0].Polls == 0 || rep.Legacy[0].Commands == 0 {
 			t.Errorf("legacy baseline did not poll: %+v", rep.Legacy)
@@ -125,6 +126,28 @@ func TestSmoke(t *testing.T) {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("report lacks %q", want)
 		}
+	}
+}
+
+// checkFloor: the floor row ran the jobwire row's watchers, delivered its frames to all of them and
+// ended their streams, and the ratios to it are computed.
+func checkFloor(t *testing.T, r RelayResult) {
+	t.Helper()
+	f := r.Floor
+	if f == nil || r.VsFloor == nil {
+		t.Fatal("no floor row")
+	}
+	if f.Watchers != r.Watchers || f.Connected != r.Watchers || f.ConnectErrors != 0 {
+		t.Errorf("floor streams: %d of %d open (%d errors: %s), want the jobwire row's %d", f.Connected, f.Watchers, f.ConnectErrors, f.FirstError, r.Watchers)
+	}
+	if f.Published == 0 || f.Delivered != f.Expected || f.Latency.N != f.Delivered || f.StreamsEnded != f.Watchers {
+		t.Errorf("floor: published %d, delivered %d of %d (%d latencies), %d streams ended", f.Published, f.Delivered, f.Expected, f.Latency.N, f.StreamsEnded)
+	}
+	if f.CPUPerDelivery <= 0 || r.GatewayCPUPerDelivery <= 0 {
+		t.Errorf("CPU per delivery: floor %.2f µs, gateway %.2f µs", f.CPUPerDelivery, r.GatewayCPUPerDelivery)
+	}
+	if v := r.VsFloor; v.LatencyP50 <= 0 || v.LatencyP99 <= 0 || v.CPUPerDelivery <= 0 {
+		t.Errorf("ratios to the floor not computed: %+v", *v)
 	}
 }
 

@@ -21,8 +21,13 @@ import (
 
 // childEnv selects what a re-executed bench binary runs instead of the bench: "jobwire" runs the
 // jobwire command line (cli.Main, the very code of the jobwire binary) with the process arguments;
-// "nats" runs the embedded nats-server of `jobwire dev` (devserver) on its own.
+// "nats" runs the embedded nats-server of `jobwire dev` (devserver) on its own; childFloor runs the
+// floor server.
 const childEnv = "JOBWIRE_BENCH_CHILD"
+
+// childFloor is the childEnv value of the floor server, also the name of jobwire-bench's hidden
+// subcommand that runs it.
+const childFloor = "floor-server"
 
 // RunChildIfRequested turns this process into a jobwire service or a nats-server when the bench
 // started it as one, and exits. main and TestMain call it first, so the bench needs no separately
@@ -35,6 +40,8 @@ func RunChildIfRequested() {
 		os.Exit(cli.Main(os.Args[1:]))
 	case "nats":
 		os.Exit(runNATSChild(os.Args[1:]))
+	case childFloor:
+		os.Exit(FloorServerMain(os.Args[1:]))
 	default:
 		fmt.Fprintf(os.Stderr, "%s=%q: unknown child\n", childEnv, os.Getenv(childEnv))
 		os.Exit(2)
@@ -70,6 +77,25 @@ func runNATSChild(args []string) int {
 // redis-server or node. Its environment is minimal (no REDIS_URL, no NATS_URL unless given) plus
 // GOMAXPROCS when set; it keeps the last 64 KiB of its output and, on Linux, dies with the bench.
 func startProc(name, path string, args []string, env map[string]string) (*testkit.Proc, error) {
+	return startProcOn(-1, name, path, args, env)
+}
+
+// startProcOn is startProc with the process on cpu only (when cpu >= 0; see onCPU).
+func startProcOn(cpu int, name, path string, args []string, env map[string]string) (*testkit.Proc, error) {
+	path, args, after := onCPU(cpu, path, args)
+	p := &testkit.Proc{Name: name, Path: path, Args: args, Env: procEnv(env), Out: &testkit.SyncBuffer{Max: 64 << 10}}
+	if err := p.Start(); err != nil {
+		return nil, err
+	}
+	if err := after(p.Pid()); err != nil {
+		p.Kill()
+		return nil, fmt.Errorf("pin %s: %w", name, err)
+	}
+	return p, nil
+}
+
+// procEnv is the environment of a child beyond PATH and HOME: GOMAXPROCS when set, and env.
+func procEnv(env map[string]string) []string {
 	var list []string
 	if v := os.Getenv("GOMAXPROCS"); v != "" {
 		list = append(list, "GOMAXPROCS="+v)
@@ -77,11 +103,7 @@ func startProc(name, path string, args []string, env map[string]string) (*testki
 	for k, v := range env {
 		list = append(list, k+"="+v)
 	}
-	p := &testkit.Proc{Name: name, Path: path, Args: args, Env: list, Out: &testkit.SyncBuffer{Max: 64 << 10}}
-	if err := p.Start(); err != nil {
-		return nil, err
-	}
-	return p, nil
+	return list
 }
 
 // exited reports an early exit of p with its output.

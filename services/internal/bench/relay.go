@@ -54,6 +54,14 @@ type RelayResult struct {
 	GoroutinesAfter int       `json:"goroutinesAfterStreamsEnded"`
 	OpenAfter       float64   `json:"streamsOpenAfter"`
 	StreamsEnded    int       `json:"streamsEndedByServer"`
+	// GatewayCPUPerDelivery is the gateway's CPU time inside the window per delivery there, in
+	// microseconds (the floor row's cpuMicrosPerDelivery, measured the same way).
+	GatewayCPUPerDelivery float64 `json:"gatewayCpuMicrosPerDelivery"`
+	ClientCPU             float64 `json:"clientProcsCpuCores"` // watch-clients processes, beside benchCpuCores
+
+	// Floor is the same configuration against the floor server, in the same run; VsFloor compares.
+	Floor   *FloorResult `json:"floor,omitempty"`
+	VsFloor *FloorRatios `json:"vsFloor,omitempty"`
 
 	ConsumersBefore int   `json:"natsConsumersBefore"`
 	ConsumersIdle   int   `json:"natsConsumersIdle"`
@@ -82,169 +90,22 @@ func runRelay(ctx context.Context, s *stack, o Options, watchers, jobs int) (res
 			s.stopGateway()
 		}
 	}()
-	owner, _ := streams.OwnerToken(relayUser)
-	ids, err := createActiveJobs(ctx, s.js, owner, jobs)
-	if err != nil {
+	r := &relayRun{s: s, o: o, res: &res, win: &window{}}
+	r.owner, _ = streams.OwnerToken(relayUser)
+	defer func() {
+		if r.fleet != nil {
+			r.fleet.close()
+		}
+	}()
+	if r.ids, err = createActiveJobs(ctx, s.js, r.owner, jobs); err != nil {
 		return res, err
 	}
-
-	// Before: the gateway has loaded the bucket and served nothing but /readyz and /metrics.
-	time.Sleep(o.Settle)
-	before, err := s.gatewayMetrics(ctx)
-	if err != nil {
-		return res, err
-	}
-	res.RSSBefore, _ = rssOf(s.gateway.Pid())
-	res.GoroutinesBefore = int(before["go_goroutines"])
-	res.ConsumersBefore, _ = s.consumers(ctx)
-
-	// Open the streams, a few dozen at a time, and wait for each one's first state.
-	u, _ := url.Parse(s.gatewayURL)
-	token := s.token(relayUser)
-	reqs := make([][]byte, jobs)
-	for j, id := range ids {
-		reqs[j] = watchRequest(u.Host, id, token)
-	}
-	win := &window{}
-	clients := make([]*watcher, watchers)
-	cctx, cancelClients := context.WithCancel(ctx)
-	defer cancelClients()
-	var (
-		wg      sync.WaitGroup
-		readyWG sync.WaitGroup
-		mu      sync.Mutex
-		sem     = make(chan struct{}, 64)
-	)
-	start := time.Now()
-	readyWG.Add(watchers)
-	for i := range watchers {
-		w := &watcher{lat: make([]uint32, 0, int(o.UpdatesPerSec*o.LoadDuration.Seconds())+8)}
-		clients[i] = w
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w.run(cctx, u.Host, reqs[i%jobs], win, func(err error) {
-				<-sem
-				if err != nil {
-					mu.Lock()
-					res.ConnectErrors++
-					if res.FirstError == "" {
-						res.FirstError = err.Error()
-					}
-					mu.Unlock()
-				}
-				readyWG.Done()
-			})
-		}()
-	}
-	readyWG.Wait()
-	res.ConnectSecs = time.Since(start).Seconds()
-	res.Connected = watchers - res.ConnectErrors
-	if res.ConnectErrors > 0 {
-		o.logf("relay: %d of %d streams failed to open, first: %s", res.ConnectErrors, watchers, res.FirstError)
-	}
-
-	// Idle: every stream open, nothing changing. fasthttp keeps the worker goroutines that served the
-	// requests (at most as many as were in flight: 64 here) for MaxIdleWorkerDuration (10 s) before
-	// its cleaner ends them, so wait up to IdleWait for them to go before reading goroutines and memory.
-	time.Sleep(o.Settle)
-	opened, err := s.gatewayMetrics(ctx)
-	if err != nil {
-		return res, err
-	}
-	res.GoroutinesOpened = int(opened["go_goroutines"])
-	idle := opened
-	for waited := time.Duration(0); waited < o.IdleWait && int(idle["go_goroutines"]) > res.GoroutinesBefore+2; waited += 500 * time.Millisecond {
-		time.Sleep(500 * time.Millisecond)
-		if idle, err = s.gatewayMetrics(ctx); err != nil {
+	for _, phase := range []func(context.Context) error{r.measureBefore, r.open, r.measureIdle, r.load, r.end} {
+		if err := phase(ctx); err != nil {
 			return res, err
 		}
 	}
-	res.RSSIdle, _ = rssOf(s.gateway.Pid())
-	res.GoroutinesIdle = int(idle["go_goroutines"])
-	res.ConsumersIdle, _ = s.consumers(ctx)
-	if res.Connected > 0 {
-		res.RSSPerStream = float64(res.RSSIdle-res.RSSBefore) / float64(res.Connected)
-		res.StackPerStream = (idle["go_memstats_stack_inuse_bytes"] - before["go_memstats_stack_inuse_bytes"]) / float64(res.Connected)
-		res.HeapPerStream = (idle["go_memstats_heap_inuse_bytes"] - before["go_memstats_heap_inuse_bytes"]) / float64(res.Connected)
-		res.GoroutinesPerStr = float64(res.GoroutinesIdle-res.GoroutinesBefore) / float64(res.Connected)
-	}
-
-	// Load: every job gets UpdatesPerSec progress events, published as a worker would.
-	cpu0 := [4]float64{cpuSeconds(s.gateway.Pid()), cpuSeconds(s.projector.Pid()), cpuSeconds(s.nats.Pid()), selfCPUSeconds()}
-	pubCtx, stopPub := context.WithCancel(ctx)
-	perJob := make([]int, jobs)
-	var pubWG sync.WaitGroup
-	loadStart := time.Now()
-	win.start.Store(loadStart.Add(o.Warmup).UnixNano())
-	for j, id := range ids {
-		pubWG.Add(1)
-		go func() {
-			defer pubWG.Done()
-			perJob[j] = publishProgress(pubCtx, s.js, owner, id, o.UpdatesPerSec, time.Duration(j)*time.Second/time.Duration(max(jobs, 1))/time.Duration(max(o.UpdatesPerSec, 1)), win)
-		}()
-	}
-	time.Sleep(o.Warmup + o.LoadDuration)
-	win.end.Store(time.Now().UnixNano())
-	mid, _ := s.gatewayMetrics(ctx)
-	res.RSSLoad, _ = rssOf(s.gateway.Pid())
-	res.ConsumersLoad, _ = s.consumers(ctx)
-	stopPub()
-	pubWG.Wait()
-	time.Sleep(o.Drain) // let the last events of the window arrive
-	elapsed := time.Since(loadStart).Seconds()
-	cpu1 := [4]float64{cpuSeconds(s.gateway.Pid()), cpuSeconds(s.projector.Pid()), cpuSeconds(s.nats.Pid()), selfCPUSeconds()}
-	res.GatewayCPU, res.ProjectorCPU, res.NATSCPU, res.BenchCPU = (cpu1[0]-cpu0[0])/elapsed, (cpu1[1]-cpu0[1])/elapsed, (cpu1[2]-cpu0[2])/elapsed, (cpu1[3]-cpu0[3])/elapsed
-	res.Seconds = float64(win.end.Load()-win.start.Load()) / 1e9
-	for i := range watchers {
-		res.Expected += perJob[i%jobs]
-	}
-	for _, n := range perJob {
-		res.Published += n
-	}
-	if mid != nil {
-		res.Coalesced = mid["jobwire_sse_events_coalesced_total"] - idle["jobwire_sse_events_coalesced_total"]
-	}
-
-	// End: complete the jobs; every job stream ends after its terminal state.
-	if err := completeJobs(ctx, s.js, owner, ids); err != nil {
-		return res, err
-	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		o.logf("relay: streams still open 30s after their jobs completed; closing them")
-		cancelClients()
-		<-done
-	}
-	lat := make([][]uint32, 0, watchers)
-	for _, w := range clients {
-		res.Delivered += w.events
-		lat = append(lat, w.lat)
-		if w.ended {
-			res.StreamsEnded++
-		}
-	}
-	res.EventsPerSec = float64(res.Delivered) / res.Seconds
-	res.Latency = quantilesMicros(lat...)
-	clients = nil
-
-	// After: the gateway released every stream (invariant 3).
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		after, err := s.gatewayMetrics(ctx)
-		if err == nil {
-			res.OpenAfter = after["jobwire_sse_streams_open"]
-			res.GoroutinesAfter = int(after["go_goroutines"])
-		}
-		if (res.OpenAfter == 0 && res.GoroutinesAfter <= res.GoroutinesBefore+2) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	r.measureRelease(ctx)
 	s.stopGateway()
 	if redisBefore != nil {
 		redisAfter, err := s.redisCommands(ctx)
@@ -253,9 +114,181 @@ func runRelay(ctx context.Context, s *stack, o Options, watchers, jobs int) (res
 		}
 		res.RedisCommands, res.RedisChecked = commandDelta(redisBefore, redisAfter), true
 	}
-	o.logf("relay: %d watchers/%d jobs: %.0f events/s (expected %.0f), latency p50 %.2f ms p99 %.2f ms max %.1f ms, %.0f B RSS/stream, %.3f goroutines/stream",
-		watchers, jobs, res.EventsPerSec, float64(res.Expected)/res.Seconds, res.Latency.P50, res.Latency.P99, res.Latency.Max, res.RSSPerStream, res.GoroutinesPerStr)
+	o.logf("relay: %d watchers/%d jobs: %.0f events/s (expected %.0f), latency p50 %.2f ms p99 %.2f ms max %.1f ms, %.0f B RSS/stream, %.3f goroutines/stream, %.2f µs gateway CPU/delivery",
+		watchers, jobs, res.EventsPerSec, float64(res.Expected)/res.Seconds, res.Latency.P50, res.Latency.P99, res.Latency.Max, res.RSSPerStream, res.GoroutinesPerStr, res.GatewayCPUPerDelivery)
 	return res, nil
+}
+
+// relayRun is one configuration of the relay benchmark while it runs, phase by phase.
+type relayRun struct {
+	s     *stack
+	o     Options
+	res   *RelayResult
+	owner string
+	ids   []string
+	fleet fleet
+	win   *window
+
+	before, idle map[string]float64 // gateway metrics
+	perJob       []int              // progress events published inside the window, by job
+	// gatewayWindowCPU is the gateway's CPU seconds inside the window.
+	gatewayWindowCPU float64
+}
+
+// measureBefore reads the gateway once it has loaded the bucket and served nothing but /readyz.
+func (r *relayRun) measureBefore(ctx context.Context) (err error) {
+	time.Sleep(r.o.Settle)
+	if r.before, err = r.s.gatewayMetrics(ctx); err != nil {
+		return err
+	}
+	r.res.RSSBefore, _ = rssOf(r.s.gateway.Pid())
+	r.res.GoroutinesBefore = int(r.before["go_goroutines"])
+	r.res.ConsumersBefore, _ = r.s.consumers(ctx)
+	return nil
+}
+
+// open opens the streams, a few dozen at a time, and waits for each one's first state.
+func (r *relayRun) open(ctx context.Context) error {
+	u, _ := url.Parse(r.s.gatewayURL)
+	token := r.s.token(relayUser)
+	reqs := make([][]byte, len(r.ids))
+	for j, id := range r.ids {
+		reqs[j] = watchRequest(u.Host, id, token)
+	}
+	start := time.Now()
+	r.fleet = openFleet(ctx, r.o, clientSpec{Addr: u.Host, Requests: reqs, Watchers: r.res.Watchers}, r.win)
+	cc, err := r.fleet.opened()
+	if err != nil {
+		return err
+	}
+	r.res.ConnectSecs = time.Since(start).Seconds()
+	r.res.Connected, r.res.ConnectErrors, r.res.FirstError = cc.Connected, cc.Errors, cc.FirstError
+	if cc.Errors > 0 {
+		r.o.logf("relay: %d of %d streams failed to open, first: %s", cc.Errors, r.res.Watchers, cc.FirstError)
+	}
+	return nil
+}
+
+// measureIdle reads the gateway with every stream open and nothing changing. fasthttp keeps the worker
+// goroutines that served the requests (at most as many as were in flight: 64 here) for
+// MaxIdleWorkerDuration (10 s) before its cleaner ends them, so it waits up to IdleWait for them to go
+// before reading goroutines and memory.
+func (r *relayRun) measureIdle(ctx context.Context) error {
+	res := r.res
+	time.Sleep(r.o.Settle)
+	opened, err := r.s.gatewayMetrics(ctx)
+	if err != nil {
+		return err
+	}
+	res.GoroutinesOpened = int(opened["go_goroutines"])
+	idle := opened
+	for waited := time.Duration(0); waited < r.o.IdleWait && int(idle["go_goroutines"]) > res.GoroutinesBefore+2; waited += 500 * time.Millisecond {
+		time.Sleep(500 * time.Millisecond)
+		if idle, err = r.s.gatewayMetrics(ctx); err != nil {
+			return err
+		}
+	}
+	r.idle = idle
+	res.RSSIdle, _ = rssOf(r.s.gateway.Pid())
+	res.GoroutinesIdle = int(idle["go_goroutines"])
+	res.ConsumersIdle, _ = r.s.consumers(ctx)
+	if res.Connected > 0 {
+		n := float64(res.Connected)
+		res.RSSPerStream = float64(res.RSSIdle-res.RSSBefore) / n
+		res.StackPerStream = (idle["go_memstats_stack_inuse_bytes"] - r.before["go_memstats_stack_inuse_bytes"]) / n
+		res.HeapPerStream = (idle["go_memstats_heap_inuse_bytes"] - r.before["go_memstats_heap_inuse_bytes"]) / n
+		res.GoroutinesPerStr = float64(res.GoroutinesIdle-res.GoroutinesBefore) / n
+	}
+	return nil
+}
+
+// load publishes UpdatesPerSec progress events per job, as a worker would, through the warm-up and
+// the window, then waits o.Drain for the last of them to arrive.
+func (r *relayRun) load(ctx context.Context) error {
+	s, o, res := r.s, r.o, r.res
+	procs := func() [5]float64 {
+		return [5]float64{cpuSeconds(s.gateway.Pid()), cpuSeconds(s.projector.Pid()), cpuSeconds(s.nats.Pid()), selfCPUSeconds(), r.fleet.cpuSeconds()}
+	}
+	cpu0 := procs()
+	pubCtx, stopPub := context.WithCancel(ctx)
+	jobs := len(r.ids)
+	r.perJob = make([]int, jobs)
+	var pubWG sync.WaitGroup
+	loadStart := openWindow(o, r.win)
+	if err := r.fleet.setWindow(r.win); err != nil {
+		stopPub()
+		return err
+	}
+	for j, id := range r.ids {
+		pubWG.Add(1)
+		go func() {
+			defer pubWG.Done()
+			offset := time.Duration(j) * time.Second / time.Duration(max(jobs, 1)) / time.Duration(max(o.UpdatesPerSec, 1))
+			r.perJob[j] = publishProgress(pubCtx, s.js, r.owner, id, o.UpdatesPerSec, offset, r.win)
+		}()
+	}
+	inWindow := cpuInWindow(s.gateway.Pid(), r.win)
+	mid, _ := s.gatewayMetrics(ctx)
+	res.RSSLoad, _ = rssOf(s.gateway.Pid())
+	res.ConsumersLoad, _ = s.consumers(ctx)
+	stopPub()
+	pubWG.Wait()
+	time.Sleep(o.Drain) // let the last events of the window arrive
+	elapsed := time.Since(loadStart).Seconds()
+	cpu1 := procs()
+	res.GatewayCPU, res.ProjectorCPU, res.NATSCPU = (cpu1[0]-cpu0[0])/elapsed, (cpu1[1]-cpu0[1])/elapsed, (cpu1[2]-cpu0[2])/elapsed
+	res.BenchCPU, res.ClientCPU = (cpu1[3]-cpu0[3])/elapsed, (cpu1[4]-cpu0[4])/elapsed
+	res.Seconds = r.win.seconds()
+	res.Expected = expectedDeliveries(r.perJob, res.Watchers)
+	for _, n := range r.perJob {
+		res.Published += n
+	}
+	if mid != nil {
+		res.Coalesced = mid["jobwire_sse_events_coalesced_total"] - r.idle["jobwire_sse_events_coalesced_total"]
+	}
+	r.gatewayWindowCPU = inWindow
+	return nil
+}
+
+// end completes the jobs, after which the gateway ends every job stream, and collects what the
+// watchers received.
+func (r *relayRun) end(ctx context.Context) error {
+	if err := completeJobs(ctx, r.s.js, r.owner, r.ids); err != nil {
+		return err
+	}
+	tot, err := r.fleet.finish(30 * time.Second)
+	if err != nil {
+		return err
+	}
+	res := r.res
+	res.Delivered, res.StreamsEnded = tot.Delivered, tot.Ended
+	if res.StreamsEnded < res.Connected {
+		r.o.logf("relay: %d of %d streams still open 30s after their jobs completed; closed them", res.Connected-res.StreamsEnded, res.Connected)
+	}
+	res.EventsPerSec = float64(res.Delivered) / res.Seconds
+	res.Latency = quantilesMicros(tot.Lat...)
+	if res.Delivered > 0 {
+		res.GatewayCPUPerDelivery = r.gatewayWindowCPU / float64(res.Delivered) * 1e6
+	}
+	return nil
+}
+
+// measureRelease waits up to 10 s for the gateway to release every stream (invariant 3): open-stream
+// gauge back to 0, goroutines back to their count before the streams.
+func (r *relayRun) measureRelease(ctx context.Context) {
+	res := r.res
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		after, err := r.s.gatewayMetrics(ctx)
+		if err == nil {
+			res.OpenAfter = after["jobwire_sse_streams_open"]
+			res.GoroutinesAfter = int(after["go_goroutines"])
+		}
+		if (res.OpenAfter == 0 && res.GoroutinesAfter <= res.GoroutinesBefore+2) || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // createActiveJobs writes job.submitted and job.started events for n new noop jobs of owner straight

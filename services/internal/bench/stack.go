@@ -55,6 +55,7 @@ type stack struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	signer *auth.Signer
+	pin    Pinning // the gateway's CPU under --pin
 }
 
 // startStack starts redis-server (when installed), the nats-server and the projector.

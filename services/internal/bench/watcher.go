@@ -43,9 +43,9 @@ func watchRequest(host, jobID, token string) []byte {
 		"Authorization: Bearer " + token + "\r\n\r\n")
 }
 
-// run connects, sends req, calls ready once (nil after the first state event, else the error), and
-// reads until the stream ends or ctx is cancelled.
-func (w *watcher) run(ctx context.Context, addr string, req []byte, win *window, ready func(error)) {
+// run connects (from local, when set), sends req, calls ready once (nil after the first state event,
+// else the error), and reads until the stream ends or ctx is cancelled.
+func (w *watcher) run(ctx context.Context, addr string, local net.Addr, req []byte, win *window, ready func(error)) {
 	signalled := false
 	signal := func(err error) {
 		if !signalled {
@@ -53,7 +53,7 @@ func (w *watcher) run(ctx context.Context, addr string, req []byte, win *window,
 			ready(err)
 		}
 	}
-	d := net.Dialer{Timeout: 10 * time.Second}
+	d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: local}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		w.err = err
