@@ -34,7 +34,7 @@ func main() {
 // flags are the command-line settings; zero values leave the options of the run (full or --quick).
 type flags struct {
 	quick, noBull, noDirect, npmInstall, keep bool
-	floor                                     bool
+	floor, pin                                bool
 	jsonOut, jobwire, bullDir                 string
 	watchers, jobs, legacy, workers           []int
 	duration, legacyDuration, rateDuration    time.Duration
@@ -75,7 +75,7 @@ func (f *flags) options(cmd *cobra.Command) bench.Options {
 	if f.noDirect {
 		o.DirectSubmit = false
 	}
-	o.NPMInstall, o.KeepData, o.JobwireBin, o.BullMQDir = f.npmInstall, f.keep, f.jobwire, f.bullDir
+	o.NPMInstall, o.KeepData, o.JobwireBin, o.BullMQDir, o.Pin = f.npmInstall, f.keep, f.jobwire, f.bullDir, f.pin
 	return o
 }
 
@@ -92,6 +92,7 @@ func newRoot() *cobra.Command {
 	p.StringVar(&f.jsonOut, "json", "", "also write the full report as JSON to this file")
 	p.StringVar(&f.jobwire, "jobwire", "", "run the services from this jobwire binary (default: this binary runs them)")
 	p.BoolVar(&f.keep, "keep-data", false, "keep the run's data directory (NATS store, redis)")
+	p.BoolVar(&f.pin, "pin", false, "relay: the gateway and the floor server on CPU 1, every other process (nats, projector, the bench and its clients) on CPU 0: the second and first CPU this process may use (Linux, 2+ CPUs)")
 	p.IntSliceVar(&f.watchers, "watchers", nil, "relay: streams per configuration (default 100,1000,10000)")
 	p.IntSliceVar(&f.jobs, "jobs", nil, "relay: jobs the streams are spread over (default 1,100)")
 	p.IntSliceVar(&f.legacy, "legacy-watchers", nil, "relay: watcher counts of the legacy Redis-polling baseline (default 100,1000,10000)")

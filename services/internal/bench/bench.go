@@ -54,6 +54,7 @@ type Options struct {
 	RequireBullMQ bool   // fail instead of skipping when BullMQ cannot run (JOBWIRE_REQUIRE_BULLMQ=1)
 
 	// Environment.
+	Pin        bool      // the gateway (and floor server) on one CPU, every other process on another (Linux, 2+ CPUs)
 	JobwireBin string    // a jobwire binary to run the services with (default: this binary)
 	TempDir    string    // parent of the run's data directory (default os.TempDir())
 	KeepData   bool      // keep the data directory
@@ -170,6 +171,7 @@ func describeMachine(nofile uint64) Machine {
 // Report is everything a run measured.
 type Report struct {
 	Machine Machine        `json:"machine"`
+	Pin     Pinning        `json:"pin"`
 	Relay   []RelayResult  `json:"relay,omitempty"`
 	Legacy  []LegacyResult `json:"legacy,omitempty"`
 	Jobs    *JobsReport    `json:"jobs,omitempty"`
@@ -193,7 +195,12 @@ func Run(ctx context.Context, o Options, relay, jobs bool) (*Report, error) {
 			return rep, fmt.Errorf("%d watchers need RLIMIT_NOFILE above %d, the limit is %d (raise the hard limit: ulimit -Hn)", w, need, nofile)
 		}
 	}
-	s, err := startStack(ctx, o)
+	pin, err := setupPin(o.Pin)
+	if err != nil {
+		return rep, err
+	}
+	rep.Pin = pin
+	s, err := startStack(ctx, o, pin)
 	if err != nil {
 		return rep, err
 	}

@@ -58,13 +58,14 @@ type stack struct {
 	pin    Pinning // the gateway's CPU under --pin
 }
 
-// startStack starts redis-server (when installed), the nats-server and the projector.
-func startStack(ctx context.Context, o Options) (s *stack, err error) {
+// startStack starts redis-server (when installed), the nats-server and the projector. Under pin they
+// run where the bench does (they inherit its CPU); the gateway runs on pin's gateway CPU.
+func startStack(ctx context.Context, o Options, pin Pinning) (s *stack, err error) {
 	dir, err := os.MkdirTemp(o.TempDir, "jobwire-bench-")
 	if err != nil {
 		return nil, err
 	}
-	s = &stack{o: o, dir: dir, signer: auth.NewSigner([]byte(secret), ""), env: map[string]string{
+	s = &stack{o: o, dir: dir, pin: pin, signer: auth.NewSigner([]byte(secret), ""), env: map[string]string{
 		"JOBWIRE_JWT_SECRET": secret, "JOBWIRE_LOG_LEVEL": "warn", "JOBWIRE_LOG_FORMAT": "text",
 	}}
 	defer func() {
@@ -180,6 +181,11 @@ func (s *stack) startNATS(ctx context.Context) error {
 
 // startJobwire runs `jobwire args...` with the stack's environment plus env.
 func (s *stack) startJobwire(name string, env map[string]string, args ...string) (*testkit.Proc, error) {
+	return s.startJobwireOn(-1, name, env, args...)
+}
+
+// startJobwireOn is startJobwire with the process on cpu only (when cpu >= 0).
+func (s *stack) startJobwireOn(cpu int, name string, env map[string]string, args ...string) (*testkit.Proc, error) {
 	all := map[string]string{}
 	for k, v := range s.env {
 		all[k] = v
@@ -187,11 +193,11 @@ func (s *stack) startJobwire(name string, env map[string]string, args ...string)
 	for k, v := range env {
 		all[k] = v
 	}
-	return startProc(name, s.exe, args, all)
+	return startProcOn(cpu, name, s.exe, args, all)
 }
 
 // startGateway starts a fresh `jobwire gateway` that accepts maxStreams streams, all of them from one
-// user if need be, without a submit rate limit, and waits until it is ready.
+// user if need be, without a submit rate limit, on its own CPU under --pin, and waits until it is ready.
 func (s *stack) startGateway(ctx context.Context, maxStreams int) error {
 	addr, err := freeAddr()
 	if err != nil {
@@ -202,7 +208,7 @@ func (s *stack) startGateway(ctx context.Context, maxStreams int) error {
 		return err
 	}
 	limit := strconv.Itoa(max(maxStreams+100, 20000))
-	p, err := s.startJobwire("gateway", map[string]string{
+	p, err := s.startJobwireOn(s.pin.gatewayCPU(), "gateway", map[string]string{
 		"JOBWIRE_HTTP_ADDR": addr, "JOBWIRE_METRICS_ADDR": ops, "JOBWIRE_SSE_MAX_PER_USER": limit, "JOBWIRE_SSE_MAX_STREAMS": limit,
 		"JOBWIRE_SUBMIT_RATE": "off", // the per-user submit limit would cap the bench's one user at 10/s
 	}, "gateway")
