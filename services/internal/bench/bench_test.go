@@ -122,7 +122,7 @@ func TestSmoke(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"### SSE relay", "### Jobs: throughput", "### Cost per job"} {
+	for _, want := range []string{"### SSE relay", "### SSE relay against the floor", "| floor |", "### Jobs: throughput", "### Cost per job"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("report lacks %q", want)
 		}

@@ -34,6 +34,7 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 				x.GoroutinesBefore, x.GoroutinesOpened, x.GoroutinesIdle, x.GoroutinesAfter, x.ProjectorCPU, x.NATSCPU, x.BenchCPU)
 		}
 		fmt.Fprintln(w)
+		r.writeFloor(w)
 	}
 	if len(r.Legacy) > 0 {
 		fmt.Fprintln(w, "### Legacy baseline (HGETALL + getState script every 500 ms per stream, real redis-server)")
@@ -111,6 +112,44 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 	for _, s := range r.Skipped {
 		fmt.Fprintf(w, "Skipped: %s\n", s)
 	}
+}
+
+// writeFloor writes the relay rows beside their floor rows, with the ratios of jobwire's to the floor's.
+func (r *Report) writeFloor(w io.Writer) {
+	if !slices.ContainsFunc(r.Relay, func(x RelayResult) bool { return x.Floor != nil }) {
+		return
+	}
+	fmt.Fprintln(w, "### SSE relay against the floor (same watchers, jobs, updates and window; floor server: raw TCP, one frame per update written to every socket)")
+	fmt.Fprintln(w)
+	if p := r.Pin; p.Enabled {
+		fmt.Fprintf(w, "Pinned (%s): gateway and floor server on CPU %v, every other process (bench and clients included) on CPU %v.\n\n", p.Method, p.GatewayCPUs, p.OtherCPUs)
+	} else {
+		fmt.Fprintln(w, "Not pinned: the gateway and the floor server share the cores with every other process (--pin to give them one).")
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w, "| watchers | jobs | server | open | delivered/s (expected) | p50 ms | p99 ms | max ms | server CPU cores | CPU µs/delivery | p50 × floor | p99 × floor | CPU/delivery × floor |")
+	fmt.Fprintln(w, "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, x := range r.Relay {
+		f, v := x.Floor, x.VsFloor
+		if f == nil {
+			continue
+		}
+		fmt.Fprintf(w, "| %d | %d | jobwire gateway | %d | %.0f (%.0f) | %.2f | %.2f | %.1f | %.2f | %.2f | %s | %s | %s |\n",
+			x.Watchers, x.Jobs, x.Connected, x.EventsPerSec, float64(x.Expected)/max(x.Seconds, 1e-9), x.Latency.P50, x.Latency.P99, x.Latency.Max,
+			x.GatewayCPU, x.GatewayCPUPerDelivery, times(v.LatencyP50), times(v.LatencyP99), times(v.CPUPerDelivery))
+		fmt.Fprintf(w, "| %d | %d | floor | %d | %.0f (%.0f) | %.2f | %.2f | %.1f | %.2f | %.2f | | | |\n",
+			f.Watchers, f.Jobs, f.Connected, f.EventsPerSec, float64(f.Expected)/max(f.Seconds, 1e-9), f.Latency.P50, f.Latency.P99, f.Latency.Max,
+			f.CPU, f.CPUPerDelivery)
+	}
+	fmt.Fprintln(w)
+}
+
+// times is a ratio as "3.2×", or "n/a" when it could not be computed (0).
+func times(r float64) string {
+	if r <= 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f×", r)
 }
 
 func bullSubmit(mode string) string {
