@@ -41,7 +41,7 @@ type flags struct {
 	updates                                   float64
 	concurrency, noopJobs, importJobs, tracks int
 	bullJobs                                  int
-	submitters                                int
+	submitters, clientProcs                   int
 }
 
 func (f *flags) options(cmd *cobra.Command) bench.Options {
@@ -69,6 +69,7 @@ func (f *flags) options(cmd *cobra.Command) bench.Options {
 	set("rate-duration", func() { o.RateDuration = f.rateDuration })
 	set("submitters", func() { o.Submitters = f.submitters })
 	set("floor", func() { o.Floor = f.floor })
+	set("client-procs", func() { o.ClientProcs = f.clientProcs })
 	if f.noBull {
 		o.BullMQ = false
 	}
@@ -100,6 +101,7 @@ func newRoot() *cobra.Command {
 	p.DurationVar(&f.legacyDuration, "legacy-duration", 0, "relay: measured window of each legacy run (default 6s)")
 	p.Float64Var(&f.updates, "updates", 0, "relay: progress updates per job per second (default 10)")
 	p.BoolVar(&f.floor, "floor", true, "relay: also run each configuration against the floor server (a minimal raw-TCP fan-out process) and report jobwire's ratios to it")
+	p.IntVar(&f.clientProcs, "client-procs", 0, "relay: run the watchers in this many watch-clients processes, each dialling from its own 127.0.0.x (default: only when one process cannot hold them)")
 	p.IntSliceVar(&f.workers, "workers", nil, "jobs: worker process counts (default 1,2)")
 	p.IntVar(&f.concurrency, "concurrency", 0, "jobs: jobs at once per worker process and BullMQ Worker concurrency (default 50)")
 	p.IntVar(&f.noopJobs, "noop-jobs", 0, "jobs: jobs per max-throughput jobwire noop run (default 6000)")
@@ -133,6 +135,7 @@ func newRoot() *cobra.Command {
 		&cobra.Command{Use: "jobs", Short: "Jobs: submit→completed throughput and latency (noop, playlist import) vs BullMQ", Args: cobra.NoArgs, RunE: run(false, true)},
 		&cobra.Command{Use: "all", Short: "Both benchmarks on one deployment", Args: cobra.NoArgs, RunE: run(true, true)},
 		child("floor-server", "the relay benchmark's floor server (commands on stdin)", bench.FloorServerMain),
+		child("watch-clients", "a process of relay watchers (spec and commands on stdin, reports on stdout)", bench.WatchClientsMain),
 	)
 	return root
 }

@@ -34,6 +34,7 @@ type Options struct {
 	LegacyWatchers []int         // legacy baseline watcher counts (default 100, 1000, 10000)
 	LegacyDuration time.Duration // measured window of each legacy run (default 6 s)
 	Floor          bool          // also run each configuration against the floor server (jobwire-bench: on unless --floor=false)
+	ClientProcs    int           // watch-clients processes for the watchers (default 0: only when one process cannot hold them)
 
 	// Jobs benchmark.
 	Workers      []int         // worker process counts (default 1, 2)
@@ -190,11 +191,6 @@ func Run(ctx context.Context, o Options, relay, jobs bool) (*Report, error) {
 	o.SetDefaults()
 	nofile := raiseNoFile()
 	rep := &Report{Machine: describeMachine(nofile)}
-	for _, w := range o.Watchers {
-		if need := uint64(w) + 512; need > nofile {
-			return rep, fmt.Errorf("%d watchers need RLIMIT_NOFILE above %d, the limit is %d (raise the hard limit: ulimit -Hn)", w, need, nofile)
-		}
-	}
 	pin, err := setupPin(o.Pin)
 	if err != nil {
 		return rep, err
@@ -204,6 +200,7 @@ func Run(ctx context.Context, o Options, relay, jobs bool) (*Report, error) {
 	if err != nil {
 		return rep, err
 	}
+	s.nofile = nofile
 	defer s.close()
 	if relay {
 		if err := runRelaySuite(ctx, s, o, rep); err != nil {
@@ -229,7 +226,7 @@ func runRelaySuite(ctx context.Context, s *stack, o Options, rep *Report) error 
 				return fmt.Errorf("relay %d watchers, %d jobs: %w", w, j, err)
 			}
 			if o.Floor {
-				f, err := runFloor(ctx, o, s.pin, r.Watchers, j)
+				f, err := runFloor(ctx, o, s.pin, r.Watchers, j, r.ClientProcs)
 				if err != nil {
 					return fmt.Errorf("floor %d watchers, %d jobs: %w", r.Watchers, j, err)
 				}

@@ -68,6 +68,16 @@ func (p *pipedProc) read(out io.Reader) {
 	close(p.done)
 }
 
+// exited reports whether the child has ended.
+func (p *pipedProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // pid is the child's process id.
 func (p *pipedProc) pid() int { return p.cmd.Process.Pid }
 

@@ -31,6 +31,7 @@ type FloorResult struct {
 	CPU            float64 `json:"cpuCores"`
 	CPUPerDelivery float64 `json:"cpuMicrosPerDelivery"`
 	BenchCPU       float64 `json:"benchCpuCores"`
+	ClientCPU      float64 `json:"clientProcsCpuCores"`
 	StreamsEnded   int     `json:"streamsEndedByServer"`
 }
 
@@ -55,8 +56,8 @@ func ratio(a, b float64) float64 {
 }
 
 // runFloor measures the floor row of a configuration against a fresh floor server process, on the
-// gateway's CPU when pinned.
-func runFloor(ctx context.Context, o Options, pin Pinning, watchers, jobs int) (res FloorResult, err error) {
+// gateway's CPU when pinned, with the watchers in procs watch-clients processes (0: in this one).
+func runFloor(ctx context.Context, o Options, pin Pinning, watchers, jobs, procs int) (res FloorResult, err error) {
 	res = FloorResult{Watchers: watchers, Jobs: jobs}
 	o.logf("floor: %d watchers over %d jobs", watchers, jobs)
 	p, err := startPiped("floor-server", childFloor, []string{"--updates", strconv.FormatFloat(o.UpdatesPerSec, 'g', -1, 64)}, pin.gatewayCPU())
@@ -76,7 +77,10 @@ func runFloor(ctx context.Context, o Options, pin Pinning, watchers, jobs int) (
 	}
 	win := &window{}
 	start := time.Now()
-	f := openFleet(ctx, o, clientSpec{Addr: hello.Listening, Requests: reqs, Watchers: watchers}, win)
+	f, err := openFleet(ctx, o, clientSpec{Addr: hello.Listening, Requests: reqs, Watchers: watchers}, procs, win)
+	if err != nil {
+		return res, err
+	}
 	defer f.close()
 	cc, err := f.opened()
 	if err != nil {
@@ -93,7 +97,7 @@ func runFloor(ctx context.Context, o Options, pin Pinning, watchers, jobs int) (
 	if err := p.send("window %d %d", win.start.Load(), win.end.Load()); err != nil {
 		return res, err
 	}
-	cpu0 := [2]float64{cpuSeconds(p.pid()), selfCPUSeconds()}
+	cpu0 := [3]float64{cpuSeconds(p.pid()), selfCPUSeconds(), f.cpuSeconds()}
 	inWindow := cpuInWindow(p.pid(), win)
 	res.RSSLoad, _ = rssOf(p.pid())
 	var pub floorReport
@@ -105,7 +109,7 @@ func runFloor(ctx context.Context, o Options, pin Pinning, watchers, jobs int) (
 	}
 	time.Sleep(o.Drain)
 	elapsed := time.Since(loadStart).Seconds()
-	res.CPU, res.BenchCPU = (cpuSeconds(p.pid())-cpu0[0])/elapsed, (selfCPUSeconds()-cpu0[1])/elapsed
+	res.CPU, res.BenchCPU, res.ClientCPU = (cpuSeconds(p.pid())-cpu0[0])/elapsed, (selfCPUSeconds()-cpu0[1])/elapsed, (f.cpuSeconds()-cpu0[2])/elapsed
 	perJob := make([]int, jobs)
 	for j, id := range ids {
 		perJob[j] = pub.Published[id]
@@ -137,11 +141,15 @@ func runFloor(ctx context.Context, o Options, pin Pinning, watchers, jobs int) (
 	return res, nil
 }
 
-// openFleet starts the watchers of spec (Watchers of them) and returns them; they count progress
-// events inside win.
-func openFleet(ctx context.Context, o Options, spec clientSpec, win *window) fleet {
+// openFleet starts the watchers of spec (Watchers of them, 64 connects in flight), in this process
+// when procs is 0, else spread over procs watch-clients processes; they count progress events inside
+// win.
+func openFleet(ctx context.Context, o Options, spec clientSpec, procs int, win *window) (fleet, error) {
 	spec.InFlight, spec.LatCap = 64, int(o.UpdatesPerSec*o.LoadDuration.Seconds())+8
-	return startLocalFleet(ctx, spec, win)
+	if procs == 0 {
+		return startLocalFleet(ctx, spec, win), nil
+	}
+	return startProcFleet(spec, procs)
 }
 
 // openWindow sets win to open o.Warmup from now and to last o.LoadDuration, and returns now, the

@@ -2,7 +2,10 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
+	"io"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -89,5 +92,53 @@ func TestReadStreamRequest(t *testing.T) {
 			t.Errorf("readStreamRequest(%q) = %q, %v; want %q", req, got, err, want)
 		}
 		b.Close()
+	}
+}
+
+// TestFloorRowInClientProcesses runs a floor row, the floor server and the watchers in processes of
+// their own (two watch-clients processes, this test binary re-executed), with a few watchers: both
+// processes report, every stream gets every update of its job and ends.
+func TestFloorRowInClientProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	o := Smoke()
+	o.SetDefaults()
+	o.Log = io.Discard
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	f, err := runFloor(ctx, o, Pinning{}, 6, 2, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Connected != 6 || f.Published == 0 || f.Delivered != f.Expected || f.StreamsEnded != 6 || f.Latency.N != f.Delivered {
+		t.Errorf("floor row: %+v", f)
+	}
+}
+
+func TestClientProcs(t *testing.T) {
+	for _, c := range []struct {
+		set, watchers int
+		nofile        uint64
+		want          int
+	}{
+		{0, 10000, 20000, 0}, {0, 19900, 20000, 2}, {0, 25000, 20000, 3}, {0, 5000, 4096, 2}, {3, 100, 20000, 3}, {5, 2, 20000, 2},
+	} {
+		if got := clientProcs(Options{ClientProcs: c.set}, c.watchers, c.nofile); got != c.want {
+			t.Errorf("clientProcs(--client-procs %d, %d watchers, RLIMIT_NOFILE %d) = %d, want %d", c.set, c.watchers, c.nofile, got, c.want)
+		}
+	}
+}
+
+func TestClientTotalsRoundTrip(t *testing.T) {
+	in := fleetTotals{Delivered: 3, Ended: 2, Lat: [][]uint32{{1, 2}, nil, {1 << 31}}}
+	b, _ := json.Marshal(encodeTotals(in))
+	var out clientTotals
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	got := out.decode()
+	if got.Delivered != 3 || got.Ended != 2 || len(got.Lat) != 1 || !slices.Equal(got.Lat[0], []uint32{1, 2, 1 << 31}) {
+		t.Errorf("round trip: %+v", got)
 	}
 }

@@ -21,13 +21,16 @@ import (
 
 // childEnv selects what a re-executed bench binary runs instead of the bench: "jobwire" runs the
 // jobwire command line (cli.Main, the very code of the jobwire binary) with the process arguments;
-// "nats" runs the embedded nats-server of `jobwire dev` (devserver) on its own; childFloor runs the
-// floor server.
+// "nats" runs the embedded nats-server of `jobwire dev` (devserver) on its own; childFloor and
+// childClients run the floor server and a watch-clients process.
 const childEnv = "JOBWIRE_BENCH_CHILD"
 
-// childFloor is the childEnv value of the floor server, also the name of jobwire-bench's hidden
-// subcommand that runs it.
-const childFloor = "floor-server"
+// The children of the relay benchmark that are bench code, by their childEnv value (also the names
+// of jobwire-bench's hidden subcommands that run them).
+const (
+	childFloor   = "floor-server"
+	childClients = "watch-clients"
+)
 
 // RunChildIfRequested turns this process into a jobwire service or a nats-server when the bench
 // started it as one, and exits. main and TestMain call it first, so the bench needs no separately
@@ -42,6 +45,8 @@ func RunChildIfRequested() {
 		os.Exit(runNATSChild(os.Args[1:]))
 	case childFloor:
 		os.Exit(FloorServerMain(os.Args[1:]))
+	case childClients:
+		os.Exit(WatchClientsMain(os.Args[1:]))
 	default:
 		fmt.Fprintf(os.Stderr, "%s=%q: unknown child\n", childEnv, os.Getenv(childEnv))
 		os.Exit(2)
@@ -129,6 +134,32 @@ func rssOf(pid int) (int64, error) {
 		}
 	}
 	return 0, errors.New("no VmRSS in /proc status")
+}
+
+// streamHeadroom is how many more connections process pid can open: its soft RLIMIT_NOFILE (from
+// /proc/<pid>/limits) less the descriptors it has open (/proc/<pid>/fd) and reserve. ok is false
+// without /proc or without a limit.
+func streamHeadroom(pid, reserve int) (headroom, limit, open int, ok bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/limits")
+	if err != nil {
+		return 0, 0, 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, found := strings.CutPrefix(line, "Max open files"); found {
+			f := strings.Fields(v)
+			if len(f) == 0 {
+				return 0, 0, 0, false
+			}
+			if limit, err = strconv.Atoi(f[0]); err != nil { // "unlimited"
+				return 0, 0, 0, false
+			}
+		}
+	}
+	fds, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
+	if err != nil || limit == 0 {
+		return 0, 0, 0, false
+	}
+	return limit - len(fds) - reserve, limit, len(fds), true
 }
 
 // freeAddr returns a free loopback address.

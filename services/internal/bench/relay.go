@@ -27,6 +27,13 @@ type RelayResult struct {
 	FirstError    string  `json:"firstError,omitempty"`
 	ConnectSecs   float64 `json:"connectSeconds"`
 
+	// WatchersRequested is the configuration's watcher count; Watchers is less when the gateway cannot
+	// hold that many streams (its RLIMIT_NOFILE), and CappedBecause says why. ClientProcs is the
+	// watch-clients processes that held the watchers (0: the bench process).
+	WatchersRequested int    `json:"watchersRequested"`
+	CappedBecause     string `json:"watchersCappedBecause,omitempty"`
+	ClientProcs       int    `json:"clientProcs"`
+
 	// Idle cost, measured with every stream open and nothing changing.
 	RSSBefore        int64   `json:"rssBeforeBytes"`
 	RSSIdle          int64   `json:"rssIdleBytes"`
@@ -76,8 +83,7 @@ const relayUser = "bench-relay"
 
 // runRelay measures one configuration against a fresh gateway process.
 func runRelay(ctx context.Context, s *stack, o Options, watchers, jobs int) (res RelayResult, err error) {
-	res = RelayResult{Watchers: watchers, Jobs: jobs, UpdatesPerSec: o.UpdatesPerSec}
-	o.logf("relay: %d watchers over %d jobs", watchers, jobs)
+	res = RelayResult{Watchers: watchers, WatchersRequested: watchers, Jobs: jobs, UpdatesPerSec: o.UpdatesPerSec}
 	redisBefore, err := s.redisCommands(ctx)
 	if err != nil {
 		return res, err
@@ -90,6 +96,13 @@ func runRelay(ctx context.Context, s *stack, o Options, watchers, jobs int) (res
 			s.stopGateway()
 		}
 	}()
+	if n, why := gatewayCapacity(s.gateway.Pid()); n > 0 && n < watchers {
+		res.Watchers, res.CappedBecause = n, why
+		o.logf("relay: %d watchers requested, running %d: %s", watchers, n, why)
+	}
+	watchers = res.Watchers
+	res.ClientProcs = clientProcs(o, watchers, s.nofile)
+	o.logf("relay: %d watchers over %d jobs (%s)", watchers, jobs, clientsWhere(res.ClientProcs))
 	r := &relayRun{s: s, o: o, res: &res, win: &window{}}
 	r.owner, _ = streams.OwnerToken(relayUser)
 	defer func() {
@@ -117,6 +130,32 @@ func runRelay(ctx context.Context, s *stack, o Options, watchers, jobs int) (res
 	o.logf("relay: %d watchers/%d jobs: %.0f events/s (expected %.0f), latency p50 %.2f ms p99 %.2f ms max %.1f ms, %.0f B RSS/stream, %.3f goroutines/stream, %.2f µs gateway CPU/delivery",
 		watchers, jobs, res.EventsPerSec, float64(res.Expected)/res.Seconds, res.Latency.P50, res.Latency.P99, res.Latency.Max, res.RSSPerStream, res.GoroutinesPerStr, res.GatewayCPUPerDelivery)
 	return res, nil
+}
+
+// gatewayReserve is the descriptors a gateway needs beyond its streams and what it has open once
+// ready: connections being accepted, /metrics scrapes, a NATS reconnect, log files.
+const gatewayReserve = 64
+
+// gatewayCapacity is how many streams the gateway process pid can hold, rounded down to a hundred
+// from 1,000 up, and why; 0 when /proc does not tell.
+func gatewayCapacity(pid int) (int, string) {
+	n, limit, open, ok := streamHeadroom(pid, gatewayReserve)
+	if !ok {
+		return 0, ""
+	}
+	if n >= 1000 {
+		n -= n % 100
+	}
+	return max(n, 1), fmt.Sprintf("the gateway is one process with RLIMIT_NOFILE %d: %d descriptors open when ready (listeners, NATS, logs) and %d kept for accepts, scrapes and reconnects leave room for %d streams",
+		limit, open, gatewayReserve, n)
+}
+
+// clientsWhere says where a configuration's watchers run.
+func clientsWhere(procs int) string {
+	if procs == 0 {
+		return "clients in the bench process"
+	}
+	return fmt.Sprintf("clients in %d watch-clients processes", procs)
 }
 
 // relayRun is one configuration of the relay benchmark while it runs, phase by phase.
@@ -156,7 +195,11 @@ func (r *relayRun) open(ctx context.Context) error {
 		reqs[j] = watchRequest(u.Host, id, token)
 	}
 	start := time.Now()
-	r.fleet = openFleet(ctx, r.o, clientSpec{Addr: u.Host, Requests: reqs, Watchers: r.res.Watchers}, r.win)
+	var err error
+	r.fleet, err = openFleet(ctx, r.o, clientSpec{Addr: u.Host, Requests: reqs, Watchers: r.res.Watchers}, r.res.ClientProcs, r.win)
+	if err != nil {
+		return err
+	}
 	cc, err := r.fleet.opened()
 	if err != nil {
 		return err

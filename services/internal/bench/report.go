@@ -15,7 +15,7 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "Machine: %d cores, %s, %s, Linux %s, RLIMIT_NOFILE %d, load average at start %s (%s)\n\n",
 		m.Cores, m.CPU, m.GoVersion, m.Kernel, m.NoFile, m.Load, m.Start)
 	if len(r.Relay) > 0 {
-		fmt.Fprintln(w, "### SSE relay (jobwire gateway process, raw-TCP clients in the bench process)")
+		fmt.Fprintln(w, "### SSE relay (jobwire gateway process, raw-TCP clients in the bench process or in watch-clients processes)")
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "| watchers | jobs | open | delivered/s (expected) | p50 ms | p99 ms | max ms | RSS/idle stream | heap/idle stream | goroutines/stream | NATS consumers before/idle/load | gateway CPU | Redis cmds |")
 		fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -26,14 +26,15 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 				x.ConsumersBefore, x.ConsumersIdle, x.ConsumersLoad, x.GatewayCPU, redisCell(x.RedisChecked, x.RedisCommands))
 		}
 		fmt.Fprintln(w)
-		fmt.Fprintln(w, "| watchers | jobs | connect s | gateway RSS before → idle → load | stack/stream | coalesced | ended by server | open after | goroutines before → just opened → idle → after end | CPU cores: projector / nats / bench |")
+		fmt.Fprintln(w, "| watchers | jobs | connect s | gateway RSS before → idle → load | stack/stream | coalesced | ended by server | open after | goroutines before → just opened → idle → after end | CPU cores: projector / nats / bench / client procs |")
 		fmt.Fprintln(w, "|---:|---:|---:|---|---:|---:|---:|---:|---|---|")
 		for _, x := range r.Relay {
-			fmt.Fprintf(w, "| %d | %d | %.1f | %s → %s → %s | %s | %.0f | %d | %.0f | %d → %d → %d → %d | %.2f / %.2f / %.2f |\n",
+			fmt.Fprintf(w, "| %d | %d | %.1f | %s → %s → %s | %s | %.0f | %d | %.0f | %d → %d → %d → %d | %.2f / %.2f / %.2f / %.2f |\n",
 				x.Watchers, x.Jobs, x.ConnectSecs, mib(x.RSSBefore), mib(x.RSSIdle), mib(x.RSSLoad), kib(x.StackPerStream), x.Coalesced, x.StreamsEnded, x.OpenAfter,
-				x.GoroutinesBefore, x.GoroutinesOpened, x.GoroutinesIdle, x.GoroutinesAfter, x.ProjectorCPU, x.NATSCPU, x.BenchCPU)
+				x.GoroutinesBefore, x.GoroutinesOpened, x.GoroutinesIdle, x.GoroutinesAfter, x.ProjectorCPU, x.NATSCPU, x.BenchCPU, x.ClientCPU)
 		}
 		fmt.Fprintln(w)
+		writeRelayNotes(w, r.Relay)
 		r.writeFloor(w)
 	}
 	if len(r.Legacy) > 0 {
@@ -111,6 +112,26 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 	}
 	for _, s := range r.Skipped {
 		fmt.Fprintf(w, "Skipped: %s\n", s)
+	}
+}
+
+// writeRelayNotes says which configurations ran fewer watchers than asked for, and why, and which
+// ran their watchers in client processes.
+func writeRelayNotes(w io.Writer, rows []RelayResult) {
+	n := 0
+	for _, x := range rows {
+		if x.CappedBecause != "" {
+			fmt.Fprintf(w, "- %d watchers over %d jobs requested, %d run: %s.\n", x.WatchersRequested, x.Jobs, x.Watchers, x.CappedBecause)
+			n++
+		}
+		if x.ClientProcs > 0 {
+			fmt.Fprintf(w, "- %d watchers over %d jobs: clients in %d watch-clients processes (about %d each), each dialling from its own loopback address.\n",
+				x.Watchers, x.Jobs, x.ClientProcs, x.Watchers/x.ClientProcs)
+			n++
+		}
+	}
+	if n > 0 {
+		fmt.Fprintln(w)
 	}
 }
 

@@ -56,6 +56,7 @@ type stack struct {
 	js     jetstream.JetStream
 	signer *auth.Signer
 	pin    Pinning // the gateway's CPU under --pin
+	nofile uint64  // the bench's RLIMIT_NOFILE, also each child's
 }
 
 // startStack starts redis-server (when installed), the nats-server and the projector. Under pin they
