@@ -22,9 +22,10 @@ type poller struct {
 	epfd   int
 	wakeFD int // eventfd that ends the loop
 
-	mu    sync.Mutex
-	conns map[int32]*Conn
-	next  int32
+	mu     sync.Mutex // guards conns, next and closed; held around every epoll_ctl
+	conns  map[int32]*Conn
+	next   int32
+	closed bool // the epoll descriptor is closed: its number may belong to another file now
 }
 
 const (
@@ -64,10 +65,11 @@ func (pl *poller) start(wg *sync.WaitGroup) {
 }
 
 func (pl *poller) stop() {
-	if pl.epfd < 0 {
-		return
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if pl.epfd >= 0 && !pl.closed {
+		_, _ = unix.Write(pl.wakeFD, []byte{1, 0, 0, 0, 0, 0, 0, 0})
 	}
-	_, _ = unix.Write(pl.wakeFD, []byte{1, 0, 0, 0, 0, 0, 0, 0})
 }
 
 // add starts watching c's socket; c.mu is held. A socket that cannot be polled is written through
@@ -83,6 +85,9 @@ func (pl *poller) add(c *Conn) {
 	}
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
+	if pl.closed {
+		return
+	}
 	token := pl.nextToken()
 	var ctlErr error
 	if err := raw.Control(func(fd uintptr) { ctlErr = pl.ctl(unix.EPOLL_CTL_ADD, fd, token, watchGone) }); err != nil || ctlErr != nil {
@@ -112,6 +117,11 @@ func (pl *poller) wantWrite(c *Conn) bool {
 }
 
 func (pl *poller) modify(c *Conn, events uint32) error {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if pl.closed {
+		return net.ErrClosed
+	}
 	var ctlErr error
 	if err := c.raw.Control(func(fd uintptr) { ctlErr = pl.ctl(unix.EPOLL_CTL_MOD, fd, c.token, events) }); err != nil {
 		return err
@@ -124,16 +134,17 @@ func (pl *poller) remove(c *Conn) {
 	if c.token == 0 {
 		return
 	}
-	_ = c.raw.Control(func(fd uintptr) { _ = unix.EpollCtl(pl.epfd, unix.EPOLL_CTL_DEL, int(fd), nil) })
 	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if !pl.closed {
+		_ = c.raw.Control(func(fd uintptr) { _ = unix.EpollCtl(pl.epfd, unix.EPOLL_CTL_DEL, int(fd), nil) })
+	}
 	delete(pl.conns, c.token)
-	pl.mu.Unlock()
 }
 
 func (pl *poller) run(wg *sync.WaitGroup) {
 	defer wg.Done()
-	defer unix.Close(pl.wakeFD)
-	defer unix.Close(pl.epfd)
+	defer pl.close()
 	events := make([]unix.EpollEvent, 256)
 	for {
 		n, err := unix.EpollWait(pl.epfd, events, -1)
@@ -150,6 +161,14 @@ func (pl *poller) run(wg *sync.WaitGroup) {
 			pl.handle(ev.Fd, ev.Events)
 		}
 	}
+}
+
+func (pl *poller) close() {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	pl.closed = true
+	unix.Close(pl.epfd)
+	unix.Close(pl.wakeFD)
 }
 
 // handle acts on one socket's readiness: a departure ends the stream, writability resumes its write.
