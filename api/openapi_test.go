@@ -53,11 +53,12 @@ var streamAuthRoutes = []route{
 	{"get", "/library/sync/{id}/progress"},
 }
 
-// sseRoutes answer text/event-stream; the /v1 ones name their events.
+// sseRoutes answer text/event-stream with the events of stream.go; the legacy route sends states as
+// unnamed events (the browser's "message").
 var sseRoutes = map[route][]string{
-	{"get", "/v1/jobs/{id}/events"}:        {"state", "removed", "reset", "expired"},
-	{"get", "/v1/events"}:                  {"state", "removed", "reset", "expired"},
-	{"get", "/library/sync/{id}/progress"}: {"message", "removed", "reset", "expired"},
+	{"get", "/v1/jobs/{id}/events"}:        api.StreamEvents,
+	{"get", "/v1/events"}:                  api.StreamEvents,
+	{"get", "/library/sync/{id}/progress"}: {"message", api.EventRemoved, api.EventReset, api.EventExpired},
 }
 
 var httpMethods = []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -392,7 +393,7 @@ func TestOpenAPIStreams(t *testing.T) {
 			pm := resolve(t, doc, p).(*omap)
 			params = append(params, pm.str("in")+":"+pm.str("name"))
 		}
-		for _, want := range []string{"header:Last-Event-ID", "query:lastEventId", "query:access_token"} {
+		for _, want := range []string{"header:" + api.HeaderLastEventID, "query:" + api.QueryLastEventID, "query:access_token"} {
 			if !slices.Contains(params, want) {
 				t.Errorf("%v: parameter %s missing", r, want)
 			}
