@@ -142,3 +142,26 @@ func TestClientTotalsRoundTrip(t *testing.T) {
 		t.Errorf("round trip: %+v", got)
 	}
 }
+
+// TestFloorWriterCatchesUp: a writer that is behind writes each stream the frames queued since it
+// joined, in order, and closes the streams after the terminal frame.
+func TestFloorWriterCatchesUp(t *testing.T) {
+	j := &floorJob{id: "j"}
+	var conns []*floorConn
+	got := make([]chan string, 2)
+	for i := range got {
+		a, b := net.Pipe()
+		conns = append(conns, &floorConn{nc: a})
+		got[i] = make(chan string, 1)
+		go func() { all, _ := io.ReadAll(b); got[i] <- string(all) }()
+	}
+	writeBatch([]floorWrite{
+		{job: j, frame: []byte("1"), conns: conns[:1]},
+		{job: &floorJob{}, frame: []byte("other job")},
+		{job: j, frame: []byte("2"), conns: conns},
+		{job: j, frame: []byte("3"), conns: conns, close: true},
+	})
+	if a, b := <-got[0], <-got[1]; a != "123" || b != "23" {
+		t.Errorf("streams got %q and %q, want 123 and 23", a, b)
+	}
+}

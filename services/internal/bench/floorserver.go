@@ -49,7 +49,9 @@ type floorReport struct {
 //
 // Each update is one state frame shaped like the gateway's (id, event: state, JobState JSON with
 // progress.message "t=<unix ns>"), built once and written to every socket of its job by a few writer
-// goroutines (GOMAXPROCS of them). It exits when stdin closes.
+// goroutines (GOMAXPROCS of them; a writer that is behind writes a socket its queued frames in one
+// writev). Nothing is coalesced or dropped: when the writers are behind, the updates wait for them.
+// It exits when stdin closes.
 func FloorServerMain(args []string) int {
 	fs := flag.NewFlagSet("floor-server", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
@@ -112,9 +114,10 @@ type floorConn struct {
 	dead bool
 }
 
-// floorWrite is one frame for the streams of one writer; close ends them after it; done, when set, is
-// told once it is written.
+// floorWrite is one frame of job for the streams of one writer; close ends them after it; done, when
+// set, is told once it is written.
 type floorWrite struct {
+	job   *floorJob
 	frame []byte
 	conns []*floorConn
 	close bool
@@ -272,27 +275,93 @@ func (s *floorServer) publish(j *floorJob, frame []byte, close bool, done *sync.
 		if done != nil {
 			done.Add(1)
 		}
-		s.writers[w] <- floorWrite{frame: frame, conns: conns, close: close, done: done}
+		s.writers[w] <- floorWrite{job: j, frame: frame, conns: conns, close: close, done: done}
 	}
 	return n
 }
 
-// write is one writer: every frame to every stream it keeps, in order.
+// maxBatch is the most queued frames a writer takes at once.
+const maxBatch = 256
+
+// write is one writer: every frame to every stream it keeps, in order. When frames have queued up
+// (the writer is behind), it takes them all and writes each stream its share in one writev
+// (net.Buffers), as the gateway's writers do with a stream's pending frames.
 func (s *floorServer) write(tasks <-chan floorWrite) {
+	batch := make([]floorWrite, 0, maxBatch)
 	for t := range tasks {
-		for _, c := range t.conns {
-			if c.dead {
-				continue
-			}
-			if _, err := c.nc.Write(t.frame); err != nil || t.close {
-				c.dead = true
-				c.nc.Close()
+		batch = append(batch[:0], t)
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case t := <-tasks:
+				batch = append(batch, t)
+			default:
+				break more
 			}
 		}
+		writeBatch(batch)
+	}
+}
+
+// writeBatch writes a writer's queued frames, job by job, then tells whoever waits for them.
+func writeBatch(batch []floorWrite) {
+	if len(batch) == 1 {
+		writeGroup(batch)
+	} else {
+		seen := map[*floorJob]bool{}
+		for i, t := range batch {
+			if seen[t.job] {
+				continue
+			}
+			seen[t.job] = true
+			var group []floorWrite
+			for _, u := range batch[i:] {
+				if u.job == t.job {
+					group = append(group, u)
+				}
+			}
+			writeGroup(group)
+		}
+	}
+	for _, t := range batch {
 		if t.done != nil {
 			t.done.Done()
 		}
 	}
+}
+
+// writeGroup writes one job's queued frames, in order: each stream gets those queued since it joined,
+// in one write. A job's streams only join at the end of its lists, so stream i of the newest list is
+// in every earlier list longer than i. The terminal frame comes last; then the streams are closed.
+func writeGroup(group []floorWrite) {
+	last := group[len(group)-1]
+	frames := make([][]byte, 0, len(group))
+	for i, c := range last.conns {
+		if c.dead {
+			continue
+		}
+		frames = frames[:0]
+		for _, t := range group {
+			if i < len(t.conns) {
+				frames = append(frames, t.frame)
+			}
+		}
+		if err := writeFrames(c.nc, frames); err != nil || last.close {
+			c.dead = true
+			c.nc.Close()
+		}
+	}
+}
+
+// writeFrames writes frames to nc: one Write, or one writev (net.Buffers) for several.
+func writeFrames(nc net.Conn, frames [][]byte) error {
+	if len(frames) == 1 {
+		_, err := nc.Write(frames[0])
+		return err
+	}
+	nb := net.Buffers(frames) // WriteTo consumes nb, never the frames themselves
+	_, err := nb.WriteTo(nc)
+	return err
 }
 
 // start updates every job UpdatesPerSec times a second, spread over the period as the bench spreads
