@@ -153,3 +153,47 @@ func (f *localFleet) finish(timeout time.Duration) (fleetTotals, error) {
 func (f *localFleet) cpuSeconds() float64 { return 0 }
 
 func (f *localFleet) close() { f.cancel() }
+
+// openFleet starts the watchers of spec (Watchers of them, 64 connects in flight), in this process
+// when procs is 0, else spread over procs watch-clients processes; they count progress events inside
+// win.
+func openFleet(ctx context.Context, o Options, spec clientSpec, procs int, win *window) (fleet, error) {
+	spec.InFlight, spec.LatCap = 64, int(o.UpdatesPerSec*o.LoadDuration.Seconds())+8
+	if procs == 0 {
+		return startLocalFleet(ctx, spec, win), nil
+	}
+	return startProcFleet(spec, procs)
+}
+
+// openWindow sets win to open o.Warmup from now and to last o.LoadDuration, and returns now, the
+// start of the load. Both ends are known before any event is published, so that every watcher, in
+// this process or another, counts the same events.
+func openWindow(o Options, win *window) time.Time {
+	now := time.Now()
+	start := now.Add(o.Warmup)
+	win.start.Store(start.UnixNano())
+	win.end.Store(start.Add(o.LoadDuration).UnixNano())
+	return now
+}
+
+// seconds is the length of a closed window.
+func (w *window) seconds() float64 { return float64(w.end.Load()-w.start.Load()) / 1e9 }
+
+// cpuInWindow waits for win to open, reads the CPU time of process pid, waits for win to close, and
+// returns the CPU seconds pid used in between (threadCPUSeconds).
+func cpuInWindow(pid int, win *window) float64 {
+	time.Sleep(time.Until(time.Unix(0, win.start.Load())))
+	c0 := threadCPUSeconds(pid)
+	time.Sleep(time.Until(time.Unix(0, win.end.Load())))
+	return threadCPUSeconds(pid) - c0
+}
+
+// expectedDeliveries is what watchers streams should receive when watcher i watches job i mod jobs
+// and job j published perJob[j] events inside the window.
+func expectedDeliveries(perJob []int, watchers int) int {
+	n := 0
+	for i := range watchers {
+		n += perJob[i%len(perJob)]
+	}
+	return n
+}

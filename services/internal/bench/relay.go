@@ -249,10 +249,10 @@ func (r *relayRun) measureIdle(ctx context.Context) error {
 // the window, then waits o.Drain for the last of them to arrive.
 func (r *relayRun) load(ctx context.Context) error {
 	s, o, res := r.s, r.o, r.res
-	procs := func() [5]float64 {
+	cpuNow := func() [5]float64 {
 		return [5]float64{cpuSeconds(s.gateway.Pid()), cpuSeconds(s.projector.Pid()), cpuSeconds(s.nats.Pid()), selfCPUSeconds(), r.fleet.cpuSeconds()}
 	}
-	cpu0 := procs()
+	cpu0 := cpuNow()
 	pubCtx, stopPub := context.WithCancel(ctx)
 	jobs := len(r.ids)
 	r.perJob = make([]int, jobs)
@@ -278,7 +278,7 @@ func (r *relayRun) load(ctx context.Context) error {
 	pubWG.Wait()
 	time.Sleep(o.Drain) // let the last events of the window arrive
 	elapsed := time.Since(loadStart).Seconds()
-	cpu1 := procs()
+	cpu1 := cpuNow()
 	res.GatewayCPU, res.ProjectorCPU, res.NATSCPU = (cpu1[0]-cpu0[0])/elapsed, (cpu1[1]-cpu0[1])/elapsed, (cpu1[2]-cpu0[2])/elapsed
 	res.BenchCPU, res.ClientCPU = (cpu1[3]-cpu0[3])/elapsed, (cpu1[4]-cpu0[4])/elapsed
 	res.Seconds = r.win.seconds()
