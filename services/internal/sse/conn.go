@@ -1,9 +1,7 @@
 package sse
 
 import (
-	"cmp"
 	"net"
-	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -82,10 +80,10 @@ type Conn struct {
 	raw      syscall.RawConn // the socket itself, when the pool writes and polls it directly
 	token    int32           // the socket's key in the pool's poller; 0 when not polled
 	attached bool            // the response head is written: writers may use nc
-	pending  map[string]*Message
+	pending  pendingSet
 	control  [][]byte // frames sent before pending messages (reset, removed)
 	last     [][]byte // frames sent after pending messages, then the stream ends (expired)
-	sent     map[string]uint64
+	sent     sentSet
 	queued   bool   // in the run queue, being written, or parked: Offer need not schedule it
 	ending   string // reason to close once the frames taken so far are written
 	closed   bool
@@ -103,19 +101,16 @@ type Conn struct {
 func (c *Conn) Offer(m *Message) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed || c.ending != "" || m.Revision <= c.sent[m.Key] {
+	if c.closed || c.ending != "" || m.Revision <= c.sent.get(m.Key) {
 		return
 	}
-	if p, ok := c.pending[m.Key]; ok {
+	if p, ok := c.pending.get(m.Key); ok {
 		if p.Revision >= m.Revision {
 			return
 		}
 		c.pool.metrics.coalesced.Inc()
 	}
-	if c.pending == nil {
-		c.pending = make(map[string]*Message, 1)
-	}
-	c.pending[m.Key] = m
+	c.pending.put(m)
 	c.scheduleLocked()
 }
 
@@ -148,7 +143,7 @@ func (c *Conn) End(frame []byte, reason string) {
 func (c *Conn) Sent(key string) uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.sent[key]
+	return c.sent.get(key)
 }
 
 // MarkSent records that the client already has revision rev of key (from Last-Event-ID), so it is not
@@ -156,10 +151,7 @@ func (c *Conn) Sent(key string) uint64 {
 func (c *Conn) MarkSent(key string, rev uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.sent == nil {
-		c.sent = make(map[string]uint64, 1)
-	}
-	c.sent[key] = max(c.sent[key], rev)
+	c.sent.set(key, max(c.sent.get(key), rev))
 }
 
 func (c *Conn) scheduleLocked() {
@@ -176,26 +168,16 @@ func (c *Conn) fill() {
 	c.out = append(c.out, c.control...)
 	c.control = nil
 	var newest *Message
-	if len(c.pending) > 0 {
-		msgs := make([]*Message, 0, len(c.pending))
-		for _, m := range c.pending {
-			msgs = append(msgs, m)
+	var one [1]*Message
+	for _, m := range c.pending.take(one[:0]) {
+		if m.Revision <= c.sent.get(m.Key) {
+			continue
 		}
-		clear(c.pending)
-		slices.SortFunc(msgs, func(a, b *Message) int { return cmp.Compare(a.Revision, b.Revision) })
-		if c.sent == nil {
-			c.sent = make(map[string]uint64, len(msgs))
-		}
-		for _, m := range msgs {
-			if m.Revision <= c.sent[m.Key] {
-				continue
-			}
-			c.sent[m.Key] = m.Revision
-			c.out = append(c.out, m.frame(c.flavor))
-			newest = m
-			if c.endOnLast && m.Terminal && c.ending == "" {
-				c.ending = ReasonTerminal
-			}
+		c.sent.set(m.Key, m.Revision)
+		c.out = append(c.out, m.frame(c.flavor))
+		newest = m
+		if c.endOnLast && m.Terminal && c.ending == "" {
+			c.ending = ReasonTerminal
 		}
 	}
 	if newest != nil && newest.StoredAt.After(c.opened) {
@@ -211,5 +193,5 @@ func (c *Conn) fill() {
 
 // hasWork reports whether something is waiting to be taken or written.
 func (c *Conn) hasWork() bool {
-	return len(c.out) > 0 || len(c.pending) > 0 || len(c.control) > 0 || (c.ending != "" && c.closing == "")
+	return len(c.out) > 0 || c.pending.len() > 0 || len(c.control) > 0 || (c.ending != "" && c.closing == "")
 }

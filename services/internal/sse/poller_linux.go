@@ -196,7 +196,11 @@ func writeRaw(raw syscall.RawConn, out *net.Buffers) (blocked bool, err error) {
 		var n int
 		var werr error
 		iov := (*out)[:min(len(*out), maxIOV)]
-		if err := raw.Control(func(fd uintptr) { n, werr = unix.Writev(int(fd), iov) }); err != nil {
+		write := func(fd uintptr) { n, werr = unix.Writev(int(fd), iov) }
+		if len(iov) == 1 { // the common case: one frame, no iovec to build
+			write = func(fd uintptr) { n, werr = unix.Write(int(fd), iov[0]) }
+		}
+		if err := raw.Control(write); err != nil {
 			return false, err
 		}
 		switch {

@@ -150,6 +150,11 @@ var ErrStopped = errors.New("sse pool stopped")
 // Attach writes the response head and the retry field to nc and makes c writable. From here on the pool
 // owns nc and closes it when the stream ends; on Linux it also watches nc for the client leaving.
 func (p *Pool) Attach(c *Conn, nc net.Conn, head []byte) error {
+	// A hijacked connection comes wrapped with the HTTP server's read buffer (fasthttp keeps it for
+	// handlers that read on); a stream never reads, so it keeps only the socket and the buffer goes.
+	if u, ok := nc.(interface{ UnsafeConn() net.Conn }); ok {
+		nc = u.UnsafeConn()
+	}
 	// The socket is the Conn's from here on, so that a Stop running concurrently closes it; writers
 	// leave it alone until the head is written (attached).
 	c.mu.Lock()
@@ -279,7 +284,7 @@ func (p *Pool) close(c *Conn, reason string) {
 	}
 	c.closed = true
 	nc := c.nc
-	c.pending, c.control, c.last, c.sent, c.out = nil, nil, nil, nil, nil
+	c.pending, c.sent, c.control, c.last, c.out = pendingSet{}, sentSet{}, nil, nil, nil
 	c.mu.Unlock()
 	p.poll.remove(c)
 	if nc != nil {
