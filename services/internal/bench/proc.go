@@ -99,11 +99,14 @@ func startProcOn(cpu int, name, path string, args []string, env map[string]strin
 	return p, nil
 }
 
-// procEnv is the environment of a child beyond PATH and HOME: GOMAXPROCS when set, and env.
+// procEnv is the environment of a child beyond PATH and HOME: GOMAXPROCS and JOBWIRE_PPROF when set
+// (to profile a run: JOBWIRE_PPROF=true, then /debug/pprof/ on the child's JOBWIRE_METRICS_ADDR), and env.
 func procEnv(env map[string]string) []string {
 	var list []string
-	if v := os.Getenv("GOMAXPROCS"); v != "" {
-		list = append(list, "GOMAXPROCS="+v)
+	for _, name := range []string{"GOMAXPROCS", "JOBWIRE_PPROF"} {
+		if v := os.Getenv(name); v != "" {
+			list = append(list, name+"="+v)
+		}
 	}
 	for k, v := range env {
 		list = append(list, k+"="+v)

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"time"
@@ -376,6 +377,11 @@ func (o *opsServer) Start(context.Context) error {
 		}
 		w.Write([]byte(`{"status":"ready"}`))
 	})
+	if o.p.env.Bool("JOBWIRE_PPROF") {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return fmt.Errorf("metrics listener %s: %w", o.addr, err)

@@ -39,6 +39,7 @@ var Vars = []Var{
 	{"JOBWIRE_LOG_LEVEL", "info", "all", "debug, info, warn or error"},
 	{"JOBWIRE_LOG_FORMAT", "json", "all", "json or text (dev defaults to text)"},
 	{"JOBWIRE_METRICS_ADDR", "127.0.0.1:9090", "gateway worker projector mirror dev", "address of /metrics, /healthz and /readyz (its own listener, never the API's; loopback unless you open it, e.g. :9090 in a pod); empty disables"},
+	{"JOBWIRE_PPROF", "false", "gateway worker projector mirror dev", "also serve Go's /debug/pprof/ on the metrics listener (profiles for operators; keep that listener private)"},
 	{"JOBWIRE_REPLICAS", strconv.Itoa(streams.DefaultReplicas), "all", "replicas of every stream and bucket (3 on a cluster)"},
 	{"JOBWIRE_TOPOLOGY", "ensure", "gateway worker projector mirror", "ensure: create or update streams and buckets at start; check: only verify they exist (created by jobwire admin ensure)"},
 	{"JOBWIRE_EVENTS_MAX_AGE", duration(streams.DefaultEventsMaxAge), "all", "how long JOB_EVENTS keeps events"},

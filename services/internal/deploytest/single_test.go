@@ -97,7 +97,7 @@ func runSingle(t *testing.T, o singleOptions) {
 
 	services := []*svc{
 		s.startService(t, "projector", "projector", "projector"),
-		s.startService(t, "worker", "worker", "worker", "JOBWIRE_NOOP_JOBS=true"),
+		s.startService(t, "worker", "worker", "worker", "JOBWIRE_NOOP_JOBS=true", "JOBWIRE_PPROF=true"),
 	}
 	if addr := startRedis(t); addr != "" {
 		services = append(services, s.startService(t, "mirror", "mirror", "mirror", "REDIS_URL=redis://"+addr+"/0"))
@@ -115,6 +115,12 @@ func runSingle(t *testing.T, o singleOptions) {
 	}
 	if code, _, _ := httpGet(gw.base + "/metrics"); code != http.StatusNotFound {
 		t.Errorf("the gateway's API port serves /metrics: %d", code)
+	}
+	// Profiles only where asked for (the worker), and only on the metrics listener.
+	for url, want := range map[string]int{services[1].ops + "/debug/pprof/": 200, gw.ops + "/debug/pprof/": 404, gw.base + "/debug/pprof/": 404} {
+		if code, _, _ := httpGet(url); code != want {
+			t.Errorf("%s: %d, want %d", url, code, want)
+		}
 	}
 	if len(services) == 4 {
 		waitConsumerCaughtUp(t, s.jetstream(t, "admin"), streams.ConsumerMirror)
