@@ -3,7 +3,6 @@ package sse
 import (
 	"net"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -77,9 +76,9 @@ type Conn struct {
 
 	mu       sync.Mutex
 	nc       net.Conn
-	raw      syscall.RawConn // the socket itself, when the pool writes and polls it directly
-	token    int32           // the socket's key in the pool's poller; 0 when not polled
-	attached bool            // the response head is written: writers may use nc
+	sock     *rawSocket // the socket itself, when the pool writes and polls it directly
+	token    int32      // the socket's key in the pool's poller; 0 when not polled
+	attached bool       // the response head is written: writers may use nc
 	pending  pendingSet
 	control  [][]byte // frames sent before pending messages (reset, removed)
 	last     [][]byte // frames sent after pending messages, then the stream ends (expired)
@@ -89,11 +88,14 @@ type Conn struct {
 	closed   bool
 	nextPing time.Time
 
-	out      net.Buffers // taken frames the socket has not accepted yet
-	closing  string      // the stream ends when out is written (its final frames are in out)
-	outAt    time.Time   // StoredAt of the newest message in out (relay latency)
-	parkedAt time.Time   // when a write last found the socket full; zero when not parked
-	waiting  bool        // parked and waiting for the socket to become writable
+	// out holds the taken frames the socket has not accepted yet; only the writer that holds the stream
+	// touches it (and slots, its backing array, kept for the next write).
+	out      net.Buffers
+	slots    net.Buffers
+	closing  string    // the stream ends when out is written (its final frames are in out)
+	outAt    time.Time // StoredAt of the newest message in out (relay latency)
+	parkedAt time.Time // when a write last found the socket full; zero when not parked
+	waiting  bool      // parked and waiting for the socket to become writable
 }
 
 // Offer records m for sending. An older or already sent revision of the same key is dropped; a newer one
@@ -165,7 +167,7 @@ func (c *Conn) scheduleLocked() {
 // fill moves what there is to write into out, in revision order, and records whether the stream ends
 // after it.
 func (c *Conn) fill() {
-	c.out = append(c.out, c.control...)
+	c.out = append(c.slots[:0], c.control...)
 	c.control = nil
 	var newest *Message
 	var one [1]*Message
@@ -188,6 +190,7 @@ func (c *Conn) fill() {
 		c.last = nil
 		c.closing = c.ending
 	}
+	c.slots = c.out[:0]
 	c.pool.metrics.frames.Add(float64(len(c.out)))
 }
 

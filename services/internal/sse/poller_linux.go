@@ -94,7 +94,7 @@ func (pl *poller) add(c *Conn) {
 		return
 	}
 	pl.conns[token] = c
-	c.raw, c.token = raw, token
+	c.sock, c.token = newRawSocket(raw), token
 }
 
 // nextToken is an unused token other than 0 (the wake-up event's); pl.mu is held.
@@ -123,7 +123,7 @@ func (pl *poller) modify(c *Conn, events uint32) error {
 		return net.ErrClosed
 	}
 	var ctlErr error
-	if err := c.raw.Control(func(fd uintptr) { ctlErr = pl.ctl(unix.EPOLL_CTL_MOD, fd, c.token, events) }); err != nil {
+	if err := c.sock.raw.Control(func(fd uintptr) { ctlErr = pl.ctl(unix.EPOLL_CTL_MOD, fd, c.token, events) }); err != nil {
 		return err
 	}
 	return ctlErr
@@ -137,7 +137,7 @@ func (pl *poller) remove(c *Conn) {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	if !pl.closed {
-		_ = c.raw.Control(func(fd uintptr) { _ = unix.EpollCtl(pl.epfd, unix.EPOLL_CTL_DEL, int(fd), nil) })
+		_ = c.sock.raw.Control(func(fd uintptr) { _ = unix.EpollCtl(pl.epfd, unix.EPOLL_CTL_DEL, int(fd), nil) })
 	}
 	delete(pl.conns, c.token)
 }
@@ -189,29 +189,49 @@ func (pl *poller) handle(token int32, events uint32) {
 	}
 }
 
-// writeRaw writes out with writev on the non-blocking socket itself: it returns at once when the
-// socket buffer is full instead of waiting in the runtime's poller as net.Conn.Write does.
-func writeRaw(raw syscall.RawConn, out *net.Buffers) (blocked bool, err error) {
+// rawSocket writes a stream's frames with write or writev on the non-blocking socket itself: it returns
+// at once when the socket buffer is full instead of waiting in the runtime's poller as net.Conn.Write
+// does. Its call is bound once per stream, so a write allocates nothing.
+type rawSocket struct {
+	raw  syscall.RawConn
+	call func(fd uintptr) // s.syscall, bound once
+
+	iov [][]byte
+	n   int
+	err error
+}
+
+func newRawSocket(raw syscall.RawConn) *rawSocket {
+	s := &rawSocket{raw: raw}
+	s.call = s.syscall
+	return s
+}
+
+func (s *rawSocket) syscall(fd uintptr) {
+	if len(s.iov) == 1 { // the common case: one frame, no iovec to build
+		s.n, s.err = unix.Write(int(fd), s.iov[0])
+	} else {
+		s.n, s.err = unix.Writev(int(fd), s.iov)
+	}
+}
+
+// write writes as much of out as the socket takes now and removes it from out.
+func (s *rawSocket) write(out *net.Buffers) (blocked bool, err error) {
+	defer func() { s.iov = nil }()
 	for len(*out) > 0 {
-		var n int
-		var werr error
-		iov := (*out)[:min(len(*out), maxIOV)]
-		write := func(fd uintptr) { n, werr = unix.Writev(int(fd), iov) }
-		if len(iov) == 1 { // the common case: one frame, no iovec to build
-			write = func(fd uintptr) { n, werr = unix.Write(int(fd), iov[0]) }
-		}
-		if err := raw.Control(write); err != nil {
+		s.iov = (*out)[:min(len(*out), maxIOV)]
+		if err := s.raw.Control(s.call); err != nil {
 			return false, err
 		}
 		switch {
-		case errors.Is(werr, unix.EINTR):
+		case errors.Is(s.err, unix.EINTR):
 			continue
-		case errors.Is(werr, unix.EAGAIN):
+		case errors.Is(s.err, unix.EAGAIN):
 			return true, nil
-		case werr != nil:
-			return false, werr
+		case s.err != nil:
+			return false, s.err
 		}
-		consume(out, n)
+		consume(out, s.n)
 	}
 	return false, nil
 }

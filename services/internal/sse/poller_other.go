@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net"
 	"sync"
-	"syscall"
 )
 
 // poller polls nothing outside Linux: the pool learns that a client left when a write to it fails (at
@@ -20,5 +19,7 @@ func (*poller) add(*Conn)             {}
 func (*poller) wantWrite(*Conn) bool  { return false }
 func (*poller) remove(*Conn)          {}
 
-// writeRaw is never called outside Linux: no Conn has a raw socket there.
-func writeRaw(syscall.RawConn, *net.Buffers) (bool, error) { return false, errors.ErrUnsupported }
+// rawSocket is never made outside Linux: streams are written through net.Conn there.
+type rawSocket struct{}
+
+func (*rawSocket) write(*net.Buffers) (bool, error) { return false, errors.ErrUnsupported }

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jobwire/jobwire/api"
@@ -64,6 +65,8 @@ type Pool struct {
 	ping    []byte
 	expired []byte
 
+	clock atomic.Int64 // Unix nanoseconds as of the sweeper's last tick: heartbeats need no finer clock
+
 	mu      sync.Mutex
 	conns   map[*Conn]struct{}
 	stopped bool
@@ -89,8 +92,12 @@ func NewPool(cfg Config, m *Metrics, log *slog.Logger) *Pool {
 // Config returns the pool's configuration with defaults applied.
 func (p *Pool) Config() Config { return p.cfg }
 
+// coarseNow is the time as of the sweeper's last tick.
+func (p *Pool) coarseNow() time.Time { return time.Unix(0, p.clock.Load()) }
+
 // Start starts the writers and the sweeper.
 func (p *Pool) Start() {
+	p.clock.Store(time.Now().UnixNano())
 	for range p.cfg.Writers {
 		p.wg.Add(1)
 		go p.writer()
@@ -186,7 +193,7 @@ func (p *Pool) Attach(c *Conn, nc net.Conn, head []byte) error {
 	}
 	p.poll.add(c) // a client gone already is reported at once
 	c.attached = true
-	c.nextPing = time.Now().Add(p.cfg.Heartbeat)
+	c.nextPing = p.coarseNow().Add(p.cfg.Heartbeat)
 	if c.hasWork() {
 		c.queued = true
 		p.queue.push(c)
@@ -217,16 +224,14 @@ func (p *Pool) flush(c *Conn) {
 	if len(c.out) == 0 {
 		c.fill()
 	}
-	out := c.out
 	c.mu.Unlock()
 
-	blocked, err := p.write(c, &out)
+	blocked, err := p.write(c)
 	if err != nil {
 		p.close(c, ReasonClientGone)
 		return
 	}
 	c.mu.Lock()
-	c.out = out
 	if blocked {
 		if c.parkedAt.IsZero() {
 			c.parkedAt = time.Now()
@@ -246,7 +251,7 @@ func (p *Pool) flush(c *Conn) {
 		p.close(c, reason)
 		return
 	}
-	c.nextPing = time.Now().Add(p.cfg.Heartbeat)
+	c.nextPing = p.coarseNow().Add(p.cfg.Heartbeat)
 	if c.hasWork() {
 		p.queue.push(c) // still queued: more arrived while writing
 	} else {
@@ -284,7 +289,7 @@ func (p *Pool) close(c *Conn, reason string) {
 	}
 	c.closed = true
 	nc := c.nc
-	c.pending, c.sent, c.control, c.last, c.out = pendingSet{}, sentSet{}, nil, nil, nil
+	c.pending, c.sent, c.control, c.last = pendingSet{}, sentSet{}, nil, nil
 	c.mu.Unlock()
 	p.poll.remove(c)
 	if nc != nil {
@@ -324,6 +329,7 @@ func (p *Pool) sweeper() {
 		case <-p.done:
 			return
 		case now := <-t.C:
+			p.clock.Store(now.UnixNano())
 			batch, slow = p.snapshot(batch[:0]), slow[:0]
 			for _, c := range batch {
 				if p.sweep(c, now) {

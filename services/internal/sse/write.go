@@ -15,17 +15,17 @@ const (
 	fallbackRetry = 20 * time.Millisecond
 )
 
-// write writes as much of out as the socket takes now and removes it from out. blocked reports that
-// the socket is full and the rest must wait; err that the client is gone.
-func (p *Pool) write(c *Conn, out *net.Buffers) (blocked bool, err error) {
-	if len(*out) == 0 {
+// write writes as much of c.out as the socket takes now and removes it from c.out. blocked reports
+// that the socket is full and the rest must wait; err that the client is gone.
+func (p *Pool) write(c *Conn) (blocked bool, err error) {
+	if len(c.out) == 0 {
 		return false, nil
 	}
-	if c.raw != nil {
-		return writeRaw(c.raw, out)
+	if c.sock != nil {
+		return c.sock.write(&c.out)
 	}
 	_ = c.nc.SetWriteDeadline(time.Now().Add(fallbackTry))
-	_, err = out.WriteTo(c.nc)
+	_, err = c.out.WriteTo(c.nc)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return true, nil
 	}
