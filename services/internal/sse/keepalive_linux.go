@@ -10,9 +10,6 @@ import (
 // an idle socket, and TCP_USER_TIMEOUT so unacknowledged data (a heartbeat to a dead peer) fails the
 // socket within about one heartbeat interval instead of the kernel's default of about 15 minutes.
 func setKeepAlive(nc net.Conn, heartbeat time.Duration) {
-	if u, ok := nc.(interface{ UnsafeConn() net.Conn }); ok {
-		nc = u.UnsafeConn()
-	}
 	tc, ok := nc.(*net.TCPConn)
 	if !ok {
 		return

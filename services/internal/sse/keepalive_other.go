@@ -12,9 +12,6 @@ import (
 // heartbeat to a dead peer) fails the socket only after the system's retransmission timeout, which is
 // longer than on Linux.
 func setKeepAlive(nc net.Conn, heartbeat time.Duration) {
-	if u, ok := nc.(interface{ UnsafeConn() net.Conn }); ok {
-		nc = u.UnsafeConn()
-	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: heartbeat, Interval: heartbeat / 3, Count: 3})
 	}

@@ -75,7 +75,7 @@ func (pl *poller) stop() {
 // add starts watching c's socket; c.mu is held. A socket that cannot be polled is written through
 // net.Conn instead.
 func (pl *poller) add(c *Conn) {
-	tc, ok := tcpConn(c.nc)
+	tc, ok := c.nc.(*net.TCPConn) // Attach unwrapped the hijacked connection
 	if !ok || pl.epfd < 0 {
 		return
 	}

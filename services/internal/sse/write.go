@@ -50,12 +50,3 @@ func consume(bufs *net.Buffers, n int) {
 	}
 	*bufs = b
 }
-
-// tcpConn returns the TCP socket under nc (fasthttp hands hijacked connections over wrapped).
-func tcpConn(nc net.Conn) (*net.TCPConn, bool) {
-	if u, ok := nc.(interface{ UnsafeConn() net.Conn }); ok {
-		nc = u.UnsafeConn()
-	}
-	tc, ok := nc.(*net.TCPConn)
-	return tc, ok
-}
