@@ -100,6 +100,15 @@ func (c *Client) Submit(ctx context.Context, req SubmitRequest, idempotencyKey s
 	return st, status == http.StatusAccepted, err
 }
 
+// SubmitBatch submits up to MaxBatchJobs jobs in one request. Each item is answered on its own, in
+// order (see BatchResult); err is set only when the batch as a whole was refused or not answered, and
+// then no item can be assumed queued: send the batch again with the same idempotency keys.
+func (c *Client) SubmitBatch(ctx context.Context, items []BatchItem) ([]BatchResult, error) {
+	var resp SubmitBatchResponse
+	_, err := c.do(ctx, http.MethodPost, "/v1/jobs/batch", nil, SubmitBatchRequest{Jobs: items}, &resp)
+	return resp.Jobs, err
+}
+
 // Get returns a job's state.
 func (c *Client) Get(ctx context.Context, id string) (JobState, error) {
 	var st JobState

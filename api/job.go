@@ -84,6 +84,35 @@ type SubmitRequest struct {
 	MaxAttempts int `json:"maxAttempts,omitempty"`
 }
 
+// MaxBatchJobs is the most jobs one POST /v1/jobs/batch may carry.
+const MaxBatchJobs = 1000
+
+// SubmitBatchRequest is the body of POST /v1/jobs/batch: up to MaxBatchJobs submissions, each as
+// POST /v1/jobs would take it, answered one by one and in order.
+type SubmitBatchRequest struct {
+	Jobs []BatchItem `json:"jobs"`
+}
+
+// BatchItem is one submission of a batch. IdempotencyKey plays the Idempotency-Key header's part for
+// this item alone.
+type BatchItem struct {
+	SubmitRequest
+	IdempotencyKey string `json:"idempotencyKey,omitempty"`
+}
+
+// SubmitBatchResponse answers a batch: one result per item, in the order of the request.
+type SubmitBatchResponse struct {
+	Jobs []BatchResult `json:"jobs"`
+}
+
+// BatchResult is what became of one item: Status 202 (queued) or 200 (its idempotency key matched an
+// earlier job) with the job's state, or the status and error POST /v1/jobs would have answered.
+type BatchResult struct {
+	Status int       `json:"status"`
+	Job    *JobState `json:"job,omitempty"`
+	Error  *Error    `json:"error,omitempty"`
+}
+
 // JobList is a page of jobs, newest first. NextCursor is empty on the last page.
 type JobList struct {
 	Jobs       []JobState `json:"jobs"`

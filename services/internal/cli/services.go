@@ -92,6 +92,10 @@ func newProcess(name, logFormat string) *process {
 }
 
 // connect connects to NATS (url, or NATS_URL) and ensures the topology.
+// asyncAckTimeout is how long an asynchronous publish (a batch submit's) waits for its ack before it
+// fails and frees its place among the pending ones.
+const asyncAckTimeout = 10 * time.Second
+
 func (p *process) connect(ctx context.Context, name, url string) error {
 	o := worker.ConnectOptionsFromEnv(name)
 	o.Logger = p.log
@@ -102,7 +106,7 @@ func (p *process) connect(ctx context.Context, name, url string) error {
 	if err != nil {
 		return err
 	}
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(asyncAckTimeout))
 	if err != nil {
 		nc.Close()
 		return fmt.Errorf("jetstream context: %w", err)

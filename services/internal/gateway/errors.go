@@ -22,9 +22,24 @@ var (
 // errorHandler turns every error into the JSON error body of the catalogue; unknown errors are 500s
 // whose details stay in the log.
 func (g *Gateway) errorHandler(c *fiber.Ctx, err error) error {
-	var apiErr *api.Error
+	apiErr, known := apiError(err)
+	if !known {
+		g.log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
+	}
+	if apiErr.Code == api.CodeUnauthorized {
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="jobwire"`)
+	}
+	setSecurityHeaders(c)
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Status(apiErr.Status).JSON(api.ErrorBody{Error: apiErr})
+}
+
+// apiError is the catalogue's error for err, with its status set; known is false for an error the
+// catalogue does not know (then a 500 internal error, whose details belong in the log).
+func apiError(err error) (apiErr *api.Error, known bool) {
 	var fe *fiber.Error
 	var inputErr *streams.InputError
+	known = true
 	switch {
 	case errors.As(err, &apiErr):
 	case errors.Is(err, jobstore.ErrNotFound):
@@ -42,18 +57,12 @@ func (g *Gateway) errorHandler(c *fiber.Ctx, err error) error {
 	case errors.As(err, &fe):
 		apiErr = fromFiber(fe)
 	default:
-		g.log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
-		apiErr = api.Errorf(api.CodeInternal, "internal error")
+		apiErr, known = api.Errorf(api.CodeInternal, "internal error"), false
 	}
 	if apiErr.Status == 0 {
 		apiErr.Status = apiErr.Code.Status()
 	}
-	if apiErr.Code == api.CodeUnauthorized {
-		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="jobwire"`)
-	}
-	setSecurityHeaders(c)
-	c.Set(fiber.HeaderCacheControl, "no-store")
-	return c.Status(apiErr.Status).JSON(api.ErrorBody{Error: apiErr})
+	return apiErr, known
 }
 
 func fromFiber(fe *fiber.Error) *api.Error {

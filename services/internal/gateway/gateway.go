@@ -298,6 +298,7 @@ func (g *Gateway) routes() {
 
 	v1 := a.Group("/v1", g.cors, apiHeaders)
 	v1.Post("/jobs", g.authenticate(false), g.limitSubmits, g.submit)
+	v1.Post("/jobs/batch", g.authenticate(false), g.submitBatch)
 	v1.Get("/jobs", g.authenticate(false), g.listJobs)
 	v1.Get("/jobs/:id", g.authenticate(false), g.getJob)
 	v1.Post("/jobs/:id/cancel", g.authenticate(false), g.cancelJob)

@@ -69,16 +69,91 @@ func (g *Gateway) submit(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	checked, err := g.types.Check(req.Type, req.Input)
+	sub, err := g.submission(identity(c).Owner, req, c.Get("Idempotency-Key"))
 	if err != nil {
 		return err
 	}
-	sub := jobstore.Submission{Owner: identity(c).Owner, Type: req.Type, Name: checked.Name,
-		Input: req.Input, RunAt: req.RunAt, MaxAttempts: req.MaxAttempts, IdempotencyKey: c.Get("Idempotency-Key")}
+	return g.submitJob(c, sub, func(st api.JobState) any { return st })
+}
+
+// submission checks a submit request of owner (its type, input, options and idempotency key) and
+// makes it a jobstore.Submission.
+func (g *Gateway) submission(owner string, req api.SubmitRequest, idempotencyKey string) (jobstore.Submission, error) {
+	if len(idempotencyKey) > maxIdempotencyKey {
+		return jobstore.Submission{}, api.Errorf(api.CodeInvalidInput, "Idempotency-Key longer than %d bytes", maxIdempotencyKey)
+	}
+	checked, err := g.types.Check(req.Type, req.Input)
+	if err != nil {
+		return jobstore.Submission{}, err
+	}
+	sub := jobstore.Submission{Owner: owner, Type: req.Type, Name: checked.Name,
+		Input: req.Input, RunAt: req.RunAt, MaxAttempts: req.MaxAttempts, IdempotencyKey: strings.Clone(idempotencyKey)}
 	if sub.Timeout, err = g.jobOptions(req, checked.Options); err != nil {
+		return jobstore.Submission{}, err
+	}
+	return sub, nil
+}
+
+// submitBatch queues up to api.MaxBatchJobs jobs in one request (POST /v1/jobs/batch). Each item is
+// checked and queued as POST /v1/jobs would, with its own idempotency key, and answered on its own, in
+// order; the batch's writes are pipelined. The batch takes one submit token per item.
+func (g *Gateway) submitBatch(c *fiber.Ctx) error {
+	if c.Get("Idempotency-Key") != "" {
+		return api.Errorf(api.CodeInvalidInput, "a batch takes no Idempotency-Key header: give each item its idempotencyKey")
+	}
+	var req api.SubmitBatchRequest
+	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	return g.submitJob(c, sub, func(st api.JobState) any { return st })
+	if len(req.Jobs) == 0 || len(req.Jobs) > api.MaxBatchJobs {
+		return api.Errorf(api.CodeInvalidInput, "jobs must hold 1 to %d submissions, not %d", api.MaxBatchJobs, len(req.Jobs))
+	}
+	owner := identity(c).Owner
+	if err := g.takeSubmits(c, owner, len(req.Jobs)); err != nil {
+		return err
+	}
+	results := make([]api.BatchResult, len(req.Jobs))
+	var subs []jobstore.Submission
+	var at []int
+	for i, item := range req.Jobs {
+		sub, err := g.submission(owner, item.SubmitRequest, item.IdempotencyKey)
+		if err != nil {
+			results[i] = g.failedItem(err)
+			continue
+		}
+		subs, at = append(subs, sub), append(at, i)
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), requestTimeout)
+	defer cancel()
+	for k, r := range g.store.SubmitMany(ctx, subs) {
+		results[at[k]] = g.batchResult(subs[k], r)
+	}
+	return c.JSON(api.SubmitBatchResponse{Jobs: results})
+}
+
+// batchResult is the answer to one queued item of a batch, counted as a single submit is.
+func (g *Gateway) batchResult(sub jobstore.Submission, r jobstore.SubmitResult) api.BatchResult {
+	switch {
+	case r.Err != nil && !errors.Is(r.Err, jobstore.ErrIdempotencyKey):
+		g.log.Error("submit job", "err", r.Err)
+		return g.failedItem(errCouldNotQueue)
+	case r.Err != nil:
+		return g.failedItem(r.Err)
+	case !r.Created:
+		return api.BatchResult{Status: fiber.StatusOK, Job: &r.State}
+	}
+	g.submitted.WithLabelValues(sub.Type).Inc()
+	return api.BatchResult{Status: fiber.StatusAccepted, Job: &r.State}
+}
+
+// failedItem is the answer to a batch item that was refused or not queued: the error a single submit
+// would have answered with.
+func (g *Gateway) failedItem(err error) api.BatchResult {
+	e, known := apiError(err)
+	if !known {
+		g.log.Error("batch item failed", "err", err)
+	}
+	return api.BatchResult{Status: e.Status, Error: e}
 }
 
 // jobOptions checks a submit's own runAt, timeout and maxAttempts, and returns the timeout.
@@ -102,10 +177,10 @@ func (g *Gateway) jobOptions(req api.SubmitRequest, typ api.JobTypeOptions) (tim
 // maxIdempotencyKey bounds the Idempotency-Key header of every submit route.
 const maxIdempotencyKey = 255
 
+// errCouldNotQueue answers a submit whose writes did not reach JetStream in time.
+var errCouldNotQueue = api.Errorf(api.CodeUpstreamUnavailable, "could not queue the job, try again")
+
 func (g *Gateway) submitJob(c *fiber.Ctx, sub jobstore.Submission, view func(api.JobState) any) error {
-	if len(sub.IdempotencyKey) > maxIdempotencyKey {
-		return api.Errorf(api.CodeInvalidInput, "Idempotency-Key longer than %d bytes", maxIdempotencyKey)
-	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), requestTimeout)
 	defer cancel()
 	st, created, err := g.store.Submit(ctx, sub)
@@ -114,7 +189,7 @@ func (g *Gateway) submitJob(c *fiber.Ctx, sub jobstore.Submission, view func(api
 			return err
 		}
 		g.log.Error("submit job", "err", err)
-		return api.Errorf(api.CodeUpstreamUnavailable, "could not queue the job, try again")
+		return errCouldNotQueue
 	}
 	c.Location("/v1/jobs/" + st.ID)
 	status := fiber.StatusAccepted

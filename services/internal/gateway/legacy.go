@@ -7,7 +7,6 @@ import (
 
 	"github.com/jobwire/jobwire/api"
 	"github.com/jobwire/jobwire/services/internal/auth"
-	"github.com/jobwire/jobwire/services/internal/jobstore"
 )
 
 // legacySubmitResponse is what the BullMQ-era POST /library/sync answered.
@@ -22,12 +21,11 @@ func (g *Gateway) legacySubmit(c *fiber.Ctx) error {
 		return err
 	}
 	raw, _ := json.Marshal(in)
-	checked, err := g.types.Check(api.JobTypePlaylistImport, raw)
+	sub, err := g.submission(identity(c).Owner, api.SubmitRequest{Type: api.JobTypePlaylistImport, Input: raw}, c.Get("Idempotency-Key"))
 	if err != nil {
 		return err
 	}
-	return g.submitJob(c, jobstore.Submission{Owner: identity(c).Owner, Type: api.JobTypePlaylistImport, Name: checked.Name,
-		Input: raw, IdempotencyKey: c.Get("Idempotency-Key")}, func(st api.JobState) any { return legacySubmitResponse{JobID: st.ID} })
+	return g.submitJob(c, sub, func(st api.JobState) any { return legacySubmitResponse{JobID: st.ID} })
 }
 
 // legacyGet serves GET /library/sync/{id}: the job in the legacy JSON shape. Like the stream routes it

@@ -101,8 +101,9 @@ func newSubmitLimiter(r Rate, burst int, reg prometheus.Registerer) *submitLimit
 	return l
 }
 
-// allow takes one token from owner's bucket, or says how long until one is there.
-func (l *submitLimiter) allow(owner string) (bool, time.Duration) {
+// allow takes n tokens from owner's bucket, or says how long until they are there. n must be at most
+// the burst.
+func (l *submitLimiter) allow(owner string, n int) (bool, time.Duration) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -118,12 +119,12 @@ func (l *submitLimiter) allow(owner string) (bool, time.Duration) {
 		b.tokens = math.Min(l.burst, b.tokens+el*l.perSec)
 	}
 	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
+	if want := float64(n); b.tokens >= want {
+		b.tokens -= want
 		return true, 0
 	}
 	l.limited.Inc()
-	return false, time.Duration((1 - b.tokens) / l.perSec * float64(time.Second))
+	return false, time.Duration((float64(n) - b.tokens) / l.perSec * float64(time.Second))
 }
 
 // evictLocked forgets every user whose bucket is full by now, then, if that freed less than a tenth
@@ -151,13 +152,25 @@ func (l *submitLimiter) size() int {
 // limitSubmits answers 429 rate_limited with Retry-After when the caller submits faster than the
 // configured rate. It runs after authenticate, so it counts per verified user.
 func (g *Gateway) limitSubmits(c *fiber.Ctx) error {
-	if g.submits == nil {
-		return c.Next()
+	if err := g.takeSubmits(c, identity(c).Owner, 1); err != nil {
+		return err
 	}
-	ok, wait := g.submits.allow(identity(c).Owner)
+	return c.Next()
+}
+
+// takeSubmits takes n submits from owner's allowance: 429 rate_limited with Retry-After when they are
+// not there yet, 422 when n is more than the burst (a batch that can never pass).
+func (g *Gateway) takeSubmits(c *fiber.Ctx, owner string, n int) error {
+	if g.submits == nil {
+		return nil
+	}
+	if n > g.cfg.SubmitBurst {
+		return api.Errorf(api.CodeInvalidInput, "a batch of %d jobs is more than the per-user submit burst of %d: send smaller batches", n, g.cfg.SubmitBurst)
+	}
+	ok, wait := g.submits.allow(owner, n)
 	if !ok {
 		retryAfter(c, max(1, int(math.Ceil(wait.Seconds()))))
 		return api.Errorf(api.CodeRateLimited, "too many submissions: at most %s with bursts of %d per user", g.cfg.SubmitRate, g.cfg.SubmitBurst)
 	}
-	return c.Next()
+	return nil
 }

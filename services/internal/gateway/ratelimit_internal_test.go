@@ -27,31 +27,31 @@ func TestSubmitLimiterBucket(t *testing.T) {
 	l := newSubmitLimiter(Rate{N: 2, Per: time.Second}, 3, nil)
 	l.now = func() time.Time { return now }
 	for i := 0; i < 3; i++ {
-		if ok, _ := l.allow("alice"); !ok {
+		if ok, _ := l.allow("alice", 1); !ok {
 			t.Fatalf("submit %d of the burst refused", i)
 		}
 	}
-	ok, wait := l.allow("alice")
+	ok, wait := l.allow("alice", 1)
 	if ok || wait <= 0 || wait > 500*time.Millisecond {
 		t.Fatalf("past the burst: %v, wait %s", ok, wait)
 	}
-	if ok, _ := l.allow("bob"); !ok {
+	if ok, _ := l.allow("bob", 1); !ok {
 		t.Fatal("bob pays for alice")
 	}
 	now = now.Add(500 * time.Millisecond) // one token back
-	if ok, _ := l.allow("alice"); !ok {
+	if ok, _ := l.allow("alice", 1); !ok {
 		t.Fatal("refill")
 	}
-	if ok, _ := l.allow("alice"); ok {
+	if ok, _ := l.allow("alice", 1); ok {
 		t.Fatal("refilled more than the rate")
 	}
 	now = now.Add(time.Hour) // never more than the burst
 	for i := 0; i < 3; i++ {
-		if ok, _ := l.allow("alice"); !ok {
+		if ok, _ := l.allow("alice", 1); !ok {
 			t.Fatalf("after a rest, submit %d refused", i)
 		}
 	}
-	if ok, _ := l.allow("alice"); ok {
+	if ok, _ := l.allow("alice", 1); ok {
 		t.Fatal("burst grew while idle")
 	}
 	if newSubmitLimiter(Rate{N: -1}, 3, nil) != nil {
@@ -65,11 +65,11 @@ func TestSubmitLimiterMemoryIsBounded(t *testing.T) {
 	l.now = func() time.Time { return now }
 	l.max = 1000
 	// Users who stay within their rate are forgotten first; a busy user is remembered.
-	l.allow("busy")
-	l.allow("busy")
+	l.allow("busy", 1)
+	l.allow("busy", 1)
 	for i := 0; i < 5000; i++ {
 		now = now.Add(time.Millisecond)
-		l.allow(fmt.Sprintf("user-%d", i))
+		l.allow(fmt.Sprintf("user-%d", i), 1)
 		if n := l.size(); n > l.max {
 			t.Fatalf("%d users remembered, max %d", n, l.max)
 		}

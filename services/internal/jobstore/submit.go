@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -67,32 +68,110 @@ type idemRecord struct {
 // submission that failed half-way is completed by its retry with the same key: both writes are
 // deduplicated, and a copy of a job message that already ran is skipped by the workers.
 func (s *Store) Submit(ctx context.Context, sub Submission) (api.JobState, bool, error) {
-	if !streams.ValidOwnerToken(sub.Owner) || !streams.ValidJobType(sub.Type) {
-		return api.JobState{}, false, fmt.Errorf("submit: invalid owner or type")
-	}
 	now := s.now().UTC()
-	msg, created := sub.message(streams.NewJobID(now), now), true
-	if sub.IdempotencyKey != "" {
-		id, fresh, err := s.claimIdempotencyKey(ctx, sub, msg.JobID, now)
-		if err != nil {
-			return api.JobState{}, false, err
-		}
-		if !fresh {
-			st, err := s.Get(ctx, sub.Owner, id)
-			if !errors.Is(err, ErrNotFound) {
-				return st, false, err
-			}
-			// The first submission claimed the key and stopped before its event: finish it.
-			msg, created = sub.message(id, streams.JobIDTime(id)), false
-		}
+	p := s.prepare(ctx, sub, now)
+	if p.done {
+		return p.state, false, p.err
 	}
-	ev, err := streams.Submit(ctx, s.js, msg, now)
+	ev, err := streams.Submit(ctx, s.js, p.msg, now)
 	if err != nil {
 		return api.JobState{}, false, err
 	}
+	return stateOf(ev), p.created, nil
+}
+
+// SubmitResult is what became of one submission of SubmitMany.
+type SubmitResult struct {
+	State   api.JobState
+	Created bool
+	Err     error
+}
+
+// maxKeyClaims bounds the idempotency keys SubmitMany claims at once.
+const maxKeyClaims = 32
+
+// SubmitMany submits each of subs as Submit does, with the same guarantees per submission, and the
+// writes of the whole batch pipelined (streams.SubmitMany). It returns one result per submission, in
+// order; one submission's error does not stop the others.
+func (s *Store) SubmitMany(ctx context.Context, subs []Submission) []SubmitResult {
+	now := s.now().UTC()
+	prepared := make([]prepared, len(subs))
+	sem := make(chan struct{}, maxKeyClaims)
+	var wg sync.WaitGroup
+	for i, sub := range subs {
+		if sub.IdempotencyKey == "" {
+			prepared[i] = s.prepare(ctx, sub, now) // no I/O
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			prepared[i] = s.prepare(ctx, sub, now)
+		}()
+	}
+	wg.Wait()
+	out := make([]SubmitResult, len(subs))
+	var msgs []streams.JobMessage
+	var at []int
+	for i, p := range prepared {
+		if p.done {
+			out[i] = SubmitResult{State: p.state, Err: p.err}
+			continue
+		}
+		msgs, at = append(msgs, p.msg), append(at, i)
+	}
+	events, errs := streams.SubmitMany(ctx, s.js, msgs, now)
+	for k, i := range at {
+		out[i] = SubmitResult{Created: prepared[i].created, Err: errs[k]}
+		if errs[k] == nil {
+			out[i].State = stateOf(events[k])
+		}
+	}
+	return out
+}
+
+// prepared is a submission made ready to write: its job message, or (done) its answer already.
+type prepared struct {
+	msg     streams.JobMessage
+	created bool
+	done    bool
+	state   api.JobState
+	err     error
+}
+
+// prepare gives the submission its job id, or finds the job an earlier submission with the same
+// idempotency key made (done, unless that one stopped before its event: then its message is written
+// again under its id).
+func (s *Store) prepare(ctx context.Context, sub Submission, now time.Time) prepared {
+	if !streams.ValidOwnerToken(sub.Owner) || !streams.ValidJobType(sub.Type) {
+		return prepared{done: true, err: fmt.Errorf("submit: invalid owner or type")}
+	}
+	p := prepared{msg: sub.message(streams.NewJobID(now), now), created: true}
+	if sub.IdempotencyKey == "" {
+		return p
+	}
+	id, fresh, err := s.claimIdempotencyKey(ctx, sub, p.msg.JobID, now)
+	if err != nil {
+		return prepared{done: true, err: err}
+	}
+	if fresh {
+		return p
+	}
+	st, err := s.Get(ctx, sub.Owner, id)
+	if !errors.Is(err, ErrNotFound) {
+		return prepared{done: true, state: st, err: err}
+	}
+	// The first submission claimed the key and stopped before its event: finish it.
+	return prepared{msg: sub.message(id, streams.JobIDTime(id))}
+}
+
+// stateOf is a job's state right after its submitted event.
+func stateOf(ev streams.Event) api.JobState {
 	var st api.JobState
 	streams.Apply(&st, ev)
-	return st, created, nil
+	return st
 }
 
 // claimIdempotencyKey maps the key to jobID unless it already maps to a job; it returns the job id the
