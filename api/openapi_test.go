@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"reflect"
 	"regexp"
@@ -25,6 +26,7 @@ var gatewayRoutes = []route{
 	{"get", "/healthz"},
 	{"get", "/readyz"},
 	{"post", "/v1/jobs"},
+	{"post", "/v1/jobs/batch"},
 	{"get", "/v1/jobs"},
 	{"get", "/v1/jobs/{id}"},
 	{"post", "/v1/jobs/{id}/cancel"},
@@ -162,6 +164,13 @@ func jsonFields(v any) (names []string, omitEmpty map[string]bool) {
 	for i := range rt.NumField() {
 		f := rt.Field(i)
 		tag := f.Tag.Get("json")
+		if f.Anonymous && tag == "" {
+			// An embedded struct's fields are the outer value's, as encoding/json writes them.
+			inner, innerOmit := jsonFields(reflect.Zero(f.Type).Interface())
+			names = append(names, inner...)
+			maps.Copy(omitEmpty, innerOmit)
+			continue
+		}
 		if !f.IsExported() || tag == "-" {
 			continue
 		}
@@ -217,6 +226,10 @@ func TestOpenAPISchemasMatchWireTypes(t *testing.T) {
 		{"Progress", api.Progress{}, true},
 		{"JobError", api.JobError{}, true},
 		{"SubmitRequest", api.SubmitRequest{}, false},
+		{"SubmitBatchRequest", api.SubmitBatchRequest{}, false},
+		{"BatchItem", api.BatchItem{}, false},
+		{"SubmitBatchResponse", api.SubmitBatchResponse{}, true},
+		{"BatchResult", api.BatchResult{}, true},
 		{"PlaylistImport", api.PlaylistImport{}, false},
 		{"ImportResult", api.ImportResult{}, true},
 		{"InvalidLine", api.InvalidLine{}, true},

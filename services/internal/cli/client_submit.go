@@ -26,6 +26,8 @@ var playlistFormats = []string{api.FormatM3U, api.FormatXSPF, api.FormatCSV, api
 type submitOptions struct {
 	format, name, key string
 	jobType, input    string
+	batch             string
+	batchSize         int
 	watch             bool
 	giveUp            time.Duration
 }
@@ -43,11 +45,16 @@ func newSubmitCmd() *cobra.Command {
 			"file (@file) or standard input (@-); the gateway checks it against the type's schema.\n" +
 			"Prints the job id (the job's JSON with --json); with --watch it follows the job like\n" +
 			"`jobwire watch` and exits 5 if the job fails, so scripts can chain on success.\n" +
-			"The same --idempotency-key never makes a second job.\n" + clientHelp,
+			"The same --idempotency-key never makes a second job.\n" +
+			"With --batch it submits every line of a JSON Lines file (or of standard input with -), each\n" +
+			"a POST /v1/jobs body plus an optional \"idempotencyKey\", in requests of --batch-size jobs,\n" +
+			"and prints per line the job id (or, with --json, the item's answer); a line the gateway\n" +
+			"refused is reported on standard error and the command exits 1 once every line was sent.\n" + clientHelp,
 		Example: "  jobwire submit road-trip.m3u --watch\n" +
 			"  curl -s https://example.com/list.xspf | jobwire submit - --name 'Road trip'\n" +
 			"  jobwire submit --type demo.count --input '{\"n\":10}' --watch\n" +
-			"  jobwire submit --type demo.count --input @job.json",
+			"  jobwire submit --type demo.count --input @job.json\n" +
+			"  jobwire submit --batch jobs.jsonl",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.check(args); err != nil {
@@ -56,6 +63,9 @@ func newSubmitCmd() *cobra.Command {
 			s, err := f.session(cmd)
 			if err != nil {
 				return err
+			}
+			if o.batch != "" {
+				return s.submitBatch(cmd.Context(), cmd.InOrStdin(), o)
 			}
 			if o.input != "" {
 				return s.submitInput(cmd.Context(), cmd.InOrStdin(), o)
@@ -67,6 +77,8 @@ func newSubmitCmd() *cobra.Command {
 	fs := cmd.Flags()
 	fs.StringVar(&o.jobType, "type", api.JobTypePlaylistImport, "job type (with --input)")
 	fs.StringVar(&o.input, "input", "", "the job's input: JSON, @file or @- (standard input)")
+	fs.StringVar(&o.batch, "batch", "", "submit many jobs from a JSON Lines file (- for standard input): one {\"type\",\"input\",...,\"idempotencyKey\"} per line")
+	fs.IntVar(&o.batchSize, "batch-size", api.MaxBatchJobs, "with --batch: jobs per request (at most the gateway's submit burst)")
 	fs.StringVar(&o.format, "format", "", "playlist format: m3u, xspf, csv or json (default: detected)")
 	fs.StringVar(&o.name, "name", "", "name of the import (default: the file name)")
 	fs.BoolVar(&o.watch, "watch", false, "follow the job until it ends")
@@ -78,6 +90,12 @@ func newSubmitCmd() *cobra.Command {
 // check reports flags that do not go together.
 func (o submitOptions) check(args []string) error {
 	switch {
+	case o.batch != "" && (o.input != "" || len(args) > 0 || o.watch || o.key != "" || o.format != "" || o.name != ""):
+		return fmt.Errorf("--batch takes its jobs from the file alone: no playlist, --input, --watch, --idempotency-key, --format or --name")
+	case o.batch != "" && (o.batchSize < 1 || o.batchSize > api.MaxBatchJobs):
+		return fmt.Errorf("--batch-size must be 1..%d", api.MaxBatchJobs)
+	case o.batch != "":
+		return nil
 	case o.input != "" && len(args) > 0:
 		return fmt.Errorf("give a playlist file or --input, not both")
 	case o.input == "" && o.jobType != api.JobTypePlaylistImport:
