@@ -88,17 +88,53 @@ func startStack(ctx context.Context, o Options, pin Pinning) (s *stack, err erro
 	if err := s.startNATS(ctx); err != nil {
 		return s, err
 	}
+	return s, s.startProjector(ctx)
+}
+
+// startProjector starts `jobwire projector` and waits until it is ready (its /readyz answers 200).
+func (s *stack) startProjector(ctx context.Context) error {
 	addr, err := freeAddr()
 	if err != nil {
-		return s, err
+		return err
 	}
 	if s.projector, err = s.startJobwire("projector", map[string]string{"JOBWIRE_METRICS_ADDR": addr}, "projector"); err != nil {
-		return s, err
+		return err
 	}
-	if err := waitHTTP(ctx, s.projector, "http://"+addr+"/readyz", 60*time.Second); err != nil {
-		return s, err
+	return waitHTTP(ctx, s.projector, "http://"+addr+"/readyz", 60*time.Second)
+}
+
+func (s *stack) stopProjector() {
+	_ = s.projector.Stop(10 * time.Second)
+	s.projector = nil
+}
+
+// projectorCaughtUp waits until the projector's durable consumer has no event pending or unacked.
+func (s *stack) projectorCaughtUp(ctx context.Context, timeout time.Duration) error {
+	cons, err := s.js.Consumer(ctx, streams.StreamEvents, streams.ConsumerProjector)
+	if err != nil {
+		return fmt.Errorf("projector consumer: %w", err)
 	}
-	return s, nil
+	deadline := time.Now().Add(timeout)
+	for {
+		info, err := cons.Info(ctx)
+		if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
+			return nil
+		}
+		if err := exited(s.projector); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				return fmt.Errorf("projector consumer: %w", err)
+			}
+			return fmt.Errorf("projector not caught up within %s: %d events pending, %d unacked", timeout, info.NumPending, info.NumAckPending)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func (s *stack) startRedis(ctx context.Context) error {
@@ -259,7 +295,7 @@ func (s *stack) close() {
 	if s.gateway != nil {
 		s.stopGateway()
 	}
-	_ = s.projector.Stop(10 * time.Second)
+	s.stopProjector()
 	if s.nc != nil {
 		s.nc.Close()
 	}
