@@ -34,7 +34,7 @@ func main() {
 // flags are the command-line settings; zero values leave the options of the run (full or --quick).
 type flags struct {
 	quick, noBull, noDirect, npmInstall, keep bool
-	floor, pin                                bool
+	floor, pin, jobsFloor                     bool
 	jsonOut, jobwire, bullDir                 string
 	watchers, jobs, legacy, workers           []int
 	duration, legacyDuration, rateDuration    time.Duration
@@ -42,10 +42,11 @@ type flags struct {
 	concurrency, noopJobs, importJobs, tracks int
 	bullJobs                                  int
 	submitters, clientProcs                   int
+	batchSize, backlogJobs                    int
 }
 
 func (f *flags) options(cmd *cobra.Command) bench.Options {
-	o := bench.Options{BullMQ: true, DirectSubmit: true, Floor: true}
+	o := bench.Options{BullMQ: true, DirectSubmit: true, Floor: true, JobsFloor: true}
 	if f.quick {
 		o = bench.Quick()
 	}
@@ -70,6 +71,9 @@ func (f *flags) options(cmd *cobra.Command) bench.Options {
 	set("submitters", func() { o.Submitters = f.submitters })
 	set("floor", func() { o.Floor = f.floor })
 	set("client-procs", func() { o.ClientProcs = f.clientProcs })
+	set("batch-size", func() { o.BatchSize = f.batchSize })
+	set("jobs-floor", func() { o.JobsFloor = f.jobsFloor })
+	set("backlog-jobs", func() { o.BacklogJobs = f.backlogJobs })
 	if f.noBull {
 		o.BullMQ = false
 	}
@@ -111,7 +115,10 @@ func newRoot() *cobra.Command {
 	p.DurationVar(&f.rateDuration, "rate-duration", 0, "jobs: length of each fixed-rate run (default 10s)")
 	p.IntVar(&f.submitters, "submitters", 0, "jobs: concurrent HTTP submitters (default 64)")
 	p.BoolVar(&f.noBull, "no-bullmq", false, "jobs: skip the BullMQ side")
-	p.BoolVar(&f.noDirect, "no-direct", false, "jobs: skip the direct JetStream submit and preloaded-backlog runs")
+	p.BoolVar(&f.noDirect, "no-direct", false, "jobs: skip the direct JetStream submit and preloaded-backlog runs (and so the jobs floor)")
+	p.IntVar(&f.batchSize, "batch-size", 0, "jobs: jobs per POST /v1/jobs/batch of the batch row and the backlog at scale (default 1000, at most 1000)")
+	p.BoolVar(&f.jobsFloor, "jobs-floor", true, "jobs: after the first preloaded-backlog row, drain the same backlog on bare NATS (floor worker and projector processes writing jobwire's messages per job to streams configured as jobwire's) and report jobwire's drain as a fraction of it")
+	p.IntVar(&f.backlogJobs, "backlog-jobs", 0, "jobs: the backlog at scale: queue this many noop jobs in batches with no worker running, then report store bytes per job, gateway and projector restart times and the drain with worker and gateway RSS (default 0: skipped; issue 15 asks for 1000000)")
 	p.StringVar(&f.bullDir, "bullmq-dir", "", "jobs: directory of bench.mjs (default services/internal/bench/testdata/bullmq-bench)")
 	p.BoolVar(&f.npmInstall, "npm-install", true, "jobs: run `npm ci` in the BullMQ directory when node_modules is missing")
 
@@ -136,12 +143,13 @@ func newRoot() *cobra.Command {
 		&cobra.Command{Use: "all", Short: "Both benchmarks on one deployment", Args: cobra.NoArgs, RunE: run(true, true)},
 		child("floor-server", "the relay benchmark's floor server (commands on stdin)", bench.FloorServerMain),
 		child("watch-clients", "a process of relay watchers (spec and commands on stdin, reports on stdout)", bench.WatchClientsMain),
+		child("floor-jobs", "a worker or the projector of the jobs floor (--role worker|projector; spec and commands on stdin, reports on stdout)", bench.JobsFloorMain),
 	)
 	return root
 }
 
-// child is a hidden subcommand that runs one of the bench's own child processes (the relay benchmark
-// starts them itself; by hand they are for debugging) with its arguments as they are.
+// child is a hidden subcommand that runs one of the bench's own child processes (the benchmarks
+// start them themselves; by hand they are for debugging) with its arguments as they are.
 func child(name, short string, main func([]string) int) *cobra.Command {
 	return &cobra.Command{Use: name, Short: short, Hidden: true, DisableFlagParsing: true,
 		Run: func(_ *cobra.Command, args []string) { os.Exit(main(args)) }}

@@ -17,6 +17,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/jobwire/jobwire/api"
 )
 
 // Options configure a run. Zero fields take the defaults of a full run (SetDefaults); Quick and Smoke
@@ -46,6 +48,9 @@ type Options struct {
 	Submitters   int           // concurrent HTTP submitters (default 64)
 	JobTimeout   time.Duration // how long a run may take to finish its jobs (default 3 min)
 	DirectSubmit bool          // also run the direct JetStream submit path and the preloaded backlog (jobwire-bench: on)
+	BatchSize    int           // jobs per POST /v1/jobs/batch of the batch row and the backlog at scale (default 1000, at most api.MaxBatchJobs)
+	JobsFloor    bool          // after the first preloaded-backlog row, drain the same backlog on bare NATS (jobwire-bench: on unless --jobs-floor=false)
+	BacklogJobs  int           // jobs of the backlog at scale, submitted in batches with no worker running (default 0: skipped)
 
 	// BullMQ.
 	BullMQJobs    int    // jobs of the BullMQ addBulk and backlog runs (default 20000)
@@ -110,6 +115,9 @@ func (o *Options) SetDefaults() {
 		o.Submitters = 64
 	}
 	def(&o.JobTimeout, 3*time.Minute)
+	if o.BatchSize == 0 {
+		o.BatchSize = 1000
+	}
 	if o.Log == nil {
 		o.Log = os.Stderr
 	}
@@ -123,16 +131,23 @@ func (o *Options) SetDefaults() {
 func Quick() Options {
 	return Options{Watchers: []int{1000}, Jobs: []int{1, 100}, LoadDuration: 3 * time.Second, IdleWait: 2 * time.Second,
 		LegacyWatchers: []int{1000}, LegacyDuration: 2 * time.Second, Workers: []int{1}, NoopJobs: 2000, BullMQJobs: 5000,
-		ImportJobs: 40, RateDuration: 3 * time.Second, BullMQ: true, Floor: true}
+		ImportJobs: 40, RateDuration: 3 * time.Second, BatchSize: 250, BullMQ: true, Floor: true, JobsFloor: true}
 }
 
 // Smoke returns the smallest configuration (the package test): 50 watchers of one job (and their
-// floor row), 5 noop jobs and 2 imports on one worker, 5 BullMQ jobs.
+// floor row), 5 noop jobs (batches of 2) and 2 imports on one worker and the jobs floor of the 5, a
+// backlog at scale of 10 jobs, 5 BullMQ jobs.
 func Smoke() Options {
 	return Options{Watchers: []int{50}, Jobs: []int{1}, LoadDuration: time.Second, Warmup: 500 * time.Millisecond,
 		Settle: 500 * time.Millisecond, Drain: 500 * time.Millisecond, IdleWait: time.Second, LegacyWatchers: []int{50}, LegacyDuration: time.Second,
 		Workers: []int{1}, Concurrency: 8, NoopJobs: 5, BullMQJobs: 5, ImportJobs: 2, ImportTracks: 10, RateDuration: time.Second,
-		Submitters: 4, JobTimeout: time.Minute, BullMQ: true, DirectSubmit: true, Floor: true}
+		Submitters: 4, JobTimeout: time.Minute, BatchSize: 2, BacklogJobs: 10, BullMQ: true, DirectSubmit: true, Floor: true, JobsFloor: true}
+}
+
+// jobTimeout is how long a run of n jobs may take to finish them: JobTimeout, or a millisecond a job
+// for a large backlog.
+func (o Options) jobTimeout(n int) time.Duration {
+	return max(o.JobTimeout, time.Duration(n)*time.Millisecond)
 }
 
 func (o Options) logf(format string, args ...any) {
@@ -184,6 +199,10 @@ type JobsReport struct {
 	Throughput []Throughput `json:"throughput"`
 	Rates      []Rate       `json:"rates"`
 	BullMQ     []BullMQRun  `json:"bullmq,omitempty"`
+	// Floor is the first preloaded-backlog row's drain on bare NATS (JobsFloorMain).
+	Floor *JobsFloor `json:"floor,omitempty"`
+	// Backlog is the backlog at scale (Options.BacklogJobs).
+	Backlog *Backlog `json:"backlog,omitempty"`
 }
 
 // Run runs the relay benchmark (relay), the jobs benchmark (jobs), or both, on one stack.
@@ -255,6 +274,12 @@ func runRelaySuite(ctx context.Context, s *stack, o Options, rep *Report) error 
 func runJobsSuite(ctx context.Context, s *stack, o Options, rep *Report) error {
 	jr := &JobsReport{}
 	rep.Jobs = jr
+	if o.BatchSize < 1 || o.BatchSize > api.MaxBatchJobs {
+		return fmt.Errorf("batch size must be 1 to %d, got %d", api.MaxBatchJobs, o.BatchSize)
+	}
+	if o.JobsFloor && !o.DirectSubmit {
+		rep.Skipped = append(rep.Skipped, "jobs floor: it copies the preloaded-backlog row, which --no-direct skips")
+	}
 	if err := s.startGateway(ctx, 100); err != nil {
 		return err
 	}
@@ -302,6 +327,13 @@ func runJobsSuite(ctx context.Context, s *stack, o Options, rep *Report) error {
 				return err
 			}
 			jr.Throughput = append(jr.Throughput, r)
+			if o.JobsFloor && jr.Floor == nil {
+				f, err := b.floor(ctx, r)
+				if err != nil {
+					return fmt.Errorf("jobs floor: %w", err)
+				}
+				jr.Floor = &f
+			}
 		} else if err := s.startWorkers(ctx, workers, o.Concurrency); err != nil {
 			return err
 		}
@@ -310,6 +342,11 @@ func runJobsSuite(ctx context.Context, s *stack, o Options, rep *Report) error {
 			return err
 		}
 		jr.Throughput = append(jr.Throughput, best)
+		batch, err := b.throughput(ctx, KindNoop, SubmitBatch, workers, o.NoopJobs)
+		if err != nil {
+			return err
+		}
+		jr.Throughput = append(jr.Throughput, batch)
 		if o.DirectSubmit {
 			r, err := b.throughput(ctx, KindNoop, SubmitJS, workers, o.NoopJobs)
 			if err != nil {
@@ -352,6 +389,14 @@ func runJobsSuite(ctx context.Context, s *stack, o Options, rep *Report) error {
 			}
 			jr.BullMQ = append(jr.BullMQ, run)
 		}
+	}
+
+	if o.BacklogJobs > 0 {
+		bl, err := b.backlog(ctx, o.Workers[0], o.BacklogJobs)
+		if err != nil {
+			return err
+		}
+		jr.Backlog = &bl
 	}
 	return nil
 }

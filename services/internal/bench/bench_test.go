@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jobwire/jobwire/streams"
 )
 
 // TestMain lets the test binary play the jobwire services and the nats-server, as jobwire-bench does.
@@ -40,8 +42,9 @@ func bullmqAvailable(t *testing.T) bool {
 }
 
 // TestSmoke runs the smallest configuration of both benchmarks against real processes: 50 watchers
-// of one job and their floor row, the legacy baseline, 5 noop jobs and 2 imports per run, and 5 BullMQ jobs. It proves
-// the tool works; its numbers mean nothing.
+// of one job and their floor row, the legacy baseline, 5 noop jobs (the batch row in batches of 2) and
+// 2 imports per run, the jobs floor of the backlog row, a backlog at scale of 10 jobs, and 5 BullMQ
+// jobs. It proves the tool works; its numbers mean nothing.
 func TestSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a nats-server, jobwire processes, redis-server and node")
@@ -102,7 +105,7 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s via %s: jobwire ran %d Redis commands", x.Kind, x.Submit, x.Cost.RedisCommands)
 		}
 	}
-	for _, k := range []string{"noop/backlog", "noop/http", "noop/js", "import/http"} {
+	for _, k := range []string{"noop/backlog", "noop/http", "noop/batch", "noop/js", "import/http"} {
 		if !kinds[k] {
 			t.Errorf("no %s run in %v", k, kinds)
 		}
@@ -122,7 +125,10 @@ func TestSmoke(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"### SSE relay", "### SSE relay against the floor", "| floor |", "### Jobs: throughput", "### Cost per job"} {
+	checkJobsFloor(t, j, o)
+	checkBacklog(t, j.Backlog, o)
+	for _, want := range []string{"### SSE relay", "### SSE relay against the floor", "| floor |", "### Jobs: throughput", "### Cost per job",
+		"### Jobs: drain of a preloaded backlog against the floor", "| FLOOR_EVENTS | JOB_EVENTS |", "### Jobs: backlog at scale"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("report lacks %q", want)
 		}
@@ -148,6 +154,46 @@ func checkFloor(t *testing.T, r RelayResult) {
 	}
 	if v := r.VsFloor; v.LatencyP50 <= 0 || v.LatencyP99 <= 0 || v.CPUPerDelivery <= 0 {
 		t.Errorf("ratios to the floor not computed: %+v", *v)
+	}
+}
+
+// checkJobsFloor: the jobs floor drained the backlog row's jobs with at least one message per job to
+// each stream, the sizes of jobwire's, and its ratio is computed.
+func checkJobsFloor(t *testing.T, j *JobsReport, o Options) {
+	t.Helper()
+	f := j.Floor
+	if f == nil {
+		t.Fatal("no jobs floor")
+	}
+	if f.Jobs != o.NoopJobs || f.JobsPerSec <= 0 || f.VsFloor <= 0 {
+		t.Errorf("jobs floor: %d jobs at %.0f/s, %.2f of it for jobwire, CPU %v", f.Jobs, f.JobsPerSec, f.VsFloor, f.CPU)
+	}
+	if len(f.Streams) != len(jobStreams) {
+		t.Fatalf("jobs floor streams: %+v", f.Streams)
+	}
+	for _, s := range f.Streams {
+		if s.Msgs < 1 || len(s.Bytes) != s.Msgs && s.Like != streams.StreamJobs || s.Bytes[0] <= 0 {
+			t.Errorf("jobs floor %s (like %s): %d msgs per job (jobwire %.2f) of %v bytes", s.Name, s.Like, s.Msgs, s.Measured, s.Bytes)
+		}
+	}
+}
+
+// checkBacklog: the backlog at scale queued, stored, restarted over and drained its jobs.
+func checkBacklog(t *testing.T, b *Backlog, o Options) {
+	t.Helper()
+	if b == nil {
+		t.Fatal("no backlog at scale")
+	}
+	if b.Jobs != o.BacklogJobs || b.Failed != 0 || b.SubmitPerSec <= 0 || b.JobsPerSec <= 0 || b.GatewayReadySecs <= 0 || b.ProjectorReadySecs <= 0 {
+		t.Errorf("backlog at scale: %+v", *b)
+	}
+	for _, name := range jobStreams {
+		if b.StoreBytes[name] <= 0 {
+			t.Errorf("backlog at scale: %.0f bytes stored per job in %s", b.StoreBytes[name], name)
+		}
+	}
+	if r := b.RSS["gateway"]; r.Samples == 0 || r.Min <= 0 || b.RSS["worker-1"].Samples == 0 {
+		t.Errorf("backlog at scale: RSS %v", b.RSS)
 	}
 }
 

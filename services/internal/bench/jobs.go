@@ -31,7 +31,14 @@ const (
 	SubmitJS = "js"
 	// SubmitBacklog is SubmitJS with no worker running; the workers start once every job is queued.
 	SubmitBacklog = "backlog"
+	// SubmitBatch posts Options.BatchSize jobs at a time to the gateway's POST /v1/jobs/batch, from
+	// batchSubmitters concurrent requests.
+	SubmitBatch = "batch"
 )
+
+// batchSubmitters is how many batch requests are in flight at once: each carries up to a thousand
+// jobs, so a few keep the gateway busy.
+const batchSubmitters = 4
 
 // Kinds of job.
 const (
@@ -94,6 +101,8 @@ type jobsBench struct {
 	owners  map[string]string
 	imports atomic.Int64
 	runID   string
+	// lastJob is a job of the last throughput run: the floor copies the sizes of its messages.
+	lastJob string
 }
 
 func newJobsBench(s *stack, o Options, tr *tracker) *jobsBench {
@@ -122,27 +131,16 @@ func (b *jobsBench) request(kind string) (string, json.RawMessage) {
 	return api.JobTypePlaylistImport, in
 }
 
-// submit submits one job of kind by path and returns its id.
+// submit submits one job of kind by path (not SubmitBatch) and returns its id.
 func (b *jobsBench) submit(ctx context.Context, kind, path string) (string, error) {
 	typ, input := b.request(kind)
 	if path != SubmitHTTP {
 		return submitDirect(b.s.js, b.owners[kind], typ, input)
 	}
 	body, _ := json.Marshal(api.SubmitRequest{Type: typ, Input: input})
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, b.s.gatewayURL+"/v1/jobs", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+b.tokens[kind])
-	resp, err := b.http.Do(req)
+	data, err := b.post(ctx, kind, "/v1/jobs", body, http.StatusAccepted)
 	if err != nil {
 		return "", err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != http.StatusAccepted {
-		return "", fmt.Errorf("POST /v1/jobs: HTTP %d: %.200s", resp.StatusCode, data)
 	}
 	var st struct {
 		ID string `json:"id"`
@@ -153,11 +151,88 @@ func (b *jobsBench) submit(ctx context.Context, kind, path string) (string, erro
 	return st.ID, nil
 }
 
+// submitBatch submits len(ids) jobs of kind in one POST /v1/jobs/batch and fills ids with theirs.
+// Every item must be queued (202).
+func (b *jobsBench) submitBatch(ctx context.Context, kind string, ids []string) error {
+	req := api.SubmitBatchRequest{Jobs: make([]api.BatchItem, len(ids))}
+	for i := range req.Jobs {
+		req.Jobs[i].Type, req.Jobs[i].Input = b.request(kind)
+	}
+	body, _ := json.Marshal(req)
+	data, err := b.post(ctx, kind, "/v1/jobs/batch", body, http.StatusOK)
+	if err != nil {
+		return err
+	}
+	var resp api.SubmitBatchResponse
+	if err := json.Unmarshal(data, &resp); err != nil {
+		return fmt.Errorf("POST /v1/jobs/batch: %w in %.200s", err, data)
+	}
+	if len(resp.Jobs) != len(ids) {
+		return fmt.Errorf("POST /v1/jobs/batch: %d results for %d jobs", len(resp.Jobs), len(ids))
+	}
+	for i, r := range resp.Jobs {
+		if r.Status != http.StatusAccepted || r.Job == nil || r.Job.ID == "" {
+			return fmt.Errorf("POST /v1/jobs/batch: item %d of %d: status %d, error %v", i, len(ids), r.Status, r.Error)
+		}
+		ids[i] = r.Job.ID
+	}
+	return nil
+}
+
+// post sends body to the gateway's route as the user of kind and returns the answer's body, which
+// must come with status want.
+func (b *jobsBench) post(ctx context.Context, kind, route string, body []byte, want int) ([]byte, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, b.s.gatewayURL+route, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+b.tokens[kind])
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != want {
+		return nil, fmt.Errorf("POST %s: HTTP %d: %.200s", route, resp.StatusCode, data)
+	}
+	return data, nil
+}
+
+// submitAll submits n jobs of kind by path as fast as the submitters go and returns their ids and when
+// each was sent (a batch's items: when the batch was).
+func (b *jobsBench) submitAll(ctx context.Context, kind, path string, n int) ([]string, []time.Time, error) {
+	ids, sent := make([]string, n), make([]time.Time, n)
+	if path == SubmitBatch {
+		size := b.o.BatchSize
+		err := b.parallel(ctx, batchSubmitters, (n+size-1)/size, func(k int) error {
+			lo, hi := k*size, min((k+1)*size, n)
+			at := time.Now()
+			for i := lo; i < hi; i++ {
+				sent[i] = at
+			}
+			return b.submitBatch(ctx, kind, ids[lo:hi])
+		})
+		return ids, sent, err
+	}
+	submitters := b.o.Submitters
+	if path != SubmitHTTP {
+		submitters = 4 // asynchronous publishes: a few goroutines saturate the connection
+	}
+	err := b.parallel(ctx, submitters, n, func(i int) error {
+		sent[i] = time.Now()
+		id, err := b.submit(ctx, kind, path)
+		ids[i] = id
+		return err
+	})
+	return ids, sent, err
+}
+
 // submitDirect publishes what jobstore.Submit publishes (the JOBS message, then the job.submitted
 // event naming its sequence, each with its Nats-Msg-Id), waiting only for the message's ack.
 func submitDirect(js jetstream.JetStream, owner, typ string, input json.RawMessage) (string, error) {
-	now := time.Now().UTC()
-	msg := streams.JobMessage{V: 1, JobID: streams.NewJobID(now), Type: typ, Owner: owner, Input: input, CreatedAt: now}
+	msg := newJobMessage(owner, typ, input)
 	data, _ := json.Marshal(msg)
 	q := nats.NewMsg(streams.QueueSubject(typ))
 	q.Data = data
@@ -181,6 +256,12 @@ func submitDirect(js jetstream.JetStream, owner, typ string, input json.RawMessa
 		return "", err
 	}
 	return msg.JobID, nil
+}
+
+// newJobMessage is a new job's JOBS message, as the gateway's job store makes it.
+func newJobMessage(owner, typ string, input json.RawMessage) streams.JobMessage {
+	now := time.Now().UTC()
+	return streams.JobMessage{V: 1, JobID: streams.NewJobID(now), Type: typ, Owner: owner, Input: input, CreatedAt: now}
 }
 
 // publishAsync publishes without waiting for the ack; when too many acks are outstanding it waits a
@@ -240,23 +321,14 @@ func (b *jobsBench) throughput(ctx context.Context, kind, path string, workers, 
 		return res, err
 	}
 	base := b.tr.Count()
-	ids := make([]string, n)
-	sent := make([]time.Time, n)
 	cpu0, t0 := b.s.cpuSnapshot(), time.Now()
-	submitters := b.o.Submitters
-	if path != SubmitHTTP {
-		submitters = 4 // asynchronous publishes: a few goroutines saturate the connection
-	}
 	start := time.Now()
-	if err := b.parallel(ctx, submitters, n, func(i int) error {
-		sent[i] = time.Now()
-		id, err := b.submit(ctx, kind, path)
-		ids[i] = id
-		return err
-	}); err != nil {
+	ids, sent, err := b.submitAll(ctx, kind, path, n)
+	if err != nil {
 		return res, err
 	}
-	if path != SubmitHTTP {
+	b.lastJob = ids[n-1]
+	if path == SubmitJS || path == SubmitBacklog {
 		select {
 		case <-b.s.js.PublishAsyncComplete():
 		case <-time.After(30 * time.Second):
@@ -277,7 +349,7 @@ func (b *jobsBench) throughput(ctx context.Context, kind, path string, workers, 
 	if path == SubmitBacklog {
 		cpu0, t0 = b.s.cpuSnapshot(), time.Now()
 	}
-	if err := b.tr.waitCount(base+n, b.o.JobTimeout); err != nil {
+	if err := b.tr.waitCount(base+n, b.o.jobTimeout(n)); err != nil {
 		return res, fmt.Errorf("%s via %s: %w", kind, path, err)
 	}
 	res.CPU = cpuCores(cpu0, b.s.cpuSnapshot(), time.Since(t0))
@@ -405,7 +477,7 @@ func (b *jobsBench) rate(ctx context.Context, kind, path string, workers int, pe
 		res.OfferedPerSe = float64(n-1) / sent[n-1].Sub(sent[0]).Seconds()
 	}
 	res.Late = int(late.Load())
-	err := b.tr.waitCount(base+n, b.o.JobTimeout)
+	err := b.tr.waitCount(base+n, b.o.jobTimeout(n))
 	res.CPU = cpuCores(cpu0, b.s.cpuSnapshot(), time.Since(t0))
 	var lat []time.Duration
 	for i, id := range ids {

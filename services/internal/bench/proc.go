@@ -21,15 +21,18 @@ import (
 
 // childEnv selects what a re-executed bench binary runs instead of the bench: "jobwire" runs the
 // jobwire command line (cli.Main, the very code of the jobwire binary) with the process arguments;
-// "nats" runs the embedded nats-server of `jobwire dev` (devserver) on its own; childFloor and
-// childClients run the floor server and a watch-clients process.
+// "nats" runs the embedded nats-server of `jobwire dev` (devserver) on its own; childFloor,
+// childClients and childJobsFloor run the floor server, a watch-clients process and a process of the
+// jobs floor.
 const childEnv = "JOBWIRE_BENCH_CHILD"
 
-// The children of the relay benchmark that are bench code, by their childEnv value (also the names
-// of jobwire-bench's hidden subcommands that run them).
+// The children of the relay and jobs benchmarks that are bench code, by their childEnv value (also
+// the names of jobwire-bench's hidden subcommands that run them).
 const (
 	childFloor   = "floor-server"
 	childClients = "watch-clients"
+	// childJobsFloor is a worker or the projector of the jobs benchmark's floor (JobsFloorMain).
+	childJobsFloor = "floor-jobs"
 )
 
 // RunChildIfRequested turns this process into a jobwire service or a nats-server when the bench
@@ -47,6 +50,8 @@ func RunChildIfRequested() {
 		os.Exit(FloorServerMain(os.Args[1:]))
 	case childClients:
 		os.Exit(WatchClientsMain(os.Args[1:]))
+	case childJobsFloor:
+		os.Exit(JobsFloorMain(os.Args[1:]))
 	default:
 		fmt.Fprintf(os.Stderr, "%s=%q: unknown child\n", childEnv, os.Getenv(childEnv))
 		os.Exit(2)

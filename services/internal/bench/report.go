@@ -109,6 +109,8 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 				strings.Join(cells, " | "), c.NATSInMsgs, c.NATSInBytes, c.NATSOutMsgs, c.NATSOutBytes, c.RedisCommands)
 		}
 		fmt.Fprintln(w)
+		j.writeFloor(w)
+		j.writeBacklog(w)
 	}
 	for _, s := range r.Skipped {
 		fmt.Fprintf(w, "Skipped: %s\n", s)
@@ -163,6 +165,71 @@ func (r *Report) writeFloor(w io.Writer) {
 			f.CPU, f.CPUPerDelivery)
 	}
 	fmt.Fprintln(w)
+}
+
+// writeFloor writes the first preloaded-backlog row beside its floor, and the floor's message pattern.
+func (j *JobsReport) writeFloor(w io.Writer) {
+	f := j.Floor
+	if f == nil {
+		return
+	}
+	fmt.Fprintln(w, "### Jobs: drain of a preloaded backlog against the floor (bare NATS: floor worker and projector processes writing jobwire's messages per job, no jobwire logic)")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| system | worker procs | concurrency | jobs | drain jobs/s | jobwire ÷ floor | CPU cores by process |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---|")
+	if i := slices.IndexFunc(j.Throughput, func(t Throughput) bool { return t.Submit == SubmitBacklog }); i >= 0 {
+		t := j.Throughput[i]
+		fmt.Fprintf(w, "| jobwire | %d | %d | %d | %.0f | %s | %s |\n", t.Workers, f.Concurrency, t.Jobs, t.JobsPerSec, times(f.VsFloor), cpuCell(t.CPU))
+	}
+	fmt.Fprintf(w, "| floor | %d | %d | %d | %.0f | | %s |\n", f.Workers, f.Concurrency, f.Jobs, f.JobsPerSec, cpuCell(f.CPU))
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Floor pattern per job (worker consumer MaxAckPending %d; non-terminal events published asynchronously, the terminal one awaited before the ack; state writes with the expected last subject sequence, the last with a TTL):\n\n", f.MaxAckPending)
+	fmt.Fprintln(w, "| floor stream | settings of | jobwire msgs/job | floor msgs/job | body bytes |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---|")
+	for _, st := range f.Streams {
+		sizes := make([]string, len(st.Bytes))
+		for i, b := range st.Bytes {
+			sizes[i] = fmt.Sprint(b)
+		}
+		fmt.Fprintf(w, "| %s | %s | %.2f | %d | %s |\n", st.Name, st.Like, st.Measured, st.Msgs, strings.Join(sizes, ", "))
+	}
+	fmt.Fprintln(w)
+}
+
+// writeBacklog writes the backlog at scale.
+func (j *JobsReport) writeBacklog(w io.Writer) {
+	b := j.Backlog
+	if b == nil {
+		return
+	}
+	fmt.Fprintf(w, "### Jobs: backlog at scale (%d noop jobs queued through POST /v1/jobs/batch, %d a batch, no worker running)\n\n", b.Jobs, b.BatchSize)
+	fmt.Fprintf(w, "| jobs | submits/s | %s | gateway ready s | projector caught up s | worker procs | drain jobs/s | failed | CPU cores by process |\n",
+		strings.Join(mapStrings(jobStreams, func(n string) string { return n + " bytes/job" }), " | "))
+	fmt.Fprintf(w, "|---:|---:|%s---:|---:|---:|---:|---:|---|\n", strings.Repeat("---:|", len(jobStreams)))
+	fmt.Fprintf(w, "| %d | %.0f | %s | %.2f | %.2f | %d | %.0f | %d | %s |\n", b.Jobs, b.SubmitPerSec,
+		strings.Join(mapStrings(jobStreams, func(n string) string { return fmt.Sprintf("%.0f", b.StoreBytes[n]) }), " | "),
+		b.GatewayReadySecs, b.ProjectorReadySecs, b.Workers, b.JobsPerSec, b.Failed, cpuCell(b.CPU))
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| process (RSS during the drain, sampled every second) | first MiB | min | max | last | samples |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|")
+	names := make([]string, 0, len(b.RSS))
+	for name := range b.RSS {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		r := b.RSS[name]
+		fmt.Fprintf(w, "| %s | %.1f | %.1f | %.1f | %.1f | %d |\n", name, r.First, r.Min, r.Max, r.Last, r.Samples)
+	}
+	fmt.Fprintln(w)
+}
+
+func mapStrings(in []string, f func(string) string) []string {
+	out := make([]string, len(in))
+	for i, s := range in {
+		out[i] = f(s)
+	}
+	return out
 }
 
 // times is a ratio as "3.2×", or "n/a" when it could not be computed (0).
