@@ -46,7 +46,7 @@ type Options struct {
 	ImportTracks int           // tracks per playlist (default 100)
 	RateDuration time.Duration // length of each fixed-rate run (default 10 s)
 	Submitters   int           // concurrent HTTP submitters (default 64)
-	JobTimeout   time.Duration // how long a run may take to finish its jobs (default 3 min)
+	JobTimeout   time.Duration // how long a run may take to finish its jobs (default 3 min; more for a large run, see jobTimeout)
 	DirectSubmit bool          // also run the direct JetStream submit path and the preloaded backlog (jobwire-bench: on)
 	BatchSize    int           // jobs per POST /v1/jobs/batch of the batch row and the backlog at scale (default 1000, at most api.MaxBatchJobs)
 	JobsFloor    bool          // after the first preloaded-backlog row, drain the same backlog on bare NATS (jobwire-bench: on unless --jobs-floor=false)
@@ -144,10 +144,10 @@ func Smoke() Options {
 		Submitters: 4, JobTimeout: time.Minute, BatchSize: 2, BacklogJobs: 10, BullMQ: true, DirectSubmit: true, Floor: true, JobsFloor: true}
 }
 
-// jobTimeout is how long a run of n jobs may take to finish them: JobTimeout, or a millisecond a job
-// for a large backlog.
+// jobTimeout is how long a run of n jobs may take to finish them: JobTimeout, or for a large backlog 5
+// ms a job (200 jobs/s: a fifth of what one worker drains on 2 cores, so a million jobs get 83 min).
 func (o Options) jobTimeout(n int) time.Duration {
-	return max(o.JobTimeout, time.Duration(n)*time.Millisecond)
+	return max(o.JobTimeout, time.Duration(n)*5*time.Millisecond)
 }
 
 func (o Options) logf(format string, args ...any) {
