@@ -67,33 +67,33 @@ func Submit(ctx context.Context, js jetstream.JetStream, msg JobMessage, now tim
 	return ev, err
 }
 
-// SubmitMany queues jobs as Submit does, with their writes pipelined: every job message is published
+// SubmitMany queues jobs as Submit does, with their writes Pipelined: every job message is published
 // asynchronously and the acks awaited together, then every job.submitted event likewise, so a batch
 // costs two round trips rather than two per job. Each job keeps Submit's order (its message is stored
-// before its event, which names the message's sequence) and its deduplication; a job whose pipelined
+// before its event, which names the message's sequence) and its deduplication; a job whose Pipelined
 // write failed is retried alone, as Submit retries, until ctx ends. It returns, per job in order, the
 // stored event or the error that stopped it.
 func SubmitMany(ctx context.Context, js jetstream.JetStream, msgs []JobMessage, now time.Time) ([]Event, []error) {
 	events, errs := make([]Event, len(msgs)), make([]error, len(msgs))
-	queued := make([]pipelined, len(msgs))
+	queued := make([]Pipelined, len(msgs))
 	for i, msg := range msgs {
-		queued[i].m, queued[i].opts, queued[i].err = jobMsg(msg, msg.JobID, now)
+		queued[i].Msg, queued[i].Opts, queued[i].Err = jobMsg(msg, msg.JobID, now)
 	}
-	publishAll(ctx, js, queued)
-	submitted := make([]pipelined, len(msgs))
+	PublishAll(ctx, js, queued)
+	submitted := make([]Pipelined, len(msgs))
 	for i, msg := range msgs {
-		if queued[i].err != nil {
-			submitted[i].err = queued[i].err
+		if queued[i].Err != nil {
+			submitted[i].Err = queued[i].Err
 			continue
 		}
-		events[i] = msg.SubmittedEvent(queued[i].seq)
-		submitted[i].m, submitted[i].err = events[i].Msg()
-		submitted[i].opts = []jetstream.PublishOpt{jetstream.WithMsgID(events[i].MsgID(0, 0))}
+		events[i] = msg.SubmittedEvent(queued[i].Seq)
+		submitted[i].Msg, submitted[i].Err = events[i].Msg()
+		submitted[i].Opts = []jetstream.PublishOpt{jetstream.WithMsgID(events[i].MsgID(0, 0))}
 	}
-	publishAll(ctx, js, submitted)
+	PublishAll(ctx, js, submitted)
 	for i, msg := range msgs {
-		if submitted[i].err == nil {
-			events[i].Seq = submitted[i].seq
+		if submitted[i].Err == nil {
+			events[i].Seq = submitted[i].Seq
 			continue
 		}
 		// Both writes are deduplicated: doing the job's submission again alone is safe.
@@ -102,21 +102,23 @@ func SubmitMany(ctx context.Context, js jetstream.JetStream, msgs []JobMessage, 
 	return events, errs
 }
 
-// pipelined is one message of publishAll: what to publish, then its stream sequence or error. A
-// message whose err is set before publishAll is left alone.
-type pipelined struct {
-	m    *nats.Msg
-	opts []jetstream.PublishOpt
-	seq  uint64
-	err  error
+// Pipelined is one message of PublishAll: what to publish (Msg with Opts), then its stream sequence
+// (Seq) or error (Err). An entry without Msg, or whose Err is set before PublishAll, is left alone.
+type Pipelined struct {
+	Msg  *nats.Msg
+	Opts []jetstream.PublishOpt
+	Seq  uint64
+	Err  error
 }
 
-// publishAll publishes every message asynchronously, then waits for each ack until ctx ends.
-func publishAll(ctx context.Context, js jetstream.JetStream, ms []pipelined) {
+// PublishAll publishes every message asynchronously, then waits for each ack until ctx ends: n writes
+// cost one round trip instead of n. Writes to one subject are stored in the order given. A message
+// with an expected last sequence that did not match fails alone (IsWrongLastSequence(Err)).
+func PublishAll(ctx context.Context, js jetstream.JetStream, ms []Pipelined) {
 	futures := make([]jetstream.PubAckFuture, len(ms))
 	for i := range ms {
-		if ms[i].err == nil {
-			futures[i], ms[i].err = js.PublishMsgAsync(ms[i].m, ms[i].opts...)
+		if ms[i].Err == nil && ms[i].Msg != nil {
+			futures[i], ms[i].Err = js.PublishMsgAsync(ms[i].Msg, ms[i].Opts...)
 		}
 	}
 	for i, f := range futures {
@@ -125,11 +127,11 @@ func publishAll(ctx context.Context, js jetstream.JetStream, ms []pipelined) {
 		}
 		select {
 		case ack := <-f.Ok():
-			ms[i].seq = ack.Sequence
+			ms[i].Seq = ack.Sequence
 		case err := <-f.Err():
-			ms[i].err = err
+			ms[i].Err = err
 		case <-ctx.Done():
-			ms[i].err = ctx.Err()
+			ms[i].Err = ctx.Err()
 		}
 	}
 }

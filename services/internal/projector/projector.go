@@ -4,17 +4,15 @@
 package projector
 
 import (
+	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
-	"math"
+	"slices"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -69,12 +67,13 @@ type Projector struct {
 	skipped prometheus.Counter
 	bad     prometheus.Counter
 	orphans prometheus.Counter
+	folded  prometheus.Histogram
 
-	mu      sync.Mutex
-	cc      jetstream.ConsumeContext
-	stopped bool
-	shards  []chan jetstream.Msg
-	shardWG sync.WaitGroup
+	mu       sync.Mutex
+	cc       jetstream.ConsumeContext
+	stopped  bool
+	inbox    chan jetstream.Msg
+	loopDone chan struct{}
 }
 
 // New returns a Projector; reg may be nil.
@@ -86,9 +85,11 @@ func New(cfg Config, js jetstream.JetStream, reg prometheus.Registerer, log *slo
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "jobwire_projector_events_skipped_total", Help: "Events that changed nothing (redelivered, late or after a terminal state)."}),
 		bad:     prometheus.NewCounter(prometheus.CounterOpts{Name: "jobwire_projector_events_malformed_total", Help: "Events that could not be decoded and were terminated."}),
 		orphans: prometheus.NewCounter(prometheus.CounterOpts{Name: "jobwire_projector_orphans_failed_total", Help: "Submitted events without a queue message, whose jobs were failed with enqueue_failed."}),
+		folded: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "jobwire_projector_batch_events",
+			Help: "Events per batch the projector folds at once (one JOB_STATE write per job per batch).", Buckets: prometheus.ExponentialBuckets(1, 4, 6)}),
 	}
 	if reg != nil {
-		reg.MustRegister(p.applied, p.skipped, p.bad, p.orphans)
+		reg.MustRegister(p.applied, p.skipped, p.bad, p.orphans, p.folded)
 	}
 	return p
 }
@@ -100,7 +101,6 @@ func (p *Projector) Start(ctx context.Context) error {
 		return fmt.Errorf("projector: open %s: %w", streams.BucketState, err)
 	}
 	p.writer = NewWriter(p.js, kv, p.cfg.StateRetention)
-	// Opened now: the shards share the writer.
 	if p.writer.stream, err = p.js.Stream(ctx, streams.KVStream(kv.Bucket())); err != nil {
 		return fmt.Errorf("projector: %w", err)
 	}
@@ -113,28 +113,13 @@ func (p *Projector) Start(ctx context.Context) error {
 	if p.stopped {
 		return nil
 	}
-	// Events of one job share a subject and so a shard: per-job order is kept, jobs run in parallel.
-	p.shards = make([]chan jetstream.Msg, projectorShards)
-	for i := range p.shards {
-		ch := make(chan jetstream.Msg, 128)
-		p.shards[i] = ch
-		p.shardWG.Add(1)
-		go func() {
-			defer p.shardWG.Done()
-			for m := range ch {
-				p.handle(m)
-			}
-		}()
-	}
-	dispatch := func(m jetstream.Msg) {
-		h := fnv.New32a()
-		h.Write([]byte(m.Subject()))
-		p.shards[h.Sum32()%uint32(len(p.shards))] <- m
-	}
-	cc, err := cons.Consume(dispatch, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	p.inbox, p.loopDone = make(chan jetstream.Msg, 2*maxBatch), make(chan struct{})
+	go p.loop()
+	cc, err := cons.Consume(func(m jetstream.Msg) { p.inbox <- m }, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		p.log.Warn("projector consume", "err", err)
 	}))
 	if err != nil {
+		close(p.inbox)
 		return fmt.Errorf("projector: consume: %w", err)
 	}
 	p.cc = cc
@@ -142,7 +127,7 @@ func (p *Projector) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops consuming and waits for the event in hand. Safe to call twice or before Start.
+// Stop stops consuming and waits for the events in hand. Safe to call twice or before Start.
 func (p *Projector) Stop() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -151,22 +136,162 @@ func (p *Projector) Stop() {
 		p.cc.Drain()
 		<-p.cc.Closed()
 		p.cc = nil
-		for _, ch := range p.shards {
-			close(ch)
-		}
-		p.shardWG.Wait()
+		close(p.inbox)
+		<-p.loopDone
 	}
 }
 
-// projectorShards is how many jobs the projector folds at once.
-const projectorShards = 8
+// maxBatch bounds the events the projector folds at once.
+const maxBatch = 512
 
-func (p *Projector) handle(msg jetstream.Msg) {
+// loop folds the events as they come: each time, every event that has arrived (up to maxBatch). An
+// idle projector folds one event at a time, with no added wait; a busy one folds many, and a job with
+// several events among them is written once.
+func (p *Projector) loop() {
+	defer close(p.loopDone)
+	for m := range p.inbox {
+		batch := []jetstream.Msg{m}
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case m, ok := <-p.inbox:
+				if !ok {
+					break more
+				}
+				batch = append(batch, m)
+			default:
+				break more
+			}
+		}
+		p.folded.Observe(float64(len(batch)))
+		p.foldBatch(batch)
+	}
+}
+
+// jobEvents are the events of one job in a batch, with their messages, in stream order.
+type jobEvents struct {
+	key    string
+	events []streams.Event
+	msgs   []jetstream.Msg
+}
+
+// foldBatch folds a batch: per job, its events into one compare-and-swap write; every write of the
+// batch pipelined; each message acked once its job's write is stored. A job whose write fails (another
+// writer moved it, NATS unavailable), or that needs reconciling, is done event by event instead (handle).
+func (p *Projector) foldBatch(batch []jetstream.Msg) {
+	jobs := p.groupByJob(batch)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	folds, writes := p.foldJobs(ctx, jobs)
+	streams.PublishAll(ctx, p.js, writes)
+	for i, j := range jobs {
+		if writes[i].Err != nil {
+			p.writer.forget(j.key)
+			for k, m := range j.msgs {
+				p.handle(m, j.events[k])
+			}
+			continue
+		}
+		if folds[i].changed {
+			p.writer.commit(folds[i], writes[i].Seq, nil)
+		}
+		for k, m := range j.msgs {
+			p.settled(m, j.events[k].Seq, folds[i].applied[k])
+		}
+	}
+}
+
+// maxReads bounds the states foldJobs reads at once (of jobs this projector has not cached).
+const maxReads = 16
+
+// foldJobs folds each job's events into its state, reading the states it has not cached maxReads at a
+// time, and returns the folds with their writes (no write for a job its events did not change; an
+// error for a job to do event by event).
+func (p *Projector) foldJobs(ctx context.Context, jobs []*jobEvents) ([]fold, []streams.Pipelined) {
+	folds := make([]fold, len(jobs))
+	writes := make([]streams.Pipelined, len(jobs))
+	sem := make(chan struct{}, maxReads)
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			var err error
+			if folds[i], err = p.writer.fold(ctx, j.key, j.events); err == nil && needsReconcile(j.events) {
+				err = errReconcile
+			}
+			switch {
+			case err != nil:
+				writes[i].Err = err
+			case folds[i].changed:
+				writes[i].Msg, writes[i].Opts, writes[i].Err = p.writer.putMsg(folds[i])
+			}
+		}()
+	}
+	wg.Wait()
+	return folds, writes
+}
+
+// errReconcile sends a job with an orphaned submitted event down the event-by-event path.
+var errReconcile = errors.New("the job needs reconciling")
+
+func needsReconcile(events []streams.Event) bool {
+	for _, ev := range events {
+		if ev.Type == streams.EventSubmitted && ev.QueueSeq == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// groupByJob decodes the batch's events (terminating malformed ones) and groups them by job, in the
+// order each job first appears; a job's events are sorted by stream sequence.
+func (p *Projector) groupByJob(batch []jetstream.Msg) []*jobEvents {
+	var jobs []*jobEvents
+	byKey := map[string]*jobEvents{}
+	for _, m := range batch {
+		ev, ok := p.decode(m)
+		if !ok {
+			continue
+		}
+		key := streams.StateKey(ev.Owner, ev.JobID)
+		j := byKey[key]
+		if j == nil {
+			j = &jobEvents{key: key}
+			byKey[key] = j
+			jobs = append(jobs, j)
+		}
+		j.events, j.msgs = append(j.events, ev), append(j.msgs, m)
+	}
+	for _, j := range jobs {
+		if !slices.IsSortedFunc(j.events, bySeq) {
+			idx := make([]int, len(j.events))
+			for i := range idx {
+				idx[i] = i
+			}
+			slices.SortStableFunc(idx, func(a, b int) int { return bySeq(j.events[a], j.events[b]) })
+			evs, msgs := make([]streams.Event, len(idx)), make([]jetstream.Msg, len(idx))
+			for i, k := range idx {
+				evs[i], msgs[i] = j.events[k], j.msgs[k]
+			}
+			j.events, j.msgs = evs, msgs
+		}
+	}
+	return jobs
+}
+
+func bySeq(a, b streams.Event) int { return cmp.Compare(a.Seq, b.Seq) }
+
+// decode reads a message's event; a malformed one (or one whose body names another job than its
+// subject) is terminated.
+func (p *Projector) decode(msg jetstream.Msg) (streams.Event, bool) {
 	meta, err := msg.Metadata()
 	if err != nil {
 		p.log.Error("projector: event without metadata", "err", err)
 		_ = msg.Term()
-		return
+		return streams.Event{}, false
 	}
 	ev, err := streams.DecodeEvent(msg.Data(), meta.Sequence.Stream)
 	owner, jobID, ok := streams.ParseEventSubject(msg.Subject())
@@ -177,17 +302,22 @@ func (p *Projector) handle(msg jetstream.Msg) {
 		p.bad.Inc()
 		p.log.Error("projector: malformed event terminated", "seq", meta.Sequence.Stream, "subject", msg.Subject(), "err", err)
 		_ = msg.Term()
-		return
+		return streams.Event{}, false
 	}
-	// Retry here rather than Nak: a later event of the same job must not be applied before this one
-	// (its shard waits, the other shards go on). Nak only after a minute, e.g. NATS down for long.
+	return ev, true
+}
+
+// handle folds one event on its own: reconciled, written (re-reading on a concurrent write), and
+// acked. It retries rather than Nak: a later event of the same job must not be applied before this one.
+// Nak only after a minute, e.g. NATS down for long.
+func (p *Projector) handle(msg jetstream.Msg, ev streams.Event) {
 	var changed bool
 	retry := streams.Retry{For: time.Minute, Timeout: 10 * time.Second, Final: func(error) bool { return false },
 		OnRetry: func(err error, wait time.Duration) {
 			p.log.Warn("projector: apply failed, retrying", "job", ev.JobID, "seq", ev.Seq, "err", err, "in", wait)
 			_ = msg.InProgress()
 		}}
-	err = retry.Do(context.Background(), func(ctx context.Context) (err error) {
+	err := retry.Do(context.Background(), func(ctx context.Context) (err error) {
 		if err := p.reconcile(ctx, ev); err != nil {
 			return err
 		}
@@ -199,13 +329,18 @@ func (p *Projector) handle(msg jetstream.Msg) {
 		_ = msg.NakWithDelay(time.Second)
 		return
 	}
+	p.settled(msg, ev.Seq, changed)
+}
+
+// settled acks an event whose effect is stored, and counts it.
+func (p *Projector) settled(msg jetstream.Msg, seq uint64, changed bool) {
 	if changed {
 		p.applied.Inc()
 	} else {
 		p.skipped.Inc()
 	}
 	if err := msg.Ack(); err != nil {
-		p.log.Warn("projector: ack", "seq", ev.Seq, "err", err)
+		p.log.Warn("projector: ack", "seq", seq, "err", err)
 	}
 }
 
@@ -235,147 +370,3 @@ func (p *Projector) reconcile(ctx context.Context, ev streams.Event) error {
 
 // CodeEnqueueFailed is the error code of a job whose submitted event has no queue message.
 const CodeEnqueueFailed = "enqueue_failed"
-
-// Writer applies events to a JOB_STATE-shaped bucket with compare-and-swap; one goroutine at a time
-// may use it. It is shared by the live
-// projector and the rebuild.
-type Writer struct {
-	js        jetstream.JetStream
-	kv        jetstream.KeyValue
-	bucket    string
-	retention time.Duration
-	stream    jetstream.Stream // the bucket's stream, opened on first need
-	// cache holds the state and revision this writer last wrote per running job, so folding the next
-	// event needs no read. A write by anyone else makes the compare-and-swap fail: the entry is dropped
-	// and the key read again.
-	mu    sync.Mutex
-	cache map[string]cachedState
-}
-
-type cachedState struct {
-	st  api.JobState
-	rev uint64
-}
-
-// maxCached bounds the cache (running jobs); past it, it starts over.
-const maxCached = 100000
-
-// NewWriter returns a Writer for bucket kv; finished jobs are written with a TTL of retention.
-func NewWriter(js jetstream.JetStream, kv jetstream.KeyValue, retention time.Duration) *Writer {
-	return &Writer{js: js, kv: kv, bucket: kv.Bucket(), retention: retention}
-}
-
-// Apply folds ev into the job's stored state and writes it back if it changed. A concurrent write
-// (another projector, a rebuild) makes the compare-and-swap fail; Apply then re-reads and retries.
-func (w *Writer) Apply(ctx context.Context, ev streams.Event) (bool, error) {
-	key := streams.StateKey(ev.Owner, ev.JobID)
-	for attempt := 0; attempt < 5; attempt++ {
-		var st api.JobState
-		var rev uint64
-		w.mu.Lock()
-		c, cached := w.cache[key]
-		w.mu.Unlock()
-		var entry jetstream.KeyValueEntry
-		var err error
-		if !cached || attempt > 0 {
-			entry, err = w.kv.Get(ctx, key)
-		}
-		switch {
-		case cached && attempt == 0:
-			st, rev = c.st, c.rev
-		case err == nil:
-			if st, err = streams.DecodeState(entry.Value(), 0); err != nil {
-				return false, fmt.Errorf("state of %s: %w", key, err)
-			}
-			rev = entry.Revision()
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-			// A deleted or expired key keeps a marker as its last message: CAS against that.
-			if rev, err = w.lastSeq(ctx, key); err != nil {
-				return false, err
-			}
-			if ev.Type != streams.EventSubmitted {
-				// The state expired (or was lost) but the job goes on: start from its history.
-				if st, err = w.history(ctx, ev); err != nil {
-					return false, err
-				}
-			}
-		default:
-			return false, fmt.Errorf("read state of %s: %w", key, err)
-		}
-		if !streams.Apply(&st, ev) {
-			return false, nil
-		}
-		st.Revision = 0
-		newRev, err := w.put(ctx, key, st, rev)
-		w.mu.Lock()
-		if err == nil && !st.State.Terminal() {
-			if w.cache == nil || len(w.cache) >= maxCached {
-				w.cache = map[string]cachedState{}
-			}
-			w.cache[key] = cachedState{st: st, rev: newRev}
-		} else {
-			delete(w.cache, key)
-		}
-		w.mu.Unlock()
-		if err == nil {
-			return true, nil
-		}
-		if !streams.IsWrongLastSequence(err) {
-			return false, err
-		}
-	}
-	return false, fmt.Errorf("write state of %s: too many concurrent updates", key)
-}
-
-// history folds the job's events that came before ev, read with batched direct gets from JOB_EVENTS.
-func (w *Writer) history(ctx context.Context, ev streams.Event) (api.JobState, error) {
-	raws, _, err := streams.ReadEvents(ctx, w.js, ev.Owner, ev.JobID, 0, math.MaxInt32)
-	if err != nil {
-		return api.JobState{}, err
-	}
-	var st api.JobState
-	for _, e := range streams.DecodeEvents(raws) {
-		if e.Seq < ev.Seq {
-			streams.Apply(&st, e)
-		}
-	}
-	return st, nil
-}
-
-// lastSeq returns the sequence of the last message on key's subject (0 when there is none).
-func (w *Writer) lastSeq(ctx context.Context, key string) (uint64, error) {
-	if w.stream == nil {
-		s, err := w.js.Stream(ctx, streams.KVStream(w.bucket))
-		if err != nil {
-			return 0, fmt.Errorf("open bucket stream: %w", err)
-		}
-		w.stream = s
-	}
-	m, err := w.stream.GetLastMsgForSubject(ctx, streams.KVSubject(w.bucket, key))
-	switch {
-	case err == nil:
-		return m.Sequence, nil
-	case errors.Is(err, jetstream.ErrMsgNotFound):
-		return 0, nil
-	}
-	return 0, fmt.Errorf("read last revision of %s: %w", key, err)
-}
-
-func (w *Writer) put(ctx context.Context, key string, st api.JobState, lastRev uint64) (uint64, error) {
-	data, err := json.Marshal(st)
-	if err != nil {
-		return 0, fmt.Errorf("encode state: %w", err)
-	}
-	m := nats.NewMsg(streams.KVSubject(w.bucket, key))
-	m.Data = data
-	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(lastRev)}
-	if st.State.Terminal() && w.retention > 0 {
-		// KV Put would clear a TTL: publish the value ourselves with one, still compare-and-swap.
-		opts = append(opts, jetstream.WithMsgTTL(w.retention))
-	}
-	ack, err := w.js.PublishMsg(ctx, m, opts...)
-	if err != nil {
-		return 0, fmt.Errorf("write state of %s: %w", key, err)
-	}
-	return ack.Sequence, nil
-}

@@ -250,3 +250,51 @@ func TestOrphanedSubmitIsFailed(t *testing.T) {
 		t.Fatalf("%+v", st)
 	}
 }
+
+func TestABurstIsFoldedIntoOneWritePerJob(t *testing.T) {
+	b := setup(t, projector.Config{})
+	b.proj.Stop()
+	// 200 jobs' whole lives wait in the log, interleaved as concurrent workers write them.
+	const jobs = 200
+	ids := make([]string, jobs)
+	for i := range ids {
+		ids[i] = streams.NewJobID(time.Now())
+	}
+	steps := []func(streams.Event) streams.Event{
+		func(e streams.Event) streams.Event { return with(e, streams.EventSubmitted, 0) },
+		func(e streams.Event) streams.Event { return with(e, streams.EventStarted, 1) },
+		func(e streams.Event) streams.Event {
+			return with(e, streams.EventProgress, 1, func(e *streams.Event) { p := api.NewProgress(1, 2, ""); e.Progress = &p })
+		},
+		func(e streams.Event) streams.Event {
+			return with(e, streams.EventCompleted, 1, func(e *streams.Event) { e.Result = json.RawMessage(`{"n":2}`) })
+		},
+	}
+	for _, step := range steps {
+		for _, id := range ids {
+			b.publish(t, step(job(id)))
+		}
+	}
+	kvStream, err := b.js.Stream(context.Background(), streams.KVStream(streams.BucketState))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := kvStream.Info(context.Background())
+	p := projector.New(projector.Config{}, b.js, nil, stacktest.Logger())
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	for _, id := range ids {
+		st := b.wait(t, "alice", id, func(s api.JobState) bool { return s.State == api.StateCompleted })
+		if st.Attempt != 1 || string(st.Result) != `{"n":2}` || st.StartedAt == nil || st.Progress.Done != 1 {
+			t.Fatalf("job %s folded to %+v", id, st)
+		}
+	}
+	after, _ := kvStream.Info(context.Background())
+	writes := after.State.LastSeq - before.State.LastSeq
+	if writes >= jobs*uint64(len(steps)) {
+		t.Fatalf("%d state writes for %d events: nothing was folded together", writes, jobs*len(steps))
+	}
+	t.Logf("%d events, %d state writes", jobs*len(steps), writes)
+}

@@ -80,10 +80,8 @@ func Rebuild(ctx context.Context, js jetstream.JetStream, bucket string, retenti
 		keys = append(keys, key)
 	}
 	sort.Strings(keys)
-	for _, key := range keys {
-		if _, err := w.put(ctx, key, rebuilt[key], 0); err != nil {
-			return rep, fmt.Errorf("rebuild: %w", err)
-		}
+	if err := w.writeAll(ctx, keys, rebuilt); err != nil {
+		return rep, fmt.Errorf("rebuild: %w", err)
 	}
 
 	liveKeys := map[string]bool{}
