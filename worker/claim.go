@@ -122,7 +122,7 @@ func (r *runner) newAttempt(msg jetstream.Msg) *attempt {
 		a.max = min(jm.MaxAttempts, a.max)
 	}
 	a.ctx, a.cancel = context.WithCancelCause(context.Background())
-	a.em = &emitter{js: r.w.js, job: jm, attempt: number, interval: r.opts.ProgressInterval, onSend: r.progressSent(a)}
+	a.em = &emitter{js: r.w.js, job: jm, attempt: number, interval: r.opts.ProgressInterval, onSend: r.progressSent(a), lastSend: time.Now()}
 	return a
 }
 

@@ -48,8 +48,10 @@ type TypeOptions struct {
 	// attempt, at most BackoffMax, with full jitter. Defaults 1 s and 5 min
 	// (JOBWIRE_WORKER_BACKOFF_BASE, JOBWIRE_WORKER_BACKOFF_MAX).
 	BackoffBase, BackoffMax time.Duration
-	// ProgressInterval is the least time between two progress events of one job; reports in between
-	// are coalesced and the latest always reaches the log. Default 100 ms (JOBWIRE_PROGRESS_INTERVAL).
+	// ProgressInterval is the least time between two progress events of one job, and between its start
+	// and its first one; reports in between are coalesced and the latest always reaches the log (a job
+	// that ends within the interval writes none: its terminal event carries the final progress).
+	// Default 100 ms (JOBWIRE_PROGRESS_INTERVAL).
 	ProgressInterval time.Duration
 	// StopGrace is how long a handler may take to return once its context ended (a cancel, the
 	// timeout, the worker stopping). A handler still running then is abandoned: its attempt is settled

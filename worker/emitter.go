@@ -11,8 +11,9 @@ import (
 )
 
 // emitter writes the events of one attempt of one job. Progress is coalesced: at most one event per
-// interval, published asynchronously; the latest value always reaches the log, at the latest with the
-// terminal event, which carries the final progress.
+// interval, the first one interval after the attempt started (lastSend), published asynchronously; the
+// latest value always reaches the log, at the latest with the terminal event, which carries the final
+// progress. So a job that finishes within the interval writes no progress event at all.
 type emitter struct {
 	js       jetstream.JetStream
 	job      streams.JobMessage
@@ -23,7 +24,7 @@ type emitter struct {
 	mu       sync.Mutex
 	last     *api.Progress // latest value reported by the handler
 	sent     *api.Progress // latest value published
-	lastSend time.Time
+	lastSend time.Time     // when the last progress event was sent, or the attempt started
 	timer    *time.Timer
 	n        int // progress events published
 	stopped  bool
