@@ -23,6 +23,7 @@ type runner struct {
 	log  *slog.Logger
 
 	slots    chan struct{}
+	jobs     chan jetstream.Msg // to an idle job goroutine (dispatch)
 	running  sync.WaitGroup
 	cancel   context.CancelFunc // stops fetching
 	loopDone chan struct{}
@@ -52,6 +53,7 @@ func (r *runner) start(ctx context.Context) error {
 	loopCtx, cancel := context.WithCancel(context.Background())
 	r.cancel, r.loopDone = cancel, make(chan struct{})
 	r.slots = make(chan struct{}, r.opts.Concurrency)
+	r.jobs = make(chan jetstream.Msg)
 	go r.fetchLoop(loopCtx, cons)
 	r.log.Info("serving job type", "consumer", streams.WorkerConsumer(r.def.name), "concurrency", r.opts.Concurrency)
 	return nil
@@ -70,6 +72,7 @@ func (r *runner) stopFetching() {
 // local buffer while its lease runs.
 func (r *runner) fetchLoop(ctx context.Context, cons jetstream.Consumer) {
 	defer close(r.loopDone)
+	defer close(r.jobs)
 	for ctx.Err() == nil {
 		free := r.takeSlots(ctx)
 		if free == 0 {
@@ -80,12 +83,7 @@ func (r *runner) fetchLoop(ctx context.Context, cons jetstream.Consumer) {
 		if err == nil {
 			for msg := range batch.Messages() {
 				free--
-				r.running.Add(1)
-				go func() {
-					defer r.running.Done()
-					defer func() { <-r.slots }()
-					r.process(msg)
-				}()
+				r.dispatch(msg)
 			}
 			err = batch.Error()
 		}
@@ -96,6 +94,31 @@ func (r *runner) fetchLoop(ctx context.Context, cons jetstream.Consumer) {
 			sleepCtx(ctx, 250*time.Millisecond)
 		}
 	}
+}
+
+// dispatch runs a job in hand (its slot taken) on an idle job goroutine, or on a new one: a goroutine
+// serves job after job until the fetch loop ends, so a job costs no goroutine start and no stack
+// growth. There are at most Concurrency of them, one per slot.
+func (r *runner) dispatch(msg jetstream.Msg) {
+	r.running.Add(1)
+	select {
+	case r.jobs <- msg:
+	default:
+		go r.serve(msg)
+	}
+}
+
+// serve runs msg, then every job dispatched to it, until the fetch loop ends.
+func (r *runner) serve(msg jetstream.Msg) {
+	for ok := true; ok; msg, ok = <-r.jobs {
+		r.runJob(msg)
+	}
+}
+
+func (r *runner) runJob(msg jetstream.Msg) {
+	defer r.running.Done()
+	defer func() { <-r.slots }()
+	r.process(msg)
 }
 
 // takeSlots waits for one free slot, then takes every other free one; 0 when ctx ended first.
