@@ -71,4 +71,3 @@ func TestWorkerKilledDuringABurstLosesNothing(t *testing.T) {
 		t.Fatalf("admin rebuild: %v\n%s", err, out)
 	}
 }
-
