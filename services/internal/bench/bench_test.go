@@ -176,6 +176,9 @@ func checkJobsFloor(t *testing.T, j *JobsReport, o Options) {
 			t.Errorf("jobs floor %s (like %s): %d msgs per job (jobwire %.2f) of %v bytes", s.Name, s.Like, s.Msgs, s.Measured, s.Bytes)
 		}
 	}
+	if states := f.Streams[len(f.Streams)-1].Msgs; f.StateMsgsPerJob < 1 || f.StateMsgsPerJob > float64(states) {
+		t.Errorf("jobs floor: %.2f state writes per job, want 1 to %d", f.StateMsgsPerJob, states)
+	}
 }
 
 // checkBacklog: the backlog at scale queued, stored, restarted over and drained its jobs.

@@ -19,8 +19,12 @@ import (
 // JobsFloor is what NATS on this machine does for jobwire's message pattern with no jobwire logic: the
 // preloaded backlog of the first backlog row drained again by floor workers and a floor projector
 // (JobsFloorMain), each in its own process as jobwire's are, writing per job as many messages of the
-// same sizes to streams with the same settings as jobwire did (Streams). jobwire's drain is reported
-// as a fraction of it (VsFloor).
+// same sizes to streams with the same settings as jobwire did (Streams). Its worker fetches and runs
+// jobs as jobwire's does (as many slots as Concurrency); its projector writes as jobwire's does (every
+// event arrived, up to 512, in one batch; one state write per job per batch; the batch's writes
+// pipelined, then its events acked), so a job's state writes are at most jobwire's measured ones and
+// fewer when a batch holds several of its events. jobwire's drain is reported as a fraction of it
+// (VsFloor).
 type JobsFloor struct {
 	Streams       []FloorStream `json:"streams"`
 	Workers       int           `json:"workers"`
@@ -33,6 +37,9 @@ type JobsFloor struct {
 	JobsPerSec float64 `json:"jobsPerSec"`
 	// CPU is the cores each process used during the drain (nats, floor-workers summed, floor-projector, bench).
 	CPU map[string]float64 `json:"cpuCores"`
+	// StateMsgsPerJob is the state writes the floor projector made per job, preload included: at most
+	// the FLOOR_STATE stream's Msgs, fewer where a batch held several events of a job.
+	StateMsgsPerJob float64 `json:"stateMsgsPerJob"`
 	// JobwireJobsPerSec is the drain of the jobwire row the floor copies; VsFloor is it over JobsPerSec.
 	JobwireJobsPerSec float64 `json:"jobwireJobsPerSec"`
 	VsFloor           float64 `json:"vsFloor"`
@@ -45,7 +52,8 @@ type FloorStream struct {
 	// subjects and description differ).
 	Like string `json:"like"`
 	// Measured is jobwire's messages written per job to Like (Cost.Msgs); Msgs the floor's, Measured
-	// rounded (at least 1).
+	// rounded (at least 1): for the state stream the most it writes per job (StateMsgsPerJob the
+	// writes made).
 	Measured float64 `json:"measuredMsgsPerJob"`
 	Msgs     int     `json:"msgsPerJob"`
 	// Bytes are the body sizes of a job's messages, in order.
@@ -124,7 +132,7 @@ type floorPlan struct {
 	owner   string
 	// events are a job's events in order: the first (submitted) preloaded, the others the worker's.
 	events []floorMsg
-	state  floorMsg // the job's state value, written states times
+	state  floorMsg // the job's state value, written at most states times
 	states int
 }
 
@@ -249,11 +257,13 @@ func (b *jobsBench) floor(ctx context.Context, row Throughput) (res JobsFloor, e
 	res.Seconds = last.Sub(first).Seconds()
 	res.JobsPerSec = float64(n-1) / res.Seconds
 	res.VsFloor = ratio(row.JobsPerSec, res.JobsPerSec)
-	if err := checkFloorProcs(procs, n, len(plan.events)); err != nil {
+	writes, err := checkFloorProcs(procs, n, len(plan.events))
+	if err != nil {
 		return res, err
 	}
-	b.o.logf("jobs floor: %.0f jobs/s (jobwire %.0f/s: %.2f of the floor), preload %.0f/s, CPU %s",
-		res.JobsPerSec, row.JobsPerSec, res.VsFloor, res.PreloadPerSec, cpuCell(res.CPU))
+	res.StateMsgsPerJob = float64(writes) / float64(n)
+	b.o.logf("jobs floor: %.0f jobs/s (jobwire %.0f/s: %.2f of the floor), preload %.0f/s, %.2f state writes per job (at most %d), CPU %s",
+		res.JobsPerSec, row.JobsPerSec, res.VsFloor, res.PreloadPerSec, res.StateMsgsPerJob, plan.states, cpuCell(res.CPU))
 	return res, nil
 }
 
@@ -449,8 +459,9 @@ func startFloorProc(name, role string, spec jobsFloorSpec) (*pipedProc, error) {
 }
 
 // checkFloorProcs stops the floor's processes (procs[0] the projector, the workers after it) and checks
-// their reports: every job message handled once, every event of every job, no error.
-func checkFloorProcs(procs []*pipedProc, jobs, events int) error {
+// their reports: every job message handled once, every event of every job, no error. It returns the
+// projector's state writes.
+func checkFloorProcs(procs []*pipedProc, jobs, events int) (writes int, err error) {
 	worked := 0
 	for i, p := range procs {
 		var r jobsFloorReport
@@ -459,20 +470,22 @@ func checkFloorProcs(procs []*pipedProc, jobs, events int) error {
 			err = p.recv(&r, 30*time.Second)
 		}
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if r.Errors > 0 {
-			return fmt.Errorf("%s: %d errors, the first: %s", p.name, r.Errors, r.FirstError)
+			return 0, fmt.Errorf("%s: %d errors, the first: %s", p.name, r.Errors, r.FirstError)
 		}
 		if i == 0 && r.Handled != jobs*events {
-			return fmt.Errorf("%s: %d events handled, want %d", p.name, r.Handled, jobs*events)
+			return 0, fmt.Errorf("%s: %d events handled, want %d", p.name, r.Handled, jobs*events)
 		}
-		if i > 0 {
+		if i == 0 {
+			writes = r.Writes
+		} else {
 			worked += r.Handled
 		}
 	}
 	if worked != jobs {
-		return fmt.Errorf("floor workers: %d job messages handled, want %d", worked, jobs)
+		return 0, fmt.Errorf("floor workers: %d job messages handled, want %d", worked, jobs)
 	}
-	return nil
+	return writes, nil
 }

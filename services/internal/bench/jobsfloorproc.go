@@ -7,7 +7,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"hash/fnv"
 	"os"
 	"strings"
 	"sync"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jobwire/jobwire/streams"
 )
 
 // jobsFloorSpec is what a floor-jobs process is told, as its first command (spec <JSON>): the NATS
@@ -22,9 +23,10 @@ import (
 //
 // A worker runs Concurrency jobs at once and writes per job Msgs on Prefix + the job id, every one but
 // the last asynchronously, the last (the terminal event) awaited before the job message is acked. A
-// projector writes per event of a job its share of States writes of Msgs[0] on Prefix + the job id,
-// each expecting the subject's last sequence, the job's last one with TTL (which marks the job done
-// for the bench), before it acks the event.
+// projector writes, per batch of the events that have arrived, one state (Msgs[0] on Prefix + the job
+// id) per job of the batch that is due one of its States writes over its Events events, expecting the
+// subject's last sequence, the write of a batch holding the job's last event with TTL (which marks the
+// job done for the bench); then it acks the batch's events.
 type jobsFloorSpec struct {
 	NATS        string        `json:"nats"`
 	Stream      string        `json:"stream"`
@@ -38,10 +40,11 @@ type jobsFloorSpec struct {
 }
 
 // jobsFloorReport is a line a floor-jobs process writes: Ready once it consumes, then, after stop,
-// the messages it handled and its errors.
+// the messages it handled, the state writes it made (a projector) and its errors.
 type jobsFloorReport struct {
 	Ready      bool   `json:"ready,omitempty"`
 	Handled    int    `json:"handled"`
+	Writes     int    `json:"writes,omitempty"`
 	Errors     int    `json:"errors"`
 	FirstError string `json:"firstError,omitempty"`
 }
@@ -56,7 +59,9 @@ type floorRole interface {
 // it as the floor of its preloaded backlog): the least a worker or a projector can do with jobwire's
 // messages, as a measure of what NATS on this machine allows. No JSON decoding, no folding, no
 // reads: a worker takes the job id from its message's body and writes the job's events, a projector
-// takes it from the event's subject and writes the job's state. Commands on stdin, one a line:
+// takes it from the event's subject, counts the job's events (the Events-th is its terminal one) and
+// writes the job's state, batched and pipelined as jobwire's projector writes. Commands on stdin, one
+// a line:
 //
 //	spec <jobsFloorSpec JSON>   connect, bind the durable consumer, start; report {"ready":true}
 //	stop                        stop consuming, finish the messages in hand; report what was handled
@@ -176,18 +181,26 @@ func (s *floorStats) add(err error) {
 	}
 }
 
+func (s *floorStats) wrote(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.r.Writes += n
+}
+
 func (s *floorStats) report() jobsFloorReport {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.r
 }
 
-// floorWorker takes jobs as jobwire's worker does (a fetch of exactly as many as it has free slots)
-// and writes each job's events.
+// floorWorker takes jobs as jobwire's worker does (worker/runner.go: Concurrency slots, a fetch of
+// exactly as many jobs as there are free slots, so none waits in a local buffer) and writes each
+// job's events, on Concurrency goroutines started once (jobwire's worker starts one per job).
 type floorWorker struct {
 	spec     jobsFloorSpec
 	js       jetstream.JetStream
-	slots    chan struct{}
+	slots    chan struct{}      // one per job fetched and not yet handled
+	jobs     chan jetstream.Msg // to the goroutines; never full, as it holds at most the slots taken
 	running  sync.WaitGroup
 	cancel   context.CancelFunc
 	loopDone chan struct{}
@@ -196,7 +209,18 @@ type floorWorker struct {
 
 func startFloorWorker(js jetstream.JetStream, cons jetstream.Consumer, spec jobsFloorSpec) *floorWorker {
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &floorWorker{spec: spec, js: js, slots: make(chan struct{}, spec.Concurrency), cancel: cancel, loopDone: make(chan struct{})}
+	w := &floorWorker{spec: spec, js: js, slots: make(chan struct{}, spec.Concurrency), jobs: make(chan jetstream.Msg, spec.Concurrency),
+		cancel: cancel, loopDone: make(chan struct{})}
+	for range spec.Concurrency {
+		w.running.Add(1)
+		go func() {
+			defer w.running.Done()
+			for msg := range w.jobs {
+				w.stats.add(w.handle(msg))
+				<-w.slots
+			}
+		}()
+	}
 	go w.fetchLoop(ctx, cons)
 	return w
 }
@@ -213,19 +237,15 @@ func (w *floorWorker) fetchLoop(ctx context.Context, cons jetstream.Consumer) {
 		if err == nil {
 			for msg := range batch.Messages() {
 				free--
-				w.running.Add(1)
-				go func() {
-					defer w.running.Done()
-					defer func() { <-w.slots }()
-					w.stats.add(w.handle(msg))
-				}()
+				w.jobs <- msg
 			}
+			err = batch.Error()
 		}
 		cancel()
 		for range free {
 			<-w.slots
 		}
-		if err != nil && ctx.Err() == nil {
+		if err != nil && ctx.Err() == nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
 			fmt.Fprintln(os.Stderr, "floor-jobs worker: fetch:", err)
 			time.Sleep(250 * time.Millisecond)
 		}
@@ -304,102 +324,169 @@ func jobIDOf(data []byte) string {
 	return string(rest[:j])
 }
 
-// floorProjectorShards is how many jobs the floor projector writes at once: jobwire's projector's
-// shards (projector.projectorShards).
-const floorProjectorShards = 8
+// floorProjectorBatch bounds the events the floor projector writes at once: jobwire's projector's
+// (projector.maxBatch).
+const floorProjectorBatch = 512
 
-// floorProjector consumes events as jobwire's projector does (one Consume, the events of a job in one
-// shard, so in order) and writes each job's states.
+// floorProjector consumes events as jobwire's projector does (projector.loop and foldBatch): one
+// Consume feeding one channel, and one loop that takes every event that has arrived (up to
+// floorProjectorBatch), groups them by job, makes at most one state write per job, publishes the
+// batch's writes together (streams.PublishAll) and then acks the batch's events. An idle projector
+// writes one event at a time; a busy one writes a job with several events in the batch once.
 type floorProjector struct {
-	spec   jobsFloorSpec
-	js     jetstream.JetStream
-	cc     jetstream.ConsumeContext
-	shards []chan jetstream.Msg
-	wg     sync.WaitGroup
-	stats  floorStats
+	spec     jobsFloorSpec
+	js       jetstream.JetStream
+	cc       jetstream.ConsumeContext
+	inbox    chan jetstream.Msg
+	loopDone chan struct{}
+	jobs     map[string]*floorJobState // the loop's only
+	stats    floorStats
 }
 
-// floorJobState is what a shard of the floor projector keeps of a job until its last event: the events
-// seen and the sequence of its last state write.
+// floorJobState is what the floor projector keeps of a job until its last event: the events seen and
+// the sequence of its last state write.
 type floorJobState struct {
 	events int
 	seq    uint64
 }
 
+// floorBatchJob is a job's events in a batch.
+type floorBatchJob struct {
+	id    string
+	state *floorJobState
+	msgs  []jetstream.Msg
+}
+
 func startFloorProjector(js jetstream.JetStream, cons jetstream.Consumer, spec jobsFloorSpec) (*floorProjector, error) {
-	p := &floorProjector{spec: spec, js: js, shards: make([]chan jetstream.Msg, floorProjectorShards)}
-	for i := range p.shards {
-		ch := make(chan jetstream.Msg, 128)
-		p.shards[i] = ch
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			jobs := map[string]*floorJobState{}
-			for m := range ch {
-				p.stats.add(p.handle(m, jobs))
-			}
-		}()
-	}
-	dispatch := func(m jetstream.Msg) {
-		h := fnv.New32a()
-		h.Write([]byte(m.Subject()))
-		p.shards[h.Sum32()%uint32(len(p.shards))] <- m
-	}
-	cc, err := cons.Consume(dispatch, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	p := &floorProjector{spec: spec, js: js, inbox: make(chan jetstream.Msg, 2*floorProjectorBatch), loopDone: make(chan struct{}),
+		jobs: map[string]*floorJobState{}}
+	go p.loop()
+	cc, err := cons.Consume(func(m jetstream.Msg) { p.inbox <- m }, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		fmt.Fprintln(os.Stderr, "floor-jobs projector: consume:", err)
 	}))
 	if err != nil {
+		close(p.inbox)
 		return nil, fmt.Errorf("consume: %w", err)
 	}
 	p.cc = cc
 	return p, nil
 }
 
-// handle writes the state writes due for an event of a job (its share of States over Events), each
-// expecting the last sequence of the job's state subject, then acks the event.
-func (p *floorProjector) handle(m jetstream.Msg, jobs map[string]*floorJobState) error {
-	subject := m.Subject()
-	id := subject[strings.LastIndexByte(subject, '.')+1:]
-	j := jobs[id]
-	if j == nil {
-		j = &floorJobState{}
-		jobs[id] = j
+// loop writes the events as they come: each time, every event that has arrived (up to
+// floorProjectorBatch), with no added wait.
+func (p *floorProjector) loop() {
+	defer close(p.loopDone)
+	batch := make([]jetstream.Msg, 0, floorProjectorBatch)
+	for m := range p.inbox {
+		batch = append(batch[:0], m)
+	more:
+		for len(batch) < floorProjectorBatch {
+			select {
+			case m, ok := <-p.inbox:
+				if !ok {
+					break more
+				}
+				batch = append(batch, m)
+			default:
+				break more
+			}
+		}
+		p.writeBatch(batch)
 	}
-	j.events++
-	end := j.events >= p.spec.Events
-	if end {
-		delete(jobs, id)
+}
+
+// writeBatch groups a batch's events by job (the id is the last token of the subject), writes the
+// state of each job due a write, all pipelined, each expecting the last sequence of the job's state
+// subject and, for a job whose last event is in the batch, with the TTL; then acks each event whose
+// job's write (if any) is stored.
+func (p *floorProjector) writeBatch(batch []jetstream.Msg) {
+	var jobs []*floorBatchJob
+	byID := make(map[string]*floorBatchJob, len(batch))
+	for _, m := range batch {
+		subject := m.Subject()
+		id := subject[strings.LastIndexByte(subject, '.')+1:]
+		j := byID[id]
+		if j == nil {
+			st := p.jobs[id]
+			if st == nil {
+				st = &floorJobState{}
+				p.jobs[id] = st
+			}
+			j = &floorBatchJob{id: id, state: st}
+			byID[id] = j
+			jobs = append(jobs, j)
+		}
+		j.msgs = append(j.msgs, m)
 	}
-	writes := j.events*p.spec.States/p.spec.Events - (j.events-1)*p.spec.States/p.spec.Events
-	for k := range writes {
-		opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(j.seq)}
-		if end && k == writes-1 {
+	writes := make([]streams.Pipelined, len(jobs)) // no Msg: no write for the job
+	for i, j := range jobs {
+		before := j.state.events
+		j.state.events += len(j.msgs)
+		if p.writesDue(j.state.events) == p.writesDue(before) {
+			continue
+		}
+		opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(j.state.seq)}
+		if j.state.events >= p.spec.Events {
 			opts = append(opts, jetstream.WithMsgTTL(p.spec.TTL))
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		ack, err := p.js.PublishMsg(ctx, p.spec.Msgs[0].msg(p.spec.Prefix+id), opts...)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("state of %s: %w", id, err)
-		}
-		j.seq = ack.Sequence
+		writes[i] = streams.Pipelined{Msg: p.spec.Msgs[0].msg(p.spec.Prefix + j.id), Opts: opts}
 	}
-	return m.Ack()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	streams.PublishAll(ctx, p.js, writes)
+	cancel()
+	wrote := 0
+	for i, j := range jobs {
+		err := writes[i].Err
+		switch {
+		case err != nil:
+			err = fmt.Errorf("state of %s: %w", j.id, err)
+		case writes[i].Msg != nil:
+			j.state.seq = writes[i].Seq
+			wrote++
+		}
+		if j.state.events >= p.spec.Events {
+			delete(p.jobs, j.id)
+		}
+		for _, m := range j.msgs {
+			if err != nil {
+				p.stats.add(err)
+				continue
+			}
+			p.stats.add(m.Ack())
+		}
+	}
+	p.stats.wrote(wrote)
+}
+
+// writesDue is how many of a job's States writes are due once e of its Events events are in (a batch
+// that raises it writes once): the first event's (jobwire's projector writes a job's state when its
+// submitted event comes, while the backlog is queued), the last event's (with the TTL), and the rest
+// spread over the events between. With one write, only the last event's.
+func (p *floorProjector) writesDue(e int) int {
+	s, n := p.spec.States, p.spec.Events
+	switch {
+	case e >= n:
+		return s
+	case e <= 0 || s == 1:
+		return 0
+	case e == 1:
+		return 1
+	}
+	return 1 + (e-1)*(s-2)/(n-2) // 1 < e < n, so n > 2; s-1 at e = n-1
 }
 
 func (p *floorProjector) stop() jobsFloorReport {
 	p.cc.Drain()
 	<-p.cc.Closed()
-	for _, ch := range p.shards {
-		close(ch)
-	}
-	p.wg.Wait()
+	close(p.inbox)
+	<-p.loopDone
 	return p.stats.report()
 }
 
 func (w *floorWorker) stop() jobsFloorReport {
 	w.cancel()
 	<-w.loopDone
+	close(w.jobs)
 	w.running.Wait()
 	return w.stats.report()
 }
