@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -75,12 +76,30 @@ func runNATSChild(args []string) int {
 		fmt.Fprintln(os.Stderr, "nats child:", err)
 		return 1
 	}
+	if on, _ := strconv.ParseBool(os.Getenv("JOBWIRE_PPROF")); on {
+		serveProfiles()
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	<-sig
 	ns.Shutdown()
 	ns.WaitForShutdown()
 	return 0
+}
+
+// serveProfiles serves Go's profiles of this process (the nats-server's CPU) on a free loopback port,
+// printed on stderr, for a run with JOBWIRE_PPROF=true.
+func serveProfiles() {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nats child: profiles:", err)
+		return
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	fmt.Fprintf(os.Stderr, "nats child: profiles on http://%s/debug/pprof/\n", ln.Addr())
+	go http.Serve(ln, mux)
 }
 
 // startProc starts path with args and env as a child of the bench: a jobwire service, the nats-server,
