@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/jobwire/jobwire/api"
 	"github.com/jobwire/jobwire/streams"
@@ -39,8 +40,8 @@ type ProgressFunc func(done, total int)
 // completes with Added 0 and its invalid lines.
 //
 // Running the same job again gives the same result: tracks an earlier attempt of jobID added still
-// count as added. When ctx is cancelled Run stops within one track and returns what it did so far
-// with ctx.Err(). Any other error (the library unreachable, a resolver failing) ends the run with the
+// count as added. When ctx is cancelled Run stops within one track's resolution and returns what it did
+// so far with ctx.Err() (the writes already started finish and are counted). Any other error (the library unreachable, a resolver failing) ends the run with the
 // partial result and the error wrapped; a retry picks up where it stopped.
 func (im *Importer) Run(ctx context.Context, owner, jobID string, in api.PlaylistImport, progress ProgressFunc) (api.ImportResult, error) {
 	res := api.ImportResult{InvalidLines: []api.InvalidLine{}}
@@ -88,6 +89,10 @@ type run struct {
 	// resolved holds the identities of the tracks resolved so far: two entries a catalogue resolves to
 	// the same track count as a duplicate, not as added twice.
 	resolved map[string]bool
+
+	mu   sync.Mutex // guards res, done and err: tracks are added concurrently
+	done int        // tracks settled
+	err  error      // the first error, which ends the run
 }
 
 // dedupe normalises entries and keeps the first of each identity, in order, counting the repeats.
@@ -112,45 +117,100 @@ func (r *run) dedupe(entries []Entry) []Entry {
 	return out
 }
 
-// importAll resolves and adds tracks in order, reporting progress, until done or the first error.
+// maxAdds bounds the library writes of one import in flight at once: tracks are resolved in order, one
+// at a time, and each is written while the next ones resolve, so an import costs about one round trip
+// per maxAdds tracks rather than one per track.
+const maxAdds = 16
+
+// importAll resolves tracks in order and adds them, reporting progress as each one is settled, until
+// done or the first error; the writes already started finish and are counted.
 func (r *run) importAll(ctx context.Context, tracks []Entry, progress ProgressFunc) error {
 	progress(0, len(tracks))
 	r.resolved = make(map[string]bool, len(tracks))
-	for i, e := range tracks {
+	sem := make(chan struct{}, maxAdds)
+	var wg sync.WaitGroup
+	for _, e := range tracks {
 		if err := ctx.Err(); err != nil {
-			return err
+			r.fail(err)
+			break
 		}
-		if err := r.importOne(ctx, e); err != nil {
-			return err
+		if r.failed() {
+			break
 		}
-		progress(i+1, len(tracks))
+		t, ok, err := r.resolve(ctx, e)
+		if err != nil {
+			r.fail(err)
+			break
+		}
+		if !ok {
+			r.settled(nil, progress, len(tracks))
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			r.settled(r.add(ctx, e, t), progress, len(tracks))
+		}()
 	}
-	return nil
+	wg.Wait()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
 }
 
-// importOne resolves and adds one unique, normalised entry and counts the outcome.
-func (r *run) importOne(ctx context.Context, e Entry) error {
+// settled counts one more track done (or the error that stopped it) and reports progress.
+func (r *run) settled(err error, progress ProgressFunc, total int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		if r.err == nil {
+			r.err = err
+		}
+		return
+	}
+	r.done++
+	progress(r.done, total)
+}
+
+func (r *run) fail(err error) { r.settled(err, func(int, int) {}, 0) }
+
+func (r *run) failed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err != nil
+}
+
+// resolve resolves and normalises one unique entry: ok is false for a track rejected or resolved to one
+// seen before (counted here).
+func (r *run) resolve(ctx context.Context, e Entry) (api.Track, bool, error) {
 	t, err := r.resolver.Resolve(ctx, e)
 	switch {
 	case errors.Is(err, ErrTrackRejected):
 		r.reject(e, err.Error())
-		return nil
+		return t, false, nil
 	case err != nil && ctx.Err() != nil:
-		return ctx.Err()
+		return t, false, ctx.Err()
 	case err != nil:
-		return fmt.Errorf("import: resolve line %d: %w", e.Line, err)
+		return t, false, fmt.Errorf("import: resolve line %d: %w", e.Line, err)
 	}
 	n, err := Normalize(Entry{Artist: t.Artist, Title: t.Title, Album: t.Album, DurationSec: t.DurationSec})
 	if err != nil {
 		r.reject(e, "resolved to an "+err.Error())
-		return nil
+		return t, false, nil
 	}
 	id := Identity(n)
 	if r.resolved[id] {
-		r.res.Duplicates++
-		return nil
+		r.count(func(res *api.ImportResult) { res.Duplicates++ })
+		return t, false, nil
 	}
 	r.resolved[id] = true
+	return t, true, nil
+}
+
+// add writes one resolved track to the library and counts the outcome.
+func (r *run) add(ctx context.Context, e Entry, t api.Track) error {
 	outcome, err := r.lib.Add(ctx, r.owner, r.jobID, t)
 	switch {
 	case err != nil && ctx.Err() != nil:
@@ -158,11 +218,17 @@ func (r *run) importOne(ctx context.Context, e Entry) error {
 	case err != nil:
 		return fmt.Errorf("import: line %d: %w", e.Line, err)
 	case outcome == Existing:
-		r.res.Existing++
+		r.count(func(res *api.ImportResult) { res.Existing++ })
 	default:
-		r.res.Added++
+		r.count(func(res *api.ImportResult) { res.Added++ })
 	}
 	return nil
+}
+
+func (r *run) count(f func(*api.ImportResult)) {
+	r.mu.Lock()
+	f(&r.res)
+	r.mu.Unlock()
 }
 
 // reject records e as invalid; its text is "Artist - Title" as read.

@@ -200,12 +200,13 @@ func TestRunCancelBetweenTracks(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
-	if res.Added != 3 || res.InvalidLines == nil {
-		t.Fatalf("partial result %+v, want 3 added", res)
+	// The writes in flight at the cancel finish and are counted: the result matches the library.
+	if res.Added < 3 || res.Added > 3+maxAdds || res.InvalidLines == nil {
+		t.Fatalf("partial result %+v, want 3 to %d added", res, 3+maxAdds)
 	}
-	p.check(t, unique, 3)
-	if n := listCount(t, lib, "alice"); n != 3 {
-		t.Fatalf("library holds %d tracks, want 3", n)
+	p.check(t, unique, res.Added)
+	if n := listCount(t, lib, "alice"); n != res.Added {
+		t.Fatalf("library holds %d tracks, the result says %d", n, res.Added)
 	}
 }
 
