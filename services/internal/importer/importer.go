@@ -127,8 +127,21 @@ const maxAdds = 16
 func (r *run) importAll(ctx context.Context, tracks []Entry, progress ProgressFunc) error {
 	progress(0, len(tracks))
 	r.resolved = make(map[string]bool, len(tracks))
-	sem := make(chan struct{}, maxAdds)
+	type resolved struct {
+		e Entry
+		t api.Track
+	}
+	toAdd := make(chan resolved)
 	var wg sync.WaitGroup
+	for range min(maxAdds, len(tracks)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for x := range toAdd {
+				r.settled(r.add(ctx, x.e, x.t), progress, len(tracks))
+			}
+		}()
+	}
 	for _, e := range tracks {
 		if err := ctx.Err(); err != nil {
 			r.fail(err)
@@ -146,14 +159,9 @@ func (r *run) importAll(ctx context.Context, tracks []Entry, progress ProgressFu
 			r.settled(nil, progress, len(tracks))
 			continue
 		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			r.settled(r.add(ctx, e, t), progress, len(tracks))
-		}()
+		toAdd <- resolved{e, t}
 	}
+	close(toAdd)
 	wg.Wait()
 	r.mu.Lock()
 	defer r.mu.Unlock()
