@@ -328,19 +328,16 @@ func jobIDOf(data []byte) string {
 // (projector.maxBatch).
 const floorProjectorBatch = 512
 
-// floorProjector consumes events as jobwire's projector does (projector.loop and foldBatch): one
-// Consume feeding one channel, and one loop that takes every event that has arrived (up to
-// floorProjectorBatch), groups them by job, makes at most one state write per job, publishes the
+// floorProjector consumes events as jobwire's projector does (streams.ConsumeBatches and foldBatch):
+// each time every event that has arrived (up to floorProjectorBatch), grouped by job, makes at most one state write per job, publishes the
 // batch's writes together (streams.PublishAll) and then acks the batch's events. An idle projector
 // writes one event at a time; a busy one writes a job with several events in the batch once.
 type floorProjector struct {
-	spec     jobsFloorSpec
-	js       jetstream.JetStream
-	cc       jetstream.ConsumeContext
-	inbox    chan jetstream.Msg
-	loopDone chan struct{}
-	jobs     map[string]*floorJobState // the loop's only
-	stats    floorStats
+	spec    jobsFloorSpec
+	js      jetstream.JetStream
+	batches *streams.Batches
+	jobs    map[string]*floorJobState // writeBatch's only
+	stats   floorStats
 }
 
 // floorJobState is what the floor projector keeps of a job until its last event: the events seen and
@@ -358,41 +355,15 @@ type floorBatchJob struct {
 }
 
 func startFloorProjector(js jetstream.JetStream, cons jetstream.Consumer, spec jobsFloorSpec) (*floorProjector, error) {
-	p := &floorProjector{spec: spec, js: js, inbox: make(chan jetstream.Msg, 2*floorProjectorBatch), loopDone: make(chan struct{}),
-		jobs: map[string]*floorJobState{}}
-	go p.loop()
-	cc, err := cons.Consume(func(m jetstream.Msg) { p.inbox <- m }, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	p := &floorProjector{spec: spec, js: js, jobs: map[string]*floorJobState{}}
+	batches, err := streams.ConsumeBatches(cons, floorProjectorBatch, p.writeBatch, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		fmt.Fprintln(os.Stderr, "floor-jobs projector: consume:", err)
 	}))
 	if err != nil {
-		close(p.inbox)
-		return nil, fmt.Errorf("consume: %w", err)
+		return nil, err
 	}
-	p.cc = cc
+	p.batches = batches
 	return p, nil
-}
-
-// loop writes the events as they come: each time, every event that has arrived (up to
-// floorProjectorBatch), with no added wait.
-func (p *floorProjector) loop() {
-	defer close(p.loopDone)
-	batch := make([]jetstream.Msg, 0, floorProjectorBatch)
-	for m := range p.inbox {
-		batch = append(batch[:0], m)
-	more:
-		for len(batch) < floorProjectorBatch {
-			select {
-			case m, ok := <-p.inbox:
-				if !ok {
-					break more
-				}
-				batch = append(batch, m)
-			default:
-				break more
-			}
-		}
-		p.writeBatch(batch)
-	}
 }
 
 // writeBatch groups a batch's events by job (the id is the last token of the subject), writes the
@@ -476,10 +447,7 @@ func (p *floorProjector) writesDue(e int) int {
 }
 
 func (p *floorProjector) stop() jobsFloorReport {
-	p.cc.Drain()
-	<-p.cc.Closed()
-	close(p.inbox)
-	<-p.loopDone
+	p.batches.Stop()
 	return p.stats.report()
 }
 

@@ -69,11 +69,9 @@ type Projector struct {
 	orphans prometheus.Counter
 	folded  prometheus.Histogram
 
-	mu       sync.Mutex
-	cc       jetstream.ConsumeContext
-	stopped  bool
-	inbox    chan jetstream.Msg
-	loopDone chan struct{}
+	mu      sync.Mutex
+	batches *streams.Batches
+	stopped bool
 }
 
 // New returns a Projector; reg may be nil.
@@ -113,16 +111,13 @@ func (p *Projector) Start(ctx context.Context) error {
 	if p.stopped {
 		return nil
 	}
-	p.inbox, p.loopDone = make(chan jetstream.Msg, 2*maxBatch), make(chan struct{})
-	go p.loop()
-	cc, err := cons.Consume(func(m jetstream.Msg) { p.inbox <- m }, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	batches, err := streams.ConsumeBatches(cons, maxBatch, p.foldBatch, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		p.log.Warn("projector consume", "err", err)
 	}))
 	if err != nil {
-		close(p.inbox)
-		return fmt.Errorf("projector: consume: %w", err)
+		return fmt.Errorf("projector: %w", err)
 	}
-	p.cc = cc
+	p.batches = batches
 	p.log.Info("projector started", "consumer", streams.ConsumerProjector)
 	return nil
 }
@@ -132,41 +127,16 @@ func (p *Projector) Stop() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.stopped = true
-	if p.cc != nil {
-		p.cc.Drain()
-		<-p.cc.Closed()
-		p.cc = nil
-		close(p.inbox)
-		<-p.loopDone
+	if p.batches != nil {
+		p.batches.Stop()
+		p.batches = nil
 	}
 }
 
-// maxBatch bounds the events the projector folds at once.
+// maxBatch bounds the events the projector folds at once: each time, every event that has arrived (up
+// to maxBatch). An idle projector folds one event at a time, with no added wait; a busy one folds many,
+// and a job with several events among them is written once.
 const maxBatch = 512
-
-// loop folds the events as they come: each time, every event that has arrived (up to maxBatch). An
-// idle projector folds one event at a time, with no added wait; a busy one folds many, and a job with
-// several events among them is written once.
-func (p *Projector) loop() {
-	defer close(p.loopDone)
-	for m := range p.inbox {
-		batch := []jetstream.Msg{m}
-	more:
-		for len(batch) < maxBatch {
-			select {
-			case m, ok := <-p.inbox:
-				if !ok {
-					break more
-				}
-				batch = append(batch, m)
-			default:
-				break more
-			}
-		}
-		p.folded.Observe(float64(len(batch)))
-		p.foldBatch(batch)
-	}
-}
 
 // jobEvents are the events of one job in a batch, with their messages, in stream order.
 type jobEvents struct {
@@ -179,6 +149,7 @@ type jobEvents struct {
 // batch pipelined; each message acked once its job's write is stored. A job whose write fails (another
 // writer moved it, NATS unavailable), or that needs reconciling, is done event by event instead (handle).
 func (p *Projector) foldBatch(batch []jetstream.Msg) {
+	p.folded.Observe(float64(len(batch)))
 	jobs := p.groupByJob(batch)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
