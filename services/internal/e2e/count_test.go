@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -16,20 +13,6 @@ import (
 	"github.com/jobwire/jobwire/services/internal/testkit"
 	"github.com/jobwire/jobwire/streams/streamstest"
 )
-
-// buildCount builds examples/count on its own (GOWORK=off: only its go.mod and replace lines count),
-// as a team would build its worker, and returns the binary.
-func buildCount(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "count")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Dir = filepath.Join("..", "..", "..", "examples", "count")
-	cmd.Env = append(os.Environ(), "GOWORK=off")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build examples/count with GOWORK=off: %v\n%s", err, out)
-	}
-	return bin
-}
 
 var devToken = regexp.MustCompile(`export JOBWIRE_TOKEN=(\S+)`)
 
@@ -53,7 +36,7 @@ func printedToken(t *testing.T, dev *testkit.Proc) string {
 // schema, it goes offline when its worker stops and its queued jobs run when it comes back. dev makes
 // up its secret and keeps it: the printed token still works after a restart.
 func TestOwnJobTypeFromOutside(t *testing.T) {
-	countBin := buildCount(t)
+	countBin := testkit.BuildExample(t, "count")
 	env, base := devEnv(t, t.TempDir())
 	delete(env, "JOBWIRE_JWT_SECRET")
 	dev := startProc(t, "dev", env, "dev")

@@ -16,7 +16,7 @@ import (
 // A worker SIGKILLed at each step of an attempt loses nothing and runs nothing twice at once: the job
 // ends as it should on another worker, and its history shows each run with its own attempt.
 func TestWorkerKilledAtEachStepOfAnAttempt(t *testing.T) {
-	countBin := buildCount(t)
+	countBin := testkit.BuildExample(t, "count")
 	for _, tc := range []struct {
 		step, input string
 		runs        int // job.started events at the end
