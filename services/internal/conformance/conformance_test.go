@@ -41,8 +41,7 @@ func start(t *testing.T) *suite {
 	s := &suite{t: t, stack: stacktest.Start(t, stacktest.Options{}), cmd: workerCommand(t)}
 	s.client = s.stack.Client(t, "conformance")
 	s.env = []string{"NATS_URL=" + s.stack.Server.URL(), "JOBWIRE_WORKER_ACK_WAIT=2s", "JOBWIRE_WORKER_BACKOFF_BASE=20ms",
-		"JOBWIRE_WORKER_BACKOFF_MAX=100ms", "JOBWIRE_WORKER_MAX_ATTEMPTS=3", "JOBWIRE_WORKER_SHUTDOWN_GRACE=5s",
-		"JOBWIRE_WORKER_PRESENCE_TTL=3s"}
+		"JOBWIRE_WORKER_BACKOFF_MAX=100ms", "JOBWIRE_WORKER_MAX_ATTEMPTS=3", "JOBWIRE_WORKER_SHUTDOWN_GRACE=5s"}
 	s.startWorker(t)
 	return s
 }
