@@ -181,24 +181,32 @@ const maxReads = 16
 func (p *Projector) foldJobs(ctx context.Context, jobs []*jobEvents) ([]fold, []streams.Pipelined) {
 	folds := make([]fold, len(jobs))
 	writes := make([]streams.Pipelined, len(jobs))
+	one := func(i int) {
+		var err error
+		j := jobs[i]
+		if folds[i], err = p.writer.fold(ctx, j.key, j.events); err == nil && needsReconcile(j.events) {
+			err = errReconcile
+		}
+		switch {
+		case err != nil:
+			writes[i].Err = err
+		case folds[i].changed:
+			writes[i].Msg, writes[i].Opts, writes[i].Err = p.writer.putMsg(folds[i])
+		}
+	}
 	sem := make(chan struct{}, maxReads)
 	var wg sync.WaitGroup
 	for i, j := range jobs {
+		if p.writer.cached(j.key) {
+			one(i) // no read: no goroutine either
+			continue
+		}
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			var err error
-			if folds[i], err = p.writer.fold(ctx, j.key, j.events); err == nil && needsReconcile(j.events) {
-				err = errReconcile
-			}
-			switch {
-			case err != nil:
-				writes[i].Err = err
-			case folds[i].changed:
-				writes[i].Msg, writes[i].Opts, writes[i].Err = p.writer.putMsg(folds[i])
-			}
+			one(i)
 		}()
 	}
 	wg.Wait()

@@ -137,6 +137,14 @@ func (w *Writer) commit(f fold, seq uint64, err error) {
 	w.cache[f.key] = cachedState{st: f.st, rev: seq}
 }
 
+// cached reports whether folding key's next events needs no read.
+func (w *Writer) cached(key string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.cache[key]
+	return ok
+}
+
 func (w *Writer) forget(key string) {
 	w.mu.Lock()
 	delete(w.cache, key)
