@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -160,6 +161,19 @@ func ScheduleSubject(jobID string) string { return subjectSchedule + jobID }
 // DeadLetterSubject is the JOBS_DLQ subject of one job: jobs.dlq.<owner>.<jobId>, so an operator's
 // retry finds it with one direct get.
 func DeadLetterSubject(owner, jobID string) string { return subjectDLQ + owner + "." + jobID }
+
+// malformedDLQ is the JOBS_DLQ token under which workers keep messages that are not jobwire job
+// messages. It can never be an owner token: an owner token's "_" is always followed by two hex digits.
+const malformedDLQ = "_malformed"
+
+// MalformedDeadLetterSubject is the JOBS_DLQ subject of a queued message that is not a job message,
+// by its JOBS stream sequence: jobs.dlq._malformed.<seq>.
+func MalformedDeadLetterSubject(queueSeq uint64) string {
+	return subjectDLQ + malformedDLQ + "." + strconv.FormatUint(queueSeq, 10)
+}
+
+// MalformedDeadLetters is the JOBS_DLQ filter for every malformed message kept there.
+const MalformedDeadLetters = subjectDLQ + malformedDLQ + ".*"
 
 // EventSubject is the JOB_EVENTS subject of one job. owner must be an OwnerToken and jobID valid.
 func EventSubject(owner, jobID string) string { return subjectEvents + owner + "." + jobID }

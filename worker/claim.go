@@ -3,11 +3,12 @@ package worker
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jobwire/jobwire/api"
@@ -102,18 +103,17 @@ func (r *runner) claim(msg jetstream.Msg) *attempt {
 	return nil
 }
 
-// newAttempt decodes the delivery; a message that is not a job is terminated (nil).
+// newAttempt decodes the delivery; a message that is not a job is dead-lettered (nil).
 func (r *runner) newAttempt(msg jetstream.Msg) *attempt {
 	meta, err := msg.Metadata()
 	if err != nil {
-		r.log.Error("job message without metadata", "err", err)
+		r.log.Error("job message without metadata terminated", "err", err)
 		_ = msg.Term()
 		return nil
 	}
 	var jm streams.JobMessage
-	if err := json.Unmarshal(msg.Data(), &jm); err != nil || jm.Validate() != nil || jm.Type != r.def.name {
-		r.log.Error("malformed job message terminated", "seq", meta.Sequence.Stream, "err", errors.Join(err, jm.Validate()))
-		_ = msg.Term()
+	if err := decodeJobMessage(msg.Data(), &jm, r.def.name); err != nil {
+		r.deadLetterMalformed(msg, meta.Sequence.Stream, err)
 		return nil
 	}
 	number := jm.Attempts + int(meta.NumDelivered)
@@ -124,6 +124,40 @@ func (r *runner) newAttempt(msg jetstream.Msg) *attempt {
 	a.ctx, a.cancel = context.WithCancelCause(context.Background())
 	a.em = &emitter{js: r.w.js, job: jm, attempt: number, interval: r.opts.ProgressInterval, onSend: r.progressSent(a), lastSend: time.Now()}
 	return a
+}
+
+// decodeJobMessage decodes a job message of jobType, saying what is wrong with one that is not.
+func decodeJobMessage(data []byte, jm *streams.JobMessage, jobType string) error {
+	if err := json.Unmarshal(data, jm); err != nil {
+		return fmt.Errorf("not a JSON job message: %w", err)
+	}
+	if err := jm.Validate(); err != nil {
+		return err
+	}
+	if jm.Type != jobType {
+		return fmt.Errorf("job type %q queued for %q", jm.Type, jobType)
+	}
+	return nil
+}
+
+// deadLetterMalformed keeps a queued message that is not a job message in JOBS_DLQ with the reason,
+// then terminates it: it never runs, and an operator can see what was queued and by whom. If the copy
+// cannot be stored, the message is handed back to be tried again.
+func (r *runner) deadLetterMalformed(msg jetstream.Msg, seq uint64, reason error) {
+	dead := nats.NewMsg(streams.MalformedDeadLetterSubject(seq))
+	dead.Data = msg.Data()
+	dead.Header.Set(HeaderDeadError, CodeInvalidJobMessage+": "+reason.Error())
+	dead.Header.Set(HeaderDeadQueueSubject, msg.Subject())
+	dead.Header.Set(HeaderDeadQueueSeq, strconv.FormatUint(seq, 10))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := r.w.js.PublishMsg(ctx, dead, jetstream.WithMsgID("malformed:"+strconv.FormatUint(seq, 10))); err != nil {
+		r.log.Warn("dead-letter a malformed job message, retrying", "seq", seq, "err", err)
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	r.log.Error("malformed job message dead-lettered", "seq", seq, "subject", msg.Subject(), "reason", reason)
+	_ = msg.Term()
 }
 
 func (r *runner) progressSent(a *attempt) func(error) {

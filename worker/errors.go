@@ -28,6 +28,9 @@ const (
 	CodeInvalidResult     = "invalid_result"     // R could not be encoded as JSON
 	CodeCancelled         = "cancelled"          // the job was cancelled
 	CodePermanent         = "permanent_failure"  // Permanent with an empty or unusable code
+	// CodeInvalidJobMessage is the error of a queued message that is not a job message (never run,
+	// kept in JOBS_DLQ under streams.MalformedDeadLetterSubject).
+	CodeInvalidJobMessage = "invalid_job_message"
 )
 
 // PermanentError is a failure that no retry can fix: the job fails at once with Code.

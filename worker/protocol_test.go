@@ -29,10 +29,12 @@ func TestProtocolDocumentNamesWhatTheSDKUses(t *testing.T) {
 		streams.TypeKey("<type>"), streams.SchemaKey("<type>", "<hash>"), streams.WorkerKey("<type>", "<workerId>"),
 		streams.HeaderEventType,
 		worker.HeaderDeadJobID, worker.HeaderDeadOwner, worker.HeaderDeadError, worker.HeaderDeadAttempts,
+		worker.HeaderDeadQueueSubject, worker.HeaderDeadQueueSeq, strings.Replace(streams.MalformedDeadLetterSubject(7), "7", "<seq>", 1),
+		streams.MalformedDeadLetters,
 		string(streams.EventSubmitted), string(streams.EventStarted), string(streams.EventProgress),
 		string(streams.EventCompleted), string(streams.EventFailed), string(streams.EventCancelled), string(streams.EventRequeued),
 		worker.CodeAttemptFailed, worker.CodeAttemptsExhausted, worker.CodeTimeout, worker.CodeInvalidInput,
-		worker.CodeInvalidResult, worker.CodeCancelled, worker.CodePermanent,
+		worker.CodeInvalidResult, worker.CodeCancelled, worker.CodePermanent, worker.CodeInvalidJobMessage,
 	} {
 		if !strings.Contains(doc, name) {
 			t.Errorf("docs/protocol.md does not name %q", name)

@@ -20,6 +20,9 @@ const (
 	HeaderDeadOwner    = "Jobwire-Owner"
 	HeaderDeadError    = "Jobwire-Error"
 	HeaderDeadAttempts = "Jobwire-Attempts"
+	// HeaderDeadQueueSubject and HeaderDeadQueueSeq say where a malformed message was queued.
+	HeaderDeadQueueSubject = "Jobwire-Queue-Subject"
+	HeaderDeadQueueSeq     = "Jobwire-Queue-Seq"
 )
 
 // settle records the outcome and settles the message: Ack after a terminal event is stored, or after

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -419,4 +421,59 @@ func TestNATSRestartLosesNothing(t *testing.T) {
 			t.Fatalf("%s: %+v", id, st)
 		}
 	}
+}
+
+// A queued message that is not a job message is never run: it is kept in JOBS_DLQ with the reason and
+// where it was queued, taken off the queue, and the worker goes on serving.
+func TestAMalformedJobMessageIsDeadLetteredWithItsReason(t *testing.T) {
+	env := workertest.New(t)
+	var runs atomic.Int32
+	env.Start(t, worker.Config{}, rawType(func(context.Context, *worker.Job[json.RawMessage], worker.Progress) (json.RawMessage, error) {
+		runs.Add(1)
+		return json.RawMessage(`{}`), nil
+	}))
+	ctx := context.Background()
+	bad := map[string]string{
+		"{not json": "not a JSON job message",
+		`{"v":1,"jobId":"../x","owner":"alice","type":"test.job"}`:                        "job id",
+		`{"v":1,"jobId":"01JF0000000000000000000000","owner":"alice","type":"other.type"}`: `job type "other.type" queued for "test.job"`,
+	}
+	seqs := map[uint64]string{}
+	for body, reason := range bad {
+		ack, err := env.JS.Publish(ctx, streams.QueueSubject(testType), []byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs[ack.Sequence] = reason
+	}
+	if st := env.Await(t, env.Submit(t, testType, map[string]any{})); st.State != api.StateCompleted {
+		t.Fatalf("the job after the malformed ones: %+v", st)
+	}
+	dlq, err := env.JS.Stream(ctx, streams.StreamDeadLetters)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq, reason := range seqs {
+		var dead *jetstream.RawStreamMsg
+		streamstest.WaitFor(t, 10*time.Second, func() (err error) {
+			dead, err = dlq.GetLastMsgForSubject(ctx, streams.MalformedDeadLetterSubject(seq))
+			return err
+		})
+		if got := dead.Header.Get(worker.HeaderDeadError); !strings.HasPrefix(got, worker.CodeInvalidJobMessage+": ") || !strings.Contains(got, reason) {
+			t.Errorf("message %d: error header %q, want the reason %q", seq, got, reason)
+		}
+		if dead.Header.Get(worker.HeaderDeadQueueSubject) != streams.QueueSubject(testType) || dead.Header.Get(worker.HeaderDeadQueueSeq) != strconv.FormatUint(seq, 10) {
+			t.Errorf("message %d: queued at %v", seq, dead.Header)
+		}
+	}
+	if n := runs.Load(); n != 1 {
+		t.Fatalf("%d runs, want 1 (only the real job)", n)
+	}
+	jobs, _ := env.JS.Stream(ctx, streams.StreamJobs)
+	streamstest.WaitFor(t, 10*time.Second, func() error {
+		if info, err := jobs.Info(ctx); err != nil || info.State.Msgs != 0 {
+			return fmt.Errorf("JOBS still holds messages: %v %+v", err, info)
+		}
+		return nil
+	})
 }
