@@ -16,12 +16,14 @@ import (
 func newAdminCmd() *cobra.Command {
 	admin := &cobra.Command{Use: "admin", Short: "Operator commands against NATS_URL"}
 	var bucket string
-	var keep, asJSON bool
+	var keep, apply, asJSON bool
 	rebuild := &cobra.Command{
 		Use:   "rebuild",
-		Short: "Replay JOB_EVENTS into a fresh bucket and report every difference with JOB_STATE",
+		Short: "Replay JOB_EVENTS into a fresh bucket, report every difference with JOB_STATE, and with --apply repair them",
 		Long: "Replays JOB_EVENTS (up to its last sequence at the start) into a fresh KV bucket and compares it\n" +
-			"with the live JOB_STATE. Exits 0 when they match, 3 when they differ.",
+			"with the live JOB_STATE. Exits 0 when they match, 3 when they differ. With --apply it writes each\n" +
+			"difference back to JOB_STATE (compare-and-swap: an entry the projector changed meanwhile is left),\n" +
+			"safe while the projector runs; then it exits 0 when every difference was repaired.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p := newProcess("admin", "text")
@@ -31,7 +33,8 @@ func newAdminCmd() *cobra.Command {
 				return err
 			}
 			defer p.close()
-			rep, err := projector.Rebuild(cmd.Context(), p.js, bucket, p.topo.StateRetention, keep)
+			rep, err := projector.Rebuild(cmd.Context(), p.js, projector.RebuildOptions{
+				Bucket: bucket, Retention: p.topo.StateRetention, Keep: keep, Apply: apply})
 			if err != nil {
 				return err
 			}
@@ -45,12 +48,20 @@ func newAdminCmd() *cobra.Command {
 				fmt.Fprintf(w, "skipped %d (changed during the replay, or expired after retention)\n", rep.Skipped)
 				for _, d := range rep.Diffs {
 					fmt.Fprintf(w, "%s %s\n  live:    %s\n  rebuilt: %s\n", d.Kind, d.Key, d.Live, d.Rebuilt)
+					if apply && !d.Repaired {
+						fmt.Fprintln(w, "  not repaired: the live entry changed during the rebuild (it is newer)")
+					}
 				}
 				if len(rep.Diffs) == 0 {
 					fmt.Fprintln(w, "JOB_STATE matches the replay")
+				} else if apply {
+					fmt.Fprintf(w, "repaired %d of %d differences in JOB_STATE\n", rep.Repaired, len(rep.Diffs))
 				}
 			}
-			if len(rep.Diffs) > 0 {
+			if apply && rep.Repaired < len(rep.Diffs) {
+				return &ExitError{Code: 3, Err: fmt.Errorf("%d of %d differences not repaired", len(rep.Diffs)-rep.Repaired, len(rep.Diffs))}
+			}
+			if !apply && len(rep.Diffs) > 0 {
 				return &ExitError{Code: 3, Err: fmt.Errorf("%d differences", len(rep.Diffs))}
 			}
 			return nil
@@ -58,6 +69,7 @@ func newAdminCmd() *cobra.Command {
 	}
 	rebuild.Flags().StringVar(&bucket, "bucket", "JOB_STATE_REBUILD", "name of the fresh bucket")
 	rebuild.Flags().BoolVar(&keep, "keep", false, "keep the fresh bucket for inspection")
+	rebuild.Flags().BoolVar(&apply, "apply", false, "write every difference back to JOB_STATE")
 	rebuild.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	ensure := &cobra.Command{
 		Use:   "ensure",

@@ -9,7 +9,6 @@ import (
 	"github.com/jobwire/jobwire/api"
 	"github.com/jobwire/jobwire/services/internal/projector"
 	"github.com/jobwire/jobwire/services/internal/stacktest"
-	"github.com/jobwire/jobwire/streams"
 )
 
 func TestImportEndToEndInProcess(t *testing.T) {
@@ -71,7 +70,7 @@ func TestRebuildMatchesLiveProjection(t *testing.T) {
 		}
 		watchToEnd(t, c, st.ID)
 	}
-	rep, err := projector.Rebuild(ctx, s.JS, "JOB_STATE_REBUILD", streams.DefaultStateRetention, false)
+	rep, err := projector.Rebuild(ctx, s.JS, projector.RebuildOptions{Bucket: "JOB_STATE_REBUILD"})
 	if err != nil {
 		t.Fatal(err)
 	}

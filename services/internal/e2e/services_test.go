@@ -10,6 +10,7 @@ import (
 	"github.com/jobwire/jobwire/api"
 	"github.com/jobwire/jobwire/services/internal/auth"
 	"github.com/jobwire/jobwire/services/internal/testkit"
+	"github.com/jobwire/jobwire/streams"
 	"github.com/jobwire/jobwire/streams/streamstest"
 )
 
@@ -48,6 +49,8 @@ func TestImportWithSeparateProcesses(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "JOB_STATE matches the replay") {
 		t.Fatalf("admin rebuild: %v\n%s", err, out)
 	}
+	// A damaged projection (the job's state deleted while the projector runs) is repaired by --apply.
+	repairState(t, binary, srv, c, final)
 	// An Idempotency-Key keeps its job across a gateway restart.
 	req := importRequest("once", api.FormatCSV, "artist,title\nA,B")
 	first, created, err := c.Submit(context.Background(), req, "restart-key")
@@ -62,5 +65,36 @@ func TestImportWithSeparateProcesses(t *testing.T) {
 	again, created, err := c.Submit(context.Background(), req, "restart-key")
 	if err != nil || created || again.ID != first.ID {
 		t.Fatalf("after restart: %v created=%v %s vs %s", err, created, again.ID, first.ID)
+	}
+}
+
+// repairState deletes the finished job's state from JOB_STATE, then checks `admin rebuild` reports it
+// (exit 3), `admin rebuild --apply` writes it back, and the job reads as before.
+func repairState(t *testing.T, binary string, srv *streamstest.Server, c *api.Client, want api.JobState) {
+	t.Helper()
+	ctx := context.Background()
+	_, js := srv.Connect(t)
+	kv, err := js.KeyValue(ctx, streams.BucketState)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Delete(ctx, streams.StateKey("alice", want.ID)); err != nil {
+		t.Fatal(err)
+	}
+	admin := func(wantCode int, wantOut string, args ...string) {
+		t.Helper()
+		cmd := exec.Command(binary, append([]string{"admin", "rebuild"}, args...)...)
+		cmd.Env = []string{"NATS_URL=" + srv.URL()}
+		out, _ := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); code != wantCode || !strings.Contains(string(out), wantOut) {
+			t.Fatalf("admin rebuild %v: exit %d, want %d with %q\n%s", args, code, wantCode, wantOut, out)
+		}
+	}
+	admin(3, "missing_live")
+	admin(0, "repaired 1 of 1 differences", "--apply")
+	admin(0, "JOB_STATE matches the replay")
+	got, err := c.Get(ctx, want.ID)
+	if err != nil || got.State != want.State || got.Progress != want.Progress {
+		t.Fatalf("repaired job: %v %+v, want %+v", err, got, want)
 	}
 }

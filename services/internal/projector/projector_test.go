@@ -3,6 +3,7 @@ package projector_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -179,11 +180,11 @@ func TestRebuildReportsDifferences(t *testing.T) {
 	for _, id := range ids {
 		b.wait(t, "alice", id, func(s api.JobState) bool { return s.State == api.StateCompleted })
 	}
-	rep, err := projector.Rebuild(ctx, b.js, "JOB_STATE_REBUILD", streams.DefaultStateRetention, false)
+	rep, err := projector.Rebuild(ctx, b.js, projector.RebuildOptions{Bucket: "JOB_STATE_REBUILD"})
 	if err != nil || len(rep.Diffs) != 0 || rep.Jobs != 5 || rep.Events != 15 {
 		t.Fatalf("clean rebuild: %v %+v", err, rep)
 	}
-	if _, err := projector.Rebuild(ctx, b.js, streams.BucketState, 0, false); err == nil {
+	if _, err := projector.Rebuild(ctx, b.js, projector.RebuildOptions{Bucket: streams.BucketState}); err == nil {
 		t.Fatal("rebuild into the live bucket was allowed")
 	}
 	// Tamper with the live projection: the rebuild tells.
@@ -199,7 +200,7 @@ func TestRebuildReportsDifferences(t *testing.T) {
 	if err := b.state.Delete(ctx, streams.StateKey("alice", ids[1])); err != nil {
 		t.Fatal(err)
 	}
-	rep, err = projector.Rebuild(ctx, b.js, "JOB_STATE_REBUILD", streams.DefaultStateRetention, true)
+	rep, err = projector.Rebuild(ctx, b.js, projector.RebuildOptions{Bucket: "JOB_STATE_REBUILD", Keep: true})
 	if err != nil || len(rep.Diffs) != 2 {
 		t.Fatalf("tampered rebuild: %v %+v", err, rep.Diffs)
 	}
@@ -212,6 +213,28 @@ func TestRebuildReportsDifferences(t *testing.T) {
 	}
 	if _, err := b.js.KeyValue(ctx, "JOB_STATE_REBUILD"); err != nil {
 		t.Fatalf("kept bucket: %v", err)
+	}
+
+	// --apply repairs all three kinds: the tampered entry, the deleted one, and one no event produces.
+	stray := streams.StateKey("alice", streams.NewJobID(time.Now()))
+	if _, err := b.state.Put(ctx, stray, data); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = projector.Rebuild(ctx, b.js, projector.RebuildOptions{Bucket: "JOB_STATE_REBUILD", Apply: true})
+	if err != nil || len(rep.Diffs) != 3 || rep.Repaired != 3 {
+		t.Fatalf("apply: %v %+v", err, rep)
+	}
+	for _, id := range ids[:2] {
+		if st := b.wait(t, "alice", id, func(api.JobState) bool { return true }); st.State != api.StateCompleted {
+			t.Fatalf("repaired %s: %+v", id, st)
+		}
+	}
+	if _, err := b.state.Get(ctx, stray); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("the stray entry is still there: %v", err)
+	}
+	rep, err = projector.Rebuild(ctx, b.js, projector.RebuildOptions{Bucket: "JOB_STATE_REBUILD"})
+	if err != nil || len(rep.Diffs) != 0 {
+		t.Fatalf("after the repair: %v %+v", err, rep.Diffs)
 	}
 }
 

@@ -23,6 +23,12 @@ type Difference struct {
 	Kind    string          `json:"kind"`
 	Live    json.RawMessage `json:"live,omitempty"`
 	Rebuilt json.RawMessage `json:"rebuilt,omitempty"`
+	// Repaired: with RebuildOptions.Apply, the live entry was replaced by the rebuilt state (or, for
+	// missing_rebuilt, deleted). False when the live entry changed in the meantime: it is newer.
+	Repaired bool `json:"repaired,omitempty"`
+
+	liveRev uint64        // the live entry's revision (or its key's last marker) when compared
+	state   *api.JobState // the rebuilt state, nil for missing_rebuilt
 }
 
 // Report is the outcome of a rebuild.
@@ -32,15 +38,32 @@ type Report struct {
 	Jobs     int           `json:"jobs"`
 	Skipped  int           `json:"skipped"` // jobs that changed while the rebuild ran, or expired as designed
 	Diffs    []Difference  `json:"differences"`
+	Repaired int           `json:"repaired"` // differences written back to JOB_STATE (RebuildOptions.Apply)
 	Duration time.Duration `json:"durationNs"`
 }
 
-// Rebuild replays JOB_EVENTS up to its current last sequence into a fresh bucket named bucket (dropped
-// first if it exists) and compares the result with the live JOB_STATE. Jobs that received events after
-// the replay began, and finished jobs that expired from JOB_STATE after retention, are not differences.
-// The fresh bucket is kept unless keep is false.
-func Rebuild(ctx context.Context, js jetstream.JetStream, bucket string, retention time.Duration, keep bool) (Report, error) {
+// RebuildOptions say where a rebuild replays to and whether it repairs JOB_STATE.
+type RebuildOptions struct {
+	// Bucket is the fresh bucket the log is replayed into (dropped first if it exists). Never JOB_STATE.
+	Bucket string
+	// Retention is the TTL of finished jobs' states (default streams.DefaultStateRetention). A repaired
+	// finished job's state keeps it from the repair on.
+	Retention time.Duration
+	// Keep keeps the fresh bucket for inspection.
+	Keep bool
+	// Apply writes every difference back to JOB_STATE: the rebuilt state over a different or missing
+	// one, a delete for an entry no event produces. Each write is a compare-and-swap on the revision
+	// compared, so an entry the projector changed meanwhile (it is newer than the replay) is left alone.
+	Apply bool
+}
+
+// Rebuild replays JOB_EVENTS up to its current last sequence into a fresh bucket (opts.Bucket) and
+// compares the result with the live JOB_STATE; with opts.Apply it repairs every difference. Jobs that
+// received events after the replay began, and finished jobs that expired from JOB_STATE after
+// retention, are not differences. It is safe while the projector runs.
+func Rebuild(ctx context.Context, js jetstream.JetStream, opts RebuildOptions) (Report, error) {
 	start := time.Now()
+	bucket, retention, keep := opts.Bucket, opts.Retention, opts.Keep
 	rep := Report{Bucket: bucket, Diffs: []Difference{}}
 	if bucket == streams.BucketState {
 		return rep, errors.New("rebuild: refusing to overwrite the live bucket")
@@ -104,7 +127,7 @@ func Rebuild(ctx context.Context, js jetstream.JetStream, bucket string, retenti
 				rep.Skipped++ // expired from JOB_STATE as designed
 				continue
 			}
-			rep.Diffs = append(rep.Diffs, Difference{Key: key, Kind: "missing_live", Rebuilt: wantJSON})
+			rep.Diffs = append(rep.Diffs, Difference{Key: key, Kind: "missing_live", Rebuilt: wantJSON, state: &want})
 			continue
 		}
 		if err != nil {
@@ -112,7 +135,7 @@ func Rebuild(ctx context.Context, js jetstream.JetStream, bucket string, retenti
 		}
 		got, err := streams.DecodeState(entry.Value(), 0)
 		if err != nil {
-			rep.Diffs = append(rep.Diffs, Difference{Key: key, Kind: "different", Live: entry.Value(), Rebuilt: wantJSON})
+			rep.Diffs = append(rep.Diffs, Difference{Key: key, Kind: "different", Live: entry.Value(), Rebuilt: wantJSON, liveRev: entry.Revision(), state: &want})
 			continue
 		}
 		if got.EventSeq > lastSeq {
@@ -122,7 +145,7 @@ func Rebuild(ctx context.Context, js jetstream.JetStream, bucket string, retenti
 		got.Revision = 0
 		gotJSON, _ := json.Marshal(got)
 		if !bytes.Equal(gotJSON, wantJSON) {
-			rep.Diffs = append(rep.Diffs, Difference{Key: key, Kind: "different", Live: gotJSON, Rebuilt: wantJSON})
+			rep.Diffs = append(rep.Diffs, Difference{Key: key, Kind: "different", Live: gotJSON, Rebuilt: wantJSON, liveRev: entry.Revision(), state: &want})
 		}
 	}
 	for key := range liveKeys {
@@ -137,11 +160,45 @@ func Rebuild(ctx context.Context, js jetstream.JetStream, bucket string, retenti
 			rep.Skipped++
 			continue
 		}
-		rep.Diffs = append(rep.Diffs, Difference{Key: key, Kind: "missing_rebuilt", Live: entry.Value()})
+		rep.Diffs = append(rep.Diffs, Difference{Key: key, Kind: "missing_rebuilt", Live: entry.Value(), liveRev: entry.Revision()})
 	}
 	sort.Slice(rep.Diffs, func(i, j int) bool { return rep.Diffs[i].Key < rep.Diffs[j].Key })
+	if opts.Apply {
+		if err := repair(ctx, NewWriter(js, live, retention), live, &rep); err != nil {
+			return rep, err
+		}
+	}
 	rep.Duration = time.Since(start)
 	return rep, nil
+}
+
+// repair writes the rebuilt states of rep's differences to the live bucket, each a compare-and-swap on
+// the revision it was compared at: a write that finds the entry changed leaves it (it is newer).
+func repair(ctx context.Context, w *Writer, live jetstream.KeyValue, rep *Report) error {
+	for i := range rep.Diffs {
+		d := &rep.Diffs[i]
+		var err error
+		switch {
+		case d.state == nil:
+			err = live.Delete(ctx, d.Key, jetstream.LastRevision(d.liveRev))
+		default:
+			rev := d.liveRev
+			if d.Kind == "missing_live" {
+				if rev, err = w.lastSeq(ctx, d.Key); err != nil {
+					return fmt.Errorf("rebuild: repair %s: %w", d.Key, err)
+				}
+			}
+			_, err = w.write(ctx, fold{key: d.Key, st: *d.state, rev: rev})
+		}
+		switch {
+		case err == nil:
+			d.Repaired = true
+			rep.Repaired++
+		case !streams.IsWrongLastSequence(err) && !errors.Is(err, jetstream.ErrKeyExists):
+			return fmt.Errorf("rebuild: repair %s: %w", d.Key, err)
+		}
+	}
+	return nil
 }
 
 // replay folds every event of JOB_EVENTS up to its last sequence at the start, with an ordered
