@@ -435,7 +435,7 @@ func TestAMalformedJobMessageIsDeadLetteredWithItsReason(t *testing.T) {
 	ctx := context.Background()
 	bad := map[string]string{
 		"{not json": "not a JSON job message",
-		`{"v":1,"jobId":"../x","owner":"alice","type":"test.job"}`:                        "job id",
+		`{"v":1,"jobId":"../x","owner":"alice","type":"test.job"}`:                         "job id",
 		`{"v":1,"jobId":"01JF0000000000000000000000","owner":"alice","type":"other.type"}`: `job type "other.type" queued for "test.job"`,
 	}
 	seqs := map[uint64]string{}
