@@ -29,6 +29,15 @@ func newMetrics() *metrics {
 	}
 }
 
+// serve makes the type's series exist at zero from the start, so a rate or an alert over them sees a
+// type that has not yet had a job (or an abandoned handler), not a missing series.
+func (m *metrics) serve(jobType string) {
+	for _, v := range []*prometheus.CounterVec{m.started, m.retried, m.abandoned} {
+		v.WithLabelValues(jobType)
+	}
+	m.running.WithLabelValues(jobType)
+}
+
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.started, m.finished, m.retried, m.duration, m.running, m.progressEvents, m.publishErrors, m.abandoned}
 }

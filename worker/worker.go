@@ -103,6 +103,7 @@ func (w *Worker) register(t JobType) error {
 		}
 	}
 	w.runners = append(w.runners, &runner{w: w, def: d, opts: d.options, log: w.log.With("job_type", d.name)})
+	w.metrics.serve(d.name)
 	return nil
 }
 
