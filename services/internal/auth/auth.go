@@ -3,6 +3,7 @@
 package auth
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -52,6 +53,8 @@ type Identity struct {
 	ExpiresAt time.Time
 	Scope     string
 	JobID     string
+	// Operator: the token holds the operator role (WithOperatorRole).
+	Operator bool
 }
 
 // Verifier checks tokens. HS256 tokens are accepted only when it has a secret, RS256, ES256, ES384 and
@@ -69,6 +72,9 @@ type Verifier struct {
 	maxLifetime time.Duration
 	now         func() time.Time
 	methods     []string
+	// rolesClaim and operatorRole say which tokens are operators' (WithOperatorRole).
+	rolesClaim   string
+	operatorRole string
 }
 
 // keySource finds the public key(s) that may verify a token signed with alg and naming kid.
@@ -121,7 +127,8 @@ func WithRemoteKeys(r *RemoteJWKS) VerifierOption {
 // NewVerifier returns a Verifier. secret, when not empty, enables HS256 and must be at least
 // MinSecretLen bytes; it may be nil when WithPublicKeys gives keys. At least one of the two is required.
 func NewVerifier(secret []byte, opts ...VerifierOption) (*Verifier, error) {
-	v := &Verifier{secret: secret, leeway: DefaultLeeway, maxLifetime: DefaultMaxLifetime, now: time.Now}
+	v := &Verifier{secret: secret, leeway: DefaultLeeway, maxLifetime: DefaultMaxLifetime, now: time.Now,
+		rolesClaim: DefaultRolesClaim, operatorRole: DefaultOperatorRole}
 	for _, o := range opts {
 		o(v)
 	}
@@ -225,7 +232,8 @@ func (v *Verifier) Verify(token string) (Identity, error) {
 	if c.JobID != "" && c.Scope != ScopeStream {
 		return Identity{}, fmt.Errorf("%w: a job claim needs the stream scope", ErrInvalidToken)
 	}
-	return Identity{Subject: c.Subject, Owner: owner, ExpiresAt: c.ExpiresAt.Time, Scope: c.Scope, JobID: c.JobID}, nil
+	return Identity{Subject: c.Subject, Owner: owner, ExpiresAt: c.ExpiresAt.Time, Scope: c.Scope, JobID: c.JobID,
+		Operator: hasRole(token, v.rolesClaim, v.operatorRole)}, nil
 }
 
 // checkLifetime refuses a token that lives longer than the maximum, from its iat (or now) to its exp.
@@ -282,10 +290,11 @@ func (d *numericDate) date() *jwt.NumericDate {
 
 // Signer issues HS256 tokens (the gateway's stream tokens, development and admin tokens).
 type Signer struct {
-	secret   []byte
-	issuer   string
-	audience string
-	now      func() time.Time
+	secret     []byte
+	issuer     string
+	audience   string
+	rolesClaim string
+	now        func() time.Time
 }
 
 // SignerOption configures a Signer.
@@ -294,17 +303,21 @@ type SignerOption func(*Signer)
 // SignAudience puts aud into the aud claim of every token (needed when verifiers require an audience).
 func SignAudience(aud string) SignerOption { return func(s *Signer) { s.audience = aud } }
 
+// SignRolesClaim names the claim Sign writes roles into (default DefaultRolesClaim): a top-level name.
+func SignRolesClaim(name string) SignerOption { return func(s *Signer) { s.rolesClaim = name } }
+
 // NewSigner returns a Signer for secret; issuer, when set, goes into iss.
 func NewSigner(secret []byte, issuer string, opts ...SignerOption) *Signer {
-	s := &Signer{secret: secret, issuer: issuer, now: time.Now}
+	s := &Signer{secret: secret, issuer: issuer, rolesClaim: DefaultRolesClaim, now: time.Now}
 	for _, o := range opts {
 		o(s)
 	}
 	return s
 }
 
-// Sign returns a token for sub valid for ttl, with the given scope and job restriction (both optional).
-func (s *Signer) Sign(sub string, ttl time.Duration, scope, jobID string) (string, error) {
+// Sign returns a token for sub valid for ttl, with the given scope and job restriction (both optional)
+// and roles (in the roles claim, e.g. DefaultOperatorRole).
+func (s *Signer) Sign(sub string, ttl time.Duration, scope, jobID string, roles ...string) (string, error) {
 	if sub == "" {
 		return "", errors.New("sign token: empty subject")
 	}
@@ -315,6 +328,7 @@ func (s *Signer) Sign(sub string, ttl time.Duration, scope, jobID string) (strin
 		return "", errors.New("sign token: a job restriction needs the stream scope")
 	}
 	now := s.now()
+	var err error
 	c := Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   sub,
@@ -329,9 +343,29 @@ func (s *Signer) Sign(sub string, ttl time.Duration, scope, jobID string) (strin
 	if s.audience != "" {
 		c.Audience = jwt.ClaimStrings{s.audience}
 	}
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(s.secret)
+	var claims jwt.Claims = c
+	if len(roles) > 0 {
+		if claims, err = withRoles(c, s.rolesClaim, roles); err != nil {
+			return "", fmt.Errorf("sign token: %w", err)
+		}
+	}
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(s.secret)
 	if err != nil {
 		return "", fmt.Errorf("sign token: %w", err)
 	}
 	return tok, nil
+}
+
+// withRoles is c with the roles claim added.
+func withRoles(c Claims, claim string, roles []string) (jwt.MapClaims, error) {
+	data, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	m := jwt.MapClaims{}
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, err
+	}
+	m[claim] = roles
+	return m, nil
 }

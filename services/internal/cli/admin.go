@@ -95,6 +95,7 @@ func newAdminCmd() *cobra.Command {
 func newTokenCmd() *cobra.Command {
 	var user, scope, job string
 	var ttl time.Duration
+	var operator bool
 	cmd := &cobra.Command{
 		Use:   "token",
 		Short: "Print a token signed with JOBWIRE_JWT_SECRET",
@@ -111,7 +112,12 @@ func newTokenCmd() *cobra.Command {
 			if limit := p.env.Duration("JOBWIRE_JWT_MAX_LIFETIME"); limit > 0 && ttl > limit {
 				return fmt.Errorf("--ttl %s is longer than JOBWIRE_JWT_MAX_LIFETIME (%s): the gateway would refuse the token", ttl, limit)
 			}
-			tok, err := auth.NewSigner([]byte(secret), p.env.String("JOBWIRE_JWT_ISSUER"), auth.SignAudience(p.env.String("JOBWIRE_JWT_AUDIENCE"))).Sign(user, ttl, scope, job)
+			var roles []string
+			if operator {
+				roles = append(roles, p.env.String("JOBWIRE_OPERATOR_ROLE"))
+			}
+			tok, err := auth.NewSigner([]byte(secret), p.env.String("JOBWIRE_JWT_ISSUER"), auth.SignAudience(p.env.String("JOBWIRE_JWT_AUDIENCE")),
+				auth.SignRolesClaim(p.env.String("JOBWIRE_JWT_ROLES_CLAIM"))).Sign(user, ttl, scope, job, roles...)
 			if err != nil {
 				return err
 			}
@@ -123,6 +129,7 @@ func newTokenCmd() *cobra.Command {
 	cmd.Flags().DurationVar(&ttl, "ttl", time.Hour, "lifetime")
 	cmd.Flags().StringVar(&scope, "scope", "", `"stream" for a token that only opens SSE streams`)
 	cmd.Flags().StringVar(&job, "job", "", "limit a stream token to one job id")
+	cmd.Flags().BoolVar(&operator, "operator", false, "give the token the operator role (JOBWIRE_OPERATOR_ROLE in JOBWIRE_JWT_ROLES_CLAIM)")
 	_ = cmd.MarkFlagRequired("user")
 	return cmd
 }

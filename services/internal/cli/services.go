@@ -211,7 +211,8 @@ func (p *process) gatewayService(secret []byte) (*gateway.Gateway, error) {
 func (p *process) verifier(secret []byte) (*auth.Verifier, error) {
 	env := p.env
 	opts := []auth.VerifierOption{auth.WithLeeway(env.Duration("JOBWIRE_JWT_LEEWAY")),
-		auth.WithMaxLifetime(env.Duration("JOBWIRE_JWT_MAX_LIFETIME"))}
+		auth.WithMaxLifetime(env.Duration("JOBWIRE_JWT_MAX_LIFETIME")),
+		auth.WithOperatorRole(env.String("JOBWIRE_JWT_ROLES_CLAIM"), env.String("JOBWIRE_OPERATOR_ROLE"))}
 	if iss := env.String("JOBWIRE_JWT_ISSUER"); iss != "" {
 		opts = append(opts, auth.WithIssuer(iss))
 	}

@@ -53,6 +53,8 @@ var Vars = []Var{
 	{"JOBWIRE_JWT_JWKS_CA", "", "gateway dev", "PEM file of the CA certificates to trust for JOBWIRE_JWT_JWKS_URL instead of the system roots"},
 	{"JOBWIRE_JWT_JWKS_REFRESH", duration(auth.DefaultJWKSRefresh), "gateway dev", "how often JOBWIRE_JWT_JWKS_URL is fetched again (an unknown kid fetches it sooner, at most every " + duration(auth.DefaultJWKSMinRefresh) + ")"},
 	{"JOBWIRE_JWT_LEEWAY", duration(auth.DefaultLeeway), "gateway dev", "clock skew tolerated on exp, nbf and iat (at most " + duration(auth.MaxLeeway) + ")"},
+	{"JOBWIRE_JWT_ROLES_CLAIM", auth.DefaultRolesClaim, "gateway dev token", "claim holding a token's roles (an array of strings, or space-separated): a top-level name, else a dotted path such as realm_access.roles"},
+	{"JOBWIRE_OPERATOR_ROLE", auth.DefaultOperatorRole, "gateway dev token", "the role that makes a token an operator's (queue controls, dead letters, the console); empty: no operators"},
 	{"JOBWIRE_JWT_MAX_LIFETIME", duration(auth.DefaultMaxLifetime), "gateway dev token", "longest a token may live, iat (or now) to exp; longer ones are refused; 0 removes the limit"},
 	{"JOBWIRE_STREAM_TOKEN_TTL", duration(gateway.DefaultStreamTokenTTL), "gateway dev", "lifetime of tokens from POST /v1/stream-tokens (never past the caller's token)"},
 	{"JOBWIRE_SUBMIT_RATE", gateway.DefaultSubmitRate.String(), "gateway dev", "submissions per user per gateway (n/s, n/m, n/h or off); 429 past it"},
