@@ -82,7 +82,21 @@ type SubmitRequest struct {
 	Timeout string `json:"timeout,omitempty"`
 	// MaxAttempts, when set, is this job's attempt limit: 1 to its type's.
 	MaxAttempts int `json:"maxAttempts,omitempty"`
+	// UniqueKey, when set, makes the job unique among the caller's jobs of its type: while a job
+	// submitted with the same key is queued, scheduled or running (and for at most UniqueFor after it was
+	// submitted), a submit answers 200 with that job instead of making another. Up to MaxUniqueKey bytes.
+	UniqueKey string `json:"uniqueKey,omitempty"`
+	// UniqueFor bounds how long a UniqueKey holds: a Go duration from 1s to MaxUniqueFor, default
+	// DefaultUniqueFor.
+	UniqueFor string `json:"uniqueFor,omitempty"`
 }
+
+// Unique jobs: how long a SubmitRequest.UniqueKey holds by default and at most, and its longest form.
+const (
+	DefaultUniqueFor = time.Hour
+	MaxUniqueFor     = 24 * time.Hour
+	MaxUniqueKey     = 255
+)
 
 // MaxBatchJobs is the most jobs one POST /v1/jobs/batch may carry.
 const MaxBatchJobs = 1000

@@ -233,6 +233,13 @@ func IdempotencyKey(owner, headerValue string) string {
 	return owner + "." + hex.EncodeToString(sum[:16])
 }
 
+// UniqueKey is the JOB_IDEMPOTENCY key of an owner's unique key for a job type:
+// <owner>.unique.<type>.<32 hex>, apart from every IdempotencyKey (two tokens) by its shape.
+func UniqueKey(owner, jobType, uniqueKey string) string {
+	sum := sha256.Sum256([]byte(uniqueKey))
+	return owner + ".unique." + jobType + "." + hex.EncodeToString(sum[:16])
+}
+
 // WorkerConsumer is the durable consumer name of the workers of a job type. Consumer names cannot hold
 // dots: each '_' of the type is doubled and each '.' becomes '_', so "playlist.import" becomes
 // "worker-playlist_import" and no two types share a consumer ("a_b.c" is "worker-a__b_c", "a.b_c" is

@@ -26,6 +26,7 @@ var playlistFormats = []string{api.FormatM3U, api.FormatXSPF, api.FormatCSV, api
 type submitOptions struct {
 	format, name, key string
 	jobType, input    string
+	unique, uniqueFor string
 	batch             string
 	batchSize         int
 	watch             bool
@@ -83,6 +84,8 @@ func newSubmitCmd() *cobra.Command {
 	fs.StringVar(&o.name, "name", "", "name of the import (default: the file name)")
 	fs.BoolVar(&o.watch, "watch", false, "follow the job until it ends")
 	fs.StringVar(&o.key, "idempotency-key", "", "submitting again with the same key returns the first job")
+	fs.StringVar(&o.unique, "unique-key", "", "while your job of this type with this key is unfinished, return it instead of making another")
+	fs.StringVar(&o.uniqueFor, "unique-for", "", "with --unique-key: how long the key holds at most (default 1h, up to 24h)")
 	fs.DurationVar(&o.giveUp, "reconnect-timeout", defaultReconnectTimeout, "with --watch: give up (exit 2) after reconnecting this long")
 	return cmd
 }
@@ -90,8 +93,10 @@ func newSubmitCmd() *cobra.Command {
 // check reports flags that do not go together.
 func (o submitOptions) check(args []string) error {
 	switch {
-	case o.batch != "" && (o.input != "" || len(args) > 0 || o.watch || o.key != "" || o.format != "" || o.name != ""):
-		return fmt.Errorf("--batch takes its jobs from the file alone: no playlist, --input, --watch, --idempotency-key, --format or --name")
+	case o.batch != "" && (o.input != "" || len(args) > 0 || o.watch || o.key != "" || o.unique != "" || o.format != "" || o.name != ""):
+		return fmt.Errorf("--batch takes its jobs from the file alone: no playlist, --input, --watch, --idempotency-key, --unique-key, --format or --name")
+	case o.uniqueFor != "" && o.unique == "":
+		return fmt.Errorf("--unique-for needs --unique-key")
 	case o.batch != "" && (o.batchSize < 1 || o.batchSize > api.MaxBatchJobs):
 		return fmt.Errorf("--batch-size must be 1..%d", api.MaxBatchJobs)
 	case o.batch != "":
@@ -114,7 +119,7 @@ func (s *session) submitInput(ctx context.Context, stdin io.Reader, o submitOpti
 	if err != nil {
 		return &ExitError{Code: exitOther, Err: err}
 	}
-	return s.send(ctx, api.SubmitRequest{Type: o.jobType, Input: raw}, o, "submit "+o.jobType, o.jobType)
+	return s.send(ctx, api.SubmitRequest{Type: o.jobType, Input: raw, UniqueKey: o.unique, UniqueFor: o.uniqueFor}, o, "submit "+o.jobType, o.jobType)
 }
 
 // readInput returns the JSON of --input: the flag's value, or a file's (@path) or standard input's (@-).
@@ -154,7 +159,7 @@ func (s *session) submit(ctx context.Context, stdin io.Reader, path string, o su
 		return fmt.Errorf("encode input: %w", err)
 	}
 	label := fmt.Sprintf("%s %q (%s, %d bytes)", api.JobTypePlaylistImport, in.Name, in.Format, len(in.Content))
-	return s.send(ctx, api.SubmitRequest{Type: api.JobTypePlaylistImport, Input: raw}, o, "submit "+path, label)
+	return s.send(ctx, api.SubmitRequest{Type: api.JobTypePlaylistImport, Input: raw, UniqueKey: o.unique, UniqueFor: o.uniqueFor}, o, "submit "+path, label)
 }
 
 // send submits req and prints the job, or follows it with --watch (after a line with the job id and

@@ -104,3 +104,15 @@ func TestJSONOutputIsOneObjectPerLine(t *testing.T) {
 		}
 	}
 }
+
+// --unique-key returns the unfinished job made with the key instead of a second one.
+func TestSubmitUniqueKey(t *testing.T) {
+	setup(t, 50*time.Millisecond, "alice")
+	path := writeFile(t, "slow.m3u", m3u(40, 0, 0))
+	first := runCLI(t, "", "submit", path, "--unique-key", "nightly", "--unique-for", "10m").wantCode(t, 0)
+	again := runCLI(t, "", "submit", path, "--unique-key", "nightly").wantCode(t, 0)
+	if first.out != again.out || !streams.ValidJobID(strings.TrimSpace(first.out)) {
+		t.Fatalf("same unique key, two jobs: %q then %q (stderr %q)", first.out, again.out, again.errOut)
+	}
+	runCLI(t, "", "submit", path, "--unique-for", "10m").wantCode(t, 1)
+}

@@ -91,7 +91,32 @@ func (g *Gateway) submission(owner string, req api.SubmitRequest, idempotencyKey
 	if sub.Timeout, err = g.jobOptions(req, checked.Options); err != nil {
 		return jobstore.Submission{}, err
 	}
+	if sub.UniqueKey, sub.UniqueFor, err = uniqueness(req); err != nil {
+		return jobstore.Submission{}, err
+	}
 	return sub, nil
+}
+
+// uniqueness checks a submit's uniqueKey and uniqueFor.
+func uniqueness(req api.SubmitRequest) (string, time.Duration, error) {
+	if req.UniqueKey == "" {
+		if req.UniqueFor != "" {
+			return "", 0, api.Errorf(api.CodeInvalidInput, "uniqueFor needs a uniqueKey")
+		}
+		return "", 0, nil
+	}
+	if len(req.UniqueKey) > api.MaxUniqueKey {
+		return "", 0, api.Errorf(api.CodeInvalidInput, "uniqueKey longer than %d bytes", api.MaxUniqueKey)
+	}
+	window := api.DefaultUniqueFor
+	if req.UniqueFor != "" {
+		d, err := time.ParseDuration(req.UniqueFor)
+		if err != nil || d < time.Second || d > api.MaxUniqueFor {
+			return "", 0, api.Errorf(api.CodeInvalidInput, "uniqueFor must be a duration such as \"10m\" from 1s to %s", api.MaxUniqueFor)
+		}
+		window = d
+	}
+	return strings.Clone(req.UniqueKey), window, nil
 }
 
 // submitBatch queues up to api.MaxBatchJobs jobs in one request (POST /v1/jobs/batch). Each item is

@@ -28,7 +28,14 @@ type Submission struct {
 	MaxAttempts int
 	// IdempotencyKey, when set, makes the submission idempotent for this owner for 24 h.
 	IdempotencyKey string
+	// UniqueKey, when set, makes the job unique among the owner's unfinished jobs of its type for up to
+	// UniqueFor (at most the idempotency window) after it is submitted: see claimUniqueKey.
+	UniqueKey string
+	UniqueFor time.Duration
 }
+
+// claims reports whether preparing the submission reads or writes a key (and so does I/O).
+func (sub Submission) claims() bool { return sub.IdempotencyKey != "" || sub.UniqueKey != "" }
 
 // message is the job message of the submission for job id, created at createdAt.
 func (sub Submission) message(id string, createdAt time.Time) streams.JobMessage {
@@ -51,6 +58,9 @@ func (sub Submission) fingerprint() string {
 		}{sub.RunAt, sub.Timeout, sub.MaxAttempts})
 		h.Write([]byte{0})
 		h.Write(opts)
+	}
+	if sub.UniqueKey != "" {
+		fmt.Fprintf(h, "\x00unique:%d:%s:%d", len(sub.UniqueKey), sub.UniqueKey, sub.UniqueFor)
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
@@ -87,7 +97,7 @@ type SubmitResult struct {
 	Err     error
 }
 
-// maxKeyClaims bounds the idempotency keys SubmitMany claims at once.
+// maxKeyClaims bounds the idempotency and unique keys SubmitMany claims at once.
 const maxKeyClaims = 32
 
 // SubmitMany submits each of subs as Submit does, with the same guarantees per submission, and the
@@ -99,7 +109,7 @@ func (s *Store) SubmitMany(ctx context.Context, subs []Submission) []SubmitResul
 	sem := make(chan struct{}, maxKeyClaims)
 	var wg sync.WaitGroup
 	for i, sub := range subs {
-		if sub.IdempotencyKey == "" {
+		if !sub.claims() {
 			prepared[i] = s.prepare(ctx, sub, now) // no I/O
 			continue
 		}
@@ -142,13 +152,18 @@ type prepared struct {
 }
 
 // prepare gives the submission its job id, or finds the job an earlier submission with the same
-// idempotency key made (done, unless that one stopped before its event: then its message is written
-// again under its id).
+// unique or idempotency key made (done, unless that one stopped before its event: then its message is
+// written again under its id).
 func (s *Store) prepare(ctx context.Context, sub Submission, now time.Time) prepared {
 	if !streams.ValidOwnerToken(sub.Owner) || !streams.ValidJobType(sub.Type) {
 		return prepared{done: true, err: fmt.Errorf("submit: invalid owner or type")}
 	}
 	p := prepared{msg: sub.message(streams.NewJobID(now), now), created: true}
+	if sub.UniqueKey != "" {
+		if u := s.claimUniqueKey(ctx, sub, p.msg.JobID, now); u.done || !u.created {
+			return u // the unique key's job, or the one it names to finish
+		}
+	}
 	if sub.IdempotencyKey == "" {
 		return p
 	}
