@@ -36,9 +36,9 @@ func workerCommand(t *testing.T) []string {
 	return []string{testkit.BuildExample(t, "count")}
 }
 
-func start(t *testing.T) *suite {
+func start(t *testing.T, cmd []string) *suite {
 	t.Helper()
-	s := &suite{t: t, stack: stacktest.Start(t, stacktest.Options{}), cmd: workerCommand(t)}
+	s := &suite{t: t, stack: stacktest.Start(t, stacktest.Options{}), cmd: cmd}
 	s.client = s.stack.Client(t, "conformance")
 	s.env = []string{"NATS_URL=" + s.stack.Server.URL(), "JOBWIRE_WORKER_ACK_WAIT=2s", "JOBWIRE_WORKER_BACKOFF_BASE=20ms",
 		"JOBWIRE_WORKER_BACKOFF_MAX=100ms", "JOBWIRE_WORKER_MAX_ATTEMPTS=3", "JOBWIRE_WORKER_SHUTDOWN_GRACE=5s"}
@@ -113,7 +113,12 @@ func count(types []string, typ string) int {
 }
 
 func TestWorkerConformance(t *testing.T) {
-	s := start(t)
+	runScenarios(t, workerCommand(t))
+}
+
+// runScenarios runs every scenario of the worker protocol against the worker command cmd.
+func runScenarios(t *testing.T, cmd []string) {
+	s := start(t, cmd)
 	t.Run("registers its type with a schema and itself online", func(t *testing.T) {
 		list, err := s.client.JobTypes(context.Background())
 		if err != nil {

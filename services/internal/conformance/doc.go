@@ -6,6 +6,10 @@
 //
 //	JOBWIRE_CONFORMANCE_WORKER="node examples/count-ts/dist/main.js" go test ./internal/conformance/
 //
+// TestTypeScriptWorkerConformance runs the same scenarios against examples/count-ts (node
+// examples/count-ts/dist/main.js) when node and that build are present, and skips otherwise; with
+// JOBWIRE_REQUIRE_NODE=1 (CI, after `npm ci && npm run build`) their absence is a failure.
+//
 // The worker is configured by the environment the Go SDK reads (NATS_URL, JOBWIRE_WORKER_*), which
 // every implementation is expected to honour.
 package conformance
