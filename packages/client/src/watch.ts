@@ -168,6 +168,7 @@ export function startWatch(setup: WatchSetup, handlers: WatchHandlers): Watch {
   };
 
   const run = async (): Promise<WatchEnd> => {
+    await Promise.resolve(); // no handler runs before startWatch has returned
     let failures = 0;
     let refresh = false;
     let refreshed = false; // a fresh token was tried against a 401 since the last open stream

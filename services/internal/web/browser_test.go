@@ -442,8 +442,8 @@ func TestBrowserStreamRefused(t *testing.T) {
 	waitOpenStreams(t, s, 1)
 
 	refused := func() float64 { return counterValue(t, s, "jobwire_sse_streams_refused_total", "limit", "user") }
-	// The page retries a refused stream after 1, 2, 4 ... s (each between half and all of it): never
-	// more than one attempt per half second, where a loop would make hundreds.
+	// The page retries a refused stream no sooner than the server's Retry-After (5 s), and later after
+	// further refusals: never more than one attempt per half second, where a loop would make hundreds.
 	checkRate := func(since time.Time) {
 		t.Helper()
 		attempts, elapsed := refused(), time.Since(since)
@@ -461,12 +461,15 @@ func TestBrowserStreamRefused(t *testing.T) {
 	if n := evalJS[int](tab2, `document.querySelectorAll('#jobs .job').length`); n != 0 || !evalJS[bool](tab2, `!document.querySelector('#app').hidden`) {
 		t.Errorf("tab 2 should stay signed in and usable while its stream is refused")
 	}
-	streamstest.WaitFor(t, 5*time.Second, func() error {
+	streamstest.WaitFor(t, 10*time.Second, func() error {
 		if n := refused(); n < 2 {
 			return fmt.Errorf("%v refused attempts, want a retry", n)
 		}
 		return nil
 	})
+	if e := time.Since(opened); e < 5*time.Second {
+		t.Errorf("the page retried %v after opening, sooner than the gateway's Retry-After (5 s)", e.Round(time.Millisecond))
+	}
 	checkRate(opened)
 
 	tb.do("leave with tab 1", 10*time.Second, chromedp.Navigate("about:blank"))

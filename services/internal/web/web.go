@@ -1,7 +1,9 @@
 // Package web serves jobwire's web page: a small page embedded in the binary that imports playlists and
-// shows every job's live progress over one EventSource on /v1/events.
+// shows every job's live progress over one stream of /v1/events.
 //
-// The page is plain HTML, CSS and JavaScript with no build step and no external resources. Everything
+// The page is plain HTML, CSS and JavaScript modules with no build step of their own and no external
+// resources. Its stream, resume and backoff logic is @jobwire/client's, bundled by that package's
+// `npm run build` into static/jobwire-client.js, which is committed (a test checks it is current). Everything
 // is served from the binary under a strict Content-Security-Policy: no inline script or style, no other
 // origin, no framing.
 package web
@@ -13,6 +15,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"strings"
 
@@ -57,8 +60,8 @@ type site struct {
 
 var embedded = mustLoad(static)
 
-// mustLoad reads the files below static/. The references to /static/<name> in index.html get a
-// ?v=<hash> suffix, so a new binary's page never runs with a cached old script.
+// mustLoad reads the files below static/. The references to /static/<name> in index.html and in the
+// scripts get a ?v=<hash> suffix, so a new binary's page never runs with a cached old script or module.
 func mustLoad(fsys fs.FS) *site {
 	s, err := load(fsys)
 	if err != nil {
@@ -99,13 +102,32 @@ func load(fsys fs.FS) (*site, error) {
 	if index == nil {
 		return nil, fmt.Errorf("static/index.html is missing")
 	}
-	for name, f := range s.assets {
-		ref := []byte(`"/static/` + name + `"`)
-		versioned := []byte(`"/static/` + name + `?v=` + strings.Trim(f.etag, `"`) + `"`)
-		index = bytes.ReplaceAll(index, ref, versioned)
+	// A script's imports of other assets (app.js imports /static/jobwire-client.js) are versioned by
+	// those assets' own content, then the page names every asset by its final content.
+	leaves := maps.Clone(s.assets)
+	for name, f := range leaves {
+		if path.Ext(name) == ".js" {
+			s.assets[name] = newFile(versionRefs(f.body, leaves, name), f.contentType)
+		}
 	}
-	s.page = newFile(index, contentTypes[".html"])
+	s.page = newFile(versionRefs(index, s.assets, ""), contentTypes[".html"])
 	return s, nil
+}
+
+// versionRefs adds ?v=<hash> to every quoted reference /static/<name> in body (in ” or "") to an asset
+// other than self.
+func versionRefs(body []byte, assets map[string]file, self string) []byte {
+	for name, f := range assets {
+		if name == self {
+			continue
+		}
+		for _, q := range []string{`"`, `'`} {
+			ref := []byte(q + "/static/" + name + q)
+			versioned := []byte(q + "/static/" + name + "?v=" + strings.Trim(f.etag, `"`) + q)
+			body = bytes.ReplaceAll(body, ref, versioned)
+		}
+	}
+	return body
 }
 
 func newFile(body []byte, contentType string) file {

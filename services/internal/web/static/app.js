@@ -1,26 +1,23 @@
 // jobwire's web page: import playlists and watch every job live.
 //
-// Plain JavaScript, no framework and no build step. The page talks only to its own origin:
+// Plain JavaScript modules, no framework and no build step of its own: the client of the gateway (its
+// requests, and the one stream with its resume, backoff and refusals) is @jobwire/client, bundled into
+// /static/jobwire-client.js by that package's `npm run build`. The page talks only to its own origin:
 //   POST   /v1/session            sign in: the gateway checks the token and keeps it in an HttpOnly cookie,
 //   DELETE /v1/session            sign out: the gateway clears that cookie,
 //   GET    /v1/jobs               the first page of jobs (newest first; also "am I signed in?"), then
-//   GET    /v1/events             ONE EventSource per tab for all of the user's jobs,
+//   GET    /v1/events             ONE stream per tab for all of the user's jobs (the client's watchJobs),
 //   POST   /v1/jobs               start an import (with an Idempotency-Key),
 //   POST   /v1/jobs/{id}/cancel   cancel a queued or running job,
 //   GET    /v1/jobs/{id}/history  a job's events,
 //   GET    /v1/library            the imported tracks, paged.
 // Everything from the server is put into the page with textContent, never as HTML.
-'use strict';
+import { JobwireClient, JobsStore, POSITION_KEY, isTerminal } from '/static/jobwire-client.js';
 
 (() => {
-  const LAST_ID_KEY = 'jobwire.lastEventId'; // sessionStorage: this tab's stream position
   const USER_KEY = 'jobwire.user'; // localStorage: the signed-in user's name, for display only
   const TOKEN_RE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
   const MAX_BODY = 1 << 20; // the gateway's default body limit
-  const MAX_BACKOFF_MS = 30000;
-  const BROWSER_RETRIES = 3; // dropped connections the browser may retry by itself before we back off
-  const STATES = ['queued', 'active', 'completed', 'failed', 'cancelled'];
-  const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
   const REFUSED = 'The server refused your token (it may have expired). Paste a new one to continue.';
 
   const $ = (sel, root = document) => root.querySelector(sel);
@@ -44,8 +41,8 @@
 
   // The token lives in the jobwire_token cookie, which the gateway sets when the page signs in
   // (POST /v1/session, after verifying the token) and clears when it signs out (DELETE /v1/session).
-  // fetch and EventSource send it to this origin by themselves: EventSource cannot set an
-  // Authorization header, and a token in a URL ends up in logs and history. The cookie is HttpOnly: no
+  // fetch sends it to this origin by itself, for requests and the stream alike: no Authorization
+  // header to keep, and no token in a URL (URLs end up in logs and history). The cookie is HttpOnly: no
   // script can read it, neither this page's nor one injected into it, so a cross-site scripting bug
   // cannot steal the token. SameSite=Strict keeps other sites from sending it, and the gateway refuses
   // a state-changing request with the cookie whose Origin is another site (CSRF); Secure keeps it off
@@ -79,44 +76,19 @@
   // ---------------------------------------------------------------------------------------------
   // Small helpers
 
-  class APIError extends Error {
-    constructor(status, code, message) {
-      super(message);
-      this.status = status;
-      this.code = code;
-    }
-  }
+  // The gateway's client: this origin (baseUrl ''), authenticated by the cookie (no token).
+  const client = new JobwireClient();
 
-  // api makes one request to the gateway and returns the JSON answer (null for an empty one). A 401
-  // means the browser is no longer signed in: the session ends in this tab (unless quiet401: the
-  // caller decides) and the APIError is thrown as for any other refusal.
-  async function api(method, path, { body, headers = {}, quiet401 = false } = {}) {
-    const init = { method, headers: { Accept: 'application/json', ...headers }, credentials: 'same-origin', cache: 'no-store' };
-    if (body !== undefined) {
-      init.body = body;
-      init.headers['Content-Type'] = 'application/json';
-    }
-    let res;
+  // api runs one call of the client and returns its answer. A 401 means the browser is no longer
+  // signed in: the session ends in this tab (unless quiet401: the caller decides) and the
+  // JobwireError (status, code, message) is thrown as for any other refusal; status 0 is "unreachable".
+  async function api(call, { quiet401 = false } = {}) {
     try {
-      res = await fetch(path, init);
-    } catch {
-      throw new APIError(0, 'network', 'The server cannot be reached.');
+      return await call(client);
+    } catch (e) {
+      if (e.status === 401 && !quiet401) sessionLost();
+      throw e;
     }
-    let data = null;
-    try {
-      data = await res.json();
-    } catch {
-      // not JSON: described by the status below
-    }
-    if (res.status === 401 && !quiet401) {
-      sessionLost();
-      throw new APIError(401, 'unauthorized', 'Signed out.');
-    }
-    if (!res.ok) {
-      const e = data && data.error;
-      throw new APIError(res.status, e && e.code, (e && e.message) || `The server answered ${res.status}.`);
-    }
-    return data;
   }
 
   // uuid returns a random UUID; crypto.randomUUID needs a secure context (https or localhost).
@@ -128,9 +100,6 @@
     const h = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
     return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
   }
-
-  // jittered returns a delay between half of ms and ms, so that many tabs never retry in step.
-  const jittered = (ms) => Math.round(ms / 2 + Math.random() * (ms / 2));
 
   function make(tag, text, className) {
     const n = document.createElement(tag);
@@ -216,37 +185,21 @@
   // ---------------------------------------------------------------------------------------------
   // Jobs: the local state, kept in step by the REST answers and the event stream
 
-  const jobs = new Map(); // id -> JobState
-  const removedAt = new Map(); // id -> revision of its removal, so a late list answer cannot revive it
+  // The jobs, kept by the client's JobsStore: a state only replaces an older one (revisions only
+  // grow), a removed job stays removed. The stream feeds it, and so do the REST answers.
+  const jobs = new JobsStore();
+  jobs.subscribe(() => scheduleRender());
   const views = new Map(); // id -> <li>
   const cancelling = new Set();
   let jobsCursor = '';
   let renderPending = false;
 
-  // upsert keeps the newer of two states of a job: revisions only grow. A state without a revision
-  // (the answer to a submission, before the projection wrote it) only fills a gap.
   function upsert(st) {
-    if (!st || typeof st.id !== 'string' || !STATES.includes(st.state)) return;
-    const rev = Number(st.revision) || 0;
-    const cur = jobs.get(st.id);
-    if (cur && (Number(cur.revision) || 0) > rev) return;
-    if (cur && rev === 0 && cur.revision) return;
-    const gone = removedAt.get(st.id);
-    if (gone !== undefined && rev <= gone) return;
-    jobs.set(st.id, st);
-    if (TERMINAL.has(st.state)) cancelling.delete(st.id);
-    scheduleRender();
-  }
-
-  function removeJob(id, rev) {
-    jobs.delete(id);
-    removedAt.set(id, rev || Number.MAX_SAFE_INTEGER);
-    scheduleRender();
+    if (st && typeof st.id === 'string') jobs.put(st);
   }
 
   function clearJobs() {
     jobs.clear();
-    removedAt.clear();
     cancelling.clear();
     jobsCursor = '';
     el.jobsMore.hidden = true;
@@ -262,9 +215,11 @@
 
   function render() {
     renderPending = false;
-    const ids = [...jobs.keys()].sort((a, b) => (a < b ? 1 : a > b ? -1 : 0)); // ULIDs: newest first
+    const { list } = jobs.getSnapshot(); // newest first
+    const ids = list.map((st) => st.id);
+    for (const st of list) if (isTerminal(st.state)) cancelling.delete(st.id);
     for (const [id, li] of views) {
-      if (!jobs.has(id)) {
+      if (!jobs.get(id)) {
         li.remove();
         views.delete(id);
       }
@@ -287,7 +242,7 @@
       if (want !== li) el.jobs.insertBefore(li, want);
       prev = li;
     }
-    const running = ids.filter((id) => !TERMINAL.has(jobs.get(id).state)).length;
+    const running = list.filter((st) => !isTerminal(st.state)).length;
     setText(el.jobsCount, ids.length ? plural(ids.length, 'job', 'jobs') + (running ? ` · ${running} running` : '') : '');
     el.jobsEmpty.hidden = ids.length > 0;
     document.title = running ? `(${running}) jobwire` : 'jobwire';
@@ -333,7 +288,7 @@
     setText(when, whenText);
 
     const cancel = $('.cancel', li);
-    cancel.hidden = TERMINAL.has(st.state);
+    cancel.hidden = isTerminal(st.state);
     cancel.disabled = cancelling.has(st.id);
     setText(cancel, cancelling.has(st.id) ? 'Cancelling…' : 'Cancel');
   }
@@ -399,11 +354,9 @@
   }
 
   async function loadJobs(more) {
-    const q = new URLSearchParams({ limit: '50' });
-    if (more && jobsCursor) q.set('cursor', jobsCursor);
     el.jobsMore.disabled = true;
     try {
-      showJobList(await api('GET', '/v1/jobs?' + q));
+      showJobList(await api((c) => c.list({ limit: 50, cursor: more ? jobsCursor : undefined })));
     } catch (e) {
       if (e.status !== 401) setText(el.jobsMsg, 'Could not load your jobs: ' + e.message);
     } finally {
@@ -427,7 +380,7 @@
     cancelling.add(id);
     scheduleRender();
     try {
-      await api('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`);
+      await api((c) => c.cancel(id));
       // The stream brings the cancelled state; the button says "Cancelling…" until then.
     } catch (e) {
       cancelling.delete(id);
@@ -446,109 +399,70 @@
   el.jobsMore.addEventListener('click', () => loadJobs(true));
 
   // ---------------------------------------------------------------------------------------------
-  // The event stream: one EventSource per tab for all jobs
+  // The event stream: one watch of all jobs per tab (the client's; it resumes from the position it
+  // keeps in sessionStorage under POSITION_KEY, backs off on refusals and reconnects after expiry)
 
-  const stream = { es: null, lastId: '', failures: 0, retryTimer: 0, statusTimer: 0 };
+  const stream = { watch: null, live: false, expired: false, statusTimer: 0 };
 
-  function remember(id) {
-    if (!id || id === stream.lastId) return;
-    stream.lastId = id;
-    storage((s) => s.setItem(LAST_ID_KEY, id));
-  }
-
-  // openStream opens the tab's one EventSource, closing any earlier one. The browser reconnects by
-  // itself after a dropped connection and sends Last-Event-ID; ?lastEventId= is only needed when we
-  // open a new EventSource ourselves (after "expired", after a refusal, or after a reload).
   function openStream() {
     closeStream();
-    const url = stream.lastId ? '/v1/events?lastEventId=' + encodeURIComponent(stream.lastId) : '/v1/events';
-    const es = new EventSource(url);
-    stream.es = es;
-    setStatus(stream.failures ? 'reconnecting' : 'connecting');
-
-    es.onopen = () => {
-      stream.failures = 0;
-      setStatus('live');
-    };
-    es.addEventListener('state', (ev) => {
-      remember(ev.lastEventId);
-      const st = parse(ev.data);
-      if (st) upsert(st);
+    const watch = jobs.watch(client, {
+      onStatus: (st) => {
+        if (stream.watch === watch) showStreamStatus(st);
+      },
+      onReset: () => {
+        // The server cannot resume from our position: the store dropped every job; a snapshot follows.
+        setStatus('reset');
+        clearTimeout(stream.statusTimer);
+        stream.statusTimer = setTimeout(() => {
+          if (stream.watch === watch && stream.live) setStatus('live');
+        }, 3000);
+      },
+      onError: (e) => console.warn('jobwire stream:', e.message),
     });
-    es.addEventListener('removed', (ev) => {
-      remember(ev.lastEventId);
-      const d = parse(ev.data);
-      if (d && typeof d.id === 'string') removeJob(d.id, Number(ev.lastEventId));
-    });
-    es.addEventListener('reset', () => {
-      // The server cannot resume from our position: drop what we know; a full snapshot follows.
-      clearJobs();
-      setStatus('reset');
-      clearTimeout(stream.statusTimer);
-      stream.statusTimer = setTimeout(() => {
-        if (stream.es === es && es.readyState === EventSource.OPEN) setStatus('live');
-      }, 3000);
-    });
-    es.addEventListener('expired', () => {
-      // The stream reached its maximum duration. Reconnect after a short random pause, so that the
-      // streams opened together do not all come back at the same moment.
-      closeStream();
-      setStatus('expired');
-      stream.retryTimer = setTimeout(openStream, 250 + Math.random() * 1250);
-    });
-    es.onerror = () => {
-      if (stream.es !== es) return;
-      stream.failures++; // reset by the next successful open
-      if (es.readyState === EventSource.CONNECTING && stream.failures <= BROWSER_RETRIES) {
-        // The connection dropped: the browser reconnects by itself after the server's retry delay,
-        // and sends Last-Event-ID.
-        setStatus('reconnecting');
-        return;
-      }
-      // CLOSED: the server refused the stream (401, 429, 503, ...) and EventSource gives up for good;
-      // or the browser's own retries keep failing (the server is down). Retry ourselves, with
-      // exponential backoff and jitter, never in a tight loop.
-      closeStream();
-      const delay = jittered(Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (stream.failures - 1)));
-      stream.retryTimer = setTimeout(openStream, delay);
-      explainRefusal(delay);
-    };
+    stream.watch = watch;
   }
 
   function closeStream() {
-    clearTimeout(stream.retryTimer);
     clearTimeout(stream.statusTimer);
-    if (stream.es) {
-      stream.es.close();
-      stream.es = null;
+    stream.live = false;
+    if (stream.watch) {
+      stream.watch.close();
+      stream.watch = null;
     }
   }
 
-  // explainRefusal finds out why the stream was refused (EventSource does not tell) with one cheap
-  // request, and says so in the header.
-  async function explainRefusal(delay) {
-    const retry = `retrying in ${Math.max(1, Math.round(delay / 1000))} s`;
-    setStatus('closed', `Disconnected, ${retry}`);
-    try {
-      await api('GET', '/v1/jobs?limit=1');
-      if (!stream.es) setStatus('closed', `Live updates refused (too many open tabs, or the server is busy), ${retry}`);
-    } catch (e) {
-      if (e.status === 401 || stream.es) return;
-      if (e.status === 0) setStatus('offline', `Server unreachable, ${retry}`);
-      else setStatus('closed', `Server error ${e.status}, ${retry}`);
-    }
-  }
-
-  function parse(data) {
-    try {
-      return JSON.parse(data);
-    } catch {
-      return null;
+  // showStreamStatus says in the header where the stream stands.
+  function showStreamStatus(st) {
+    stream.live = st.state === 'live';
+    switch (st.state) {
+      case 'connecting':
+        if (!stream.expired) setStatus(st.attempt ? 'reconnecting' : 'connecting');
+        return;
+      case 'live':
+        stream.expired = false;
+        setStatus('live');
+        return;
+      case 'waiting': {
+        stream.expired = st.reason === 'expired';
+        const retry = `retrying in ${Math.max(1, Math.round(st.delayMs / 1000))} s`;
+        if (st.reason === 'expired') setStatus('expired');
+        else if (st.reason === 'dropped') setStatus('reconnecting');
+        else if (st.reason === 'unreachable') setStatus('offline', `Server unreachable, ${retry}`);
+        else if (st.error.status === 429 || st.error.code === 'server_busy') {
+          setStatus('closed', `Live updates refused (too many open tabs, or the server is busy), ${retry}`);
+        } else setStatus('closed', `Server error ${st.error.status}, ${retry}`);
+        return;
+      }
+      case 'ended':
+        stream.watch = null;
+        if (st.reason === 'unauthorized') sessionLost();
+        else if (st.reason === 'refused') setStatus('closed', 'Live updates refused: ' + st.error.message);
     }
   }
 
   window.addEventListener('online', () => {
-    if (session.on && !stream.es) openStream();
+    if (session.on && !stream.live) openStream(); // now, rather than at the end of a backoff
   });
   window.addEventListener('pagehide', () => closeStream());
   window.addEventListener('pageshow', (ev) => {
@@ -652,8 +566,8 @@
       return;
     }
     const name = el.name.value.trim() || pickedName.replace(/\.[^.]+$/, '') || 'Pasted playlist';
-    const body = JSON.stringify({ type: 'playlist.import', input: { name, format, content } });
-    if (new Blob([body]).size > MAX_BODY) {
+    const job = { type: 'playlist.import', input: { name, format, content } };
+    if (new Blob([JSON.stringify(job)]).size > MAX_BODY) {
       setText(el.formMsg, 'This playlist is too large to send (the limit is 1 MiB).');
       return;
     }
@@ -662,7 +576,7 @@
     el.start.disabled = true;
     setText(el.start, 'Starting…');
     try {
-      const st = await api('POST', '/v1/jobs', { body, headers: { 'Idempotency-Key': draftKey } });
+      const { job: st } = await api((c) => c.submit(job, { idempotencyKey: draftKey }));
       upsert(st);
       el.form.reset();
       pickedName = '';
@@ -692,7 +606,7 @@
     setText(el.historyMsg, 'Loading…');
     if (!el.dialog.open) el.dialog.showModal();
     try {
-      const h = await api('GET', `/v1/jobs/${encodeURIComponent(id)}/history`);
+      const h = await api((c) => c.history(id));
       if (historyFor !== id) return;
       setText(el.historyMsg, '');
       el.history.replaceChildren(...historyRows(h.events || []));
@@ -773,10 +687,8 @@
     if (library.loading) return;
     library.loading = true;
     el.libraryMore.disabled = true;
-    const q = new URLSearchParams({ limit: '100' });
-    if (more && library.cursor) q.set('cursor', library.cursor);
     try {
-      const page = await api('GET', '/v1/library?' + q);
+      const page = await api((c) => c.library({ limit: 100, cursor: more ? library.cursor : undefined }));
       if (!more) {
         el.library.replaceChildren();
         library.count = 0;
@@ -865,7 +777,7 @@
   function startSession(list) {
     const user = savedUser();
     if (session.on && user !== session.user) {
-      storage((s) => s.removeItem(LAST_ID_KEY)); // another user's position
+      storage((s) => s.removeItem(POSITION_KEY)); // another user's position
     }
     closeStream();
     clearJobs();
@@ -882,8 +794,6 @@
     el.app.hidden = false;
     setText(el.signinMsg, '');
     setText(el.jobsMsg, '');
-    stream.lastId = storage((s) => s.getItem(LAST_ID_KEY)) || '';
-    stream.failures = 0;
     openStream();
     if (list) showJobList(list);
     else loadJobs(false);
@@ -898,8 +808,7 @@
     closeStream();
     clearJobs();
     resetLibrary();
-    storage((s) => s.removeItem(LAST_ID_KEY));
-    stream.lastId = '';
+    storage((s) => s.removeItem(POSITION_KEY));
     if (el.dialog.open) el.dialog.close();
     el.app.hidden = true;
     el.tabs.hidden = true;
@@ -926,7 +835,7 @@
   // is unreachable or failing) throws.
   async function check() {
     try {
-      return await api('GET', '/v1/jobs?limit=50', { quiet401: true });
+      return await api((c) => c.list({ limit: 50 }), { quiet401: true });
     } catch (e) {
       if (e.status === 401) return null;
       throw e;
@@ -975,7 +884,7 @@
       el.signinSubmit.disabled = true;
       setStatus('connecting', 'Signing in…');
       try {
-        await api('POST', '/v1/session', { body: JSON.stringify({ token }), quiet401: true });
+        await api((c) => c.request('POST', '/v1/session', { body: { token } }), { quiet401: true });
       } catch (e) {
         if (e.status === 401) why = 'That token is not valid or has expired.';
         else if (e.status === 0) why = 'Could not sign in: ' + e.message;
@@ -1016,7 +925,7 @@
     el.signout.disabled = true;
     const n = ++checks;
     try {
-      await api('DELETE', '/v1/session', { quiet401: true });
+      await api((c) => c.request('DELETE', '/v1/session'), { quiet401: true });
     } catch (e) {
       el.signout.disabled = false;
       if (n === checks && session.on) setText(el.jobsMsg, 'Could not sign out: ' + e.message);

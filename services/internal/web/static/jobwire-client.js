@@ -263,6 +263,7 @@ function startWatch(setup, handlers) {
     return outcome ?? "dropped";
   };
   const run = async () => {
+    await Promise.resolve();
     let failures = 0;
     let refresh = false;
     let refreshed = false;
