@@ -36,6 +36,11 @@ export function decodeJobMessage(data: Uint8Array, jobType: string): JobMessage 
       throw new Error(`job message ${m.jobId}: ${f} is not a non-negative integer`);
     }
   }
+  for (const f of ["createdAt", "runAt"]) {
+    if (m[f] !== undefined && m[f] !== null && (typeof m[f] !== "string" || Number.isNaN(Date.parse(m[f] as string)))) {
+      throw new Error(`job message ${m.jobId}: ${f} is not an RFC 3339 time`);
+    }
+  }
   if (m.type !== jobType) throw new Error(`job type ${JSON.stringify(m.type)} queued for ${JSON.stringify(jobType)}`);
   return m as unknown as JobMessage;
 }
