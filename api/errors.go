@@ -11,23 +11,25 @@ type Code string
 
 // The catalogue of error codes the HTTP API answers with. Each has one HTTP status (see Status).
 const (
-	CodeBadRequest          Code = "bad_request"          // 400: malformed JSON, bad query parameter
-	CodeUnauthorized        Code = "unauthorized"         // 401: missing, invalid or expired token
-	CodeForbidden           Code = "forbidden"            // 403: token valid but not allowed here
-	CodeJobNotFound         Code = "job_not_found"        // 404: no such job for this user
-	CodeNotFound            Code = "not_found"            // 404: no such route
-	CodeMethodNotAllowed    Code = "method_not_allowed"   // 405
-	CodeJobFinished         Code = "job_finished"         // 409: the job is already in a terminal state
-	CodeBodyTooLarge        Code = "body_too_large"       // 413: request body over its limit
-	CodeUnsupportedMedia    Code = "unsupported_media"    // 415: body is not application/json
-	CodeInvalidInput        Code = "invalid_input"        // 422: well-formed JSON, invalid content
-	CodeUnknownJobType      Code = "unknown_job_type"     // 422: no worker registered this job type
-	CodeTooManyStreams      Code = "too_many_streams"     // 429: per-user SSE stream limit reached
-	CodeRateLimited         Code = "rate_limited"         // 429: too many submits
-	CodeInternal            Code = "internal"             // 500
-	CodeNotReady            Code = "not_ready"            // 503: NATS unreachable or topology missing
-	CodeServerBusy          Code = "server_busy"          // 503: global connection cap reached
-	CodeUpstreamUnavailable Code = "upstream_unavailable" // 503: NATS did not answer in time
+	CodeBadRequest          Code = "bad_request"           // 400: malformed JSON, bad query parameter
+	CodeUnauthorized        Code = "unauthorized"          // 401: missing, invalid or expired token
+	CodeForbidden           Code = "forbidden"             // 403: token valid but not allowed here
+	CodeJobNotFound         Code = "job_not_found"         // 404: no such job for this user
+	CodeNoDeadLetter        Code = "dead_letter_not_found" // 404: no such dead letter (retried or purged)
+	CodeNotFound            Code = "not_found"             // 404: no such route
+	CodeMethodNotAllowed    Code = "method_not_allowed"    // 405
+	CodeJobFinished         Code = "job_finished"          // 409: the job is already in a terminal state
+	CodeNotRetryable        Code = "not_retryable"         // 409: a dead letter that was never a job
+	CodeBodyTooLarge        Code = "body_too_large"        // 413: request body over its limit
+	CodeUnsupportedMedia    Code = "unsupported_media"     // 415: body is not application/json
+	CodeInvalidInput        Code = "invalid_input"         // 422: well-formed JSON, invalid content
+	CodeUnknownJobType      Code = "unknown_job_type"      // 422: no worker registered this job type
+	CodeTooManyStreams      Code = "too_many_streams"      // 429: per-user SSE stream limit reached
+	CodeRateLimited         Code = "rate_limited"          // 429: too many submits
+	CodeInternal            Code = "internal"              // 500
+	CodeNotReady            Code = "not_ready"             // 503: NATS unreachable or topology missing
+	CodeServerBusy          Code = "server_busy"           // 503: global connection cap reached
+	CodeUpstreamUnavailable Code = "upstream_unavailable"  // 503: NATS did not answer in time
 )
 
 var statusOf = map[Code]int{
@@ -35,9 +37,11 @@ var statusOf = map[Code]int{
 	CodeUnauthorized:        http.StatusUnauthorized,
 	CodeForbidden:           http.StatusForbidden,
 	CodeJobNotFound:         http.StatusNotFound,
+	CodeNoDeadLetter:        http.StatusNotFound,
 	CodeNotFound:            http.StatusNotFound,
 	CodeMethodNotAllowed:    http.StatusMethodNotAllowed,
 	CodeJobFinished:         http.StatusConflict,
+	CodeNotRetryable:        http.StatusConflict,
 	CodeBodyTooLarge:        http.StatusRequestEntityTooLarge,
 	CodeUnsupportedMedia:    http.StatusUnsupportedMediaType,
 	CodeInvalidInput:        http.StatusUnprocessableEntity,

@@ -20,7 +20,9 @@ const (
 	StreamEvents      = "JOB_EVENTS"
 	// StreamCancels keeps each job's last cancel request (jobs.cancel.<owner>.<jobId>), so a worker that
 	// missed the broadcast of one learns it at its next lease renewal.
-	StreamCancels     = "JOB_CANCELS"
+	StreamCancels = "JOB_CANCELS"
+	// StreamAudit keeps what operators did (jobs.audit.<action>): dead letters retried or purged.
+	StreamAudit       = "JOBS_AUDIT"
 	BucketState       = "JOB_STATE"
 	BucketLibrary     = "LIBRARY"
 	BucketIdempotency = "JOB_IDEMPOTENCY"
@@ -38,6 +40,7 @@ const (
 const (
 	subjectQueue = "jobs.queue."
 	subjectDLQ   = "jobs.dlq."
+	subjectAudit = "jobs.audit."
 	// subjectSchedule holds one schedule message per delayed job: jobs.schedule.<jobId>.
 	subjectSchedule = "jobs.schedule."
 	subjectEvents   = "jobs.events."
@@ -174,6 +177,43 @@ func MalformedDeadLetterSubject(queueSeq uint64) string {
 
 // MalformedDeadLetters is the JOBS_DLQ filter for every malformed message kept there.
 const MalformedDeadLetters = subjectDLQ + malformedDLQ + ".*"
+
+// Headers of a dead letter in JOBS_DLQ (its body is the job message as it was queued).
+const (
+	HeaderDeadJobID    = "Jobwire-Job-Id"
+	HeaderDeadOwner    = "Jobwire-Owner"
+	HeaderDeadError    = "Jobwire-Error" // <code>: <message>
+	HeaderDeadAttempts = "Jobwire-Attempts"
+	// HeaderDeadQueueSubject and HeaderDeadQueueSeq say where a malformed message was queued.
+	HeaderDeadQueueSubject = "Jobwire-Queue-Subject"
+	HeaderDeadQueueSeq     = "Jobwire-Queue-Seq"
+)
+
+// DeadLetters is the JOBS_DLQ filter for every dead letter, malformed ones included.
+const DeadLetters = subjectDLQ + ">"
+
+// DeadLetterKey is what names a dead letter to operators: <owner>.<jobId>, or _malformed.<seq>.
+func DeadLetterKey(subject string) (string, bool) {
+	key, ok := strings.CutPrefix(subject, subjectDLQ)
+	return key, ok && key != ""
+}
+
+// ParseDeadLetterKey splits a dead letter's key into the job's owner and id, or the JOBS sequence of a
+// malformed message (malformed is then true).
+func ParseDeadLetterKey(key string) (owner, jobID string, malformedSeq uint64, ok bool) {
+	if rest, found := strings.CutPrefix(key, malformedDLQ+"."); found {
+		seq, err := strconv.ParseUint(rest, 10, 64)
+		return "", "", seq, err == nil && seq > 0
+	}
+	owner, jobID, ok = ParseStateKey(key)
+	return owner, jobID, 0, ok
+}
+
+// DeadLetterSubjectOf is the JOBS_DLQ subject of a dead letter's key (ParseDeadLetterKey must accept it).
+func DeadLetterSubjectOf(key string) string { return subjectDLQ + key }
+
+// AuditSubject is the JOBS_AUDIT subject of an operator's action, such as "dead_letters.retry".
+func AuditSubject(action string) string { return subjectAudit + action }
 
 // EventSubject is the JOB_EVENTS subject of one job. owner must be an OwnerToken and jobID valid.
 func EventSubject(owner, jobID string) string { return subjectEvents + owner + "." + jobID }

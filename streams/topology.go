@@ -98,7 +98,7 @@ func (c Config) MaxRunAhead() time.Duration {
 	return c.EventsMaxAge - c.StateRetention
 }
 
-// StreamConfigs returns the configurations of JOBS, JOBS_DLQ, JOB_EVENTS and JOB_CANCELS.
+// StreamConfigs returns the configurations of JOBS, JOBS_DLQ, JOB_EVENTS, JOB_CANCELS and JOBS_AUDIT.
 func (c Config) StreamConfigs() []jetstream.StreamConfig {
 	c.SetDefaults()
 	return []jetstream.StreamConfig{
@@ -147,6 +147,16 @@ func (c Config) StreamConfigs() []jetstream.StreamConfig {
 			MaxMsgsPerSubject: 1,
 			Duplicates:        c.DedupeWindow,
 			AllowDirect:       true,
+		},
+		{
+			Name:        StreamAudit,
+			Description: "jobwire audit: what operators did (dead letters retried or purged), who and when",
+			Subjects:    []string{subjectAudit + ">"},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     c.Storage,
+			Replicas:    c.Replicas,
+			MaxAge:      c.EventsMaxAge,
+			Duplicates:  c.DedupeWindow,
 		},
 	}
 }

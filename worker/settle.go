@@ -14,15 +14,16 @@ import (
 	"github.com/jobwire/jobwire/streams"
 )
 
-// Headers of a dead letter in JOBS_DLQ (its body is the job message as it was queued).
+// Headers of a dead letter in JOBS_DLQ (its body is the job message as it was queued): the protocol's
+// names, kept in streams.
 const (
-	HeaderDeadJobID    = "Jobwire-Job-Id"
-	HeaderDeadOwner    = "Jobwire-Owner"
-	HeaderDeadError    = "Jobwire-Error"
-	HeaderDeadAttempts = "Jobwire-Attempts"
+	HeaderDeadJobID    = streams.HeaderDeadJobID
+	HeaderDeadOwner    = streams.HeaderDeadOwner
+	HeaderDeadError    = streams.HeaderDeadError
+	HeaderDeadAttempts = streams.HeaderDeadAttempts
 	// HeaderDeadQueueSubject and HeaderDeadQueueSeq say where a malformed message was queued.
-	HeaderDeadQueueSubject = "Jobwire-Queue-Subject"
-	HeaderDeadQueueSeq     = "Jobwire-Queue-Seq"
+	HeaderDeadQueueSubject = streams.HeaderDeadQueueSubject
+	HeaderDeadQueueSeq     = streams.HeaderDeadQueueSeq
 )
 
 // settle records the outcome and settles the message: Ack after a terminal event is stored, or after

@@ -48,6 +48,10 @@ func apiError(err error) (apiErr *api.Error, known bool) {
 		apiErr = api.Errorf(api.CodeJobFinished, "the job has already finished")
 	case errors.Is(err, jobstore.ErrNotDeadLettered):
 		apiErr = api.Errorf(api.CodeJobFinished, "only a failed job whose message is in the dead-letter stream can be retried")
+	case errors.Is(err, jobstore.ErrNoDeadLetter):
+		apiErr = api.Errorf(api.CodeNoDeadLetter, "no such dead letter (it was retried or purged, or never existed)")
+	case errors.Is(err, jobstore.ErrMalformedRetry):
+		apiErr = api.Errorf(api.CodeNotRetryable, "a malformed message was never a job: it can only be purged")
 	case errors.Is(err, jobstore.ErrIdempotencyKey):
 		apiErr = api.Errorf(api.CodeInvalidInput, "Idempotency-Key was already used with a different request")
 	case errors.Is(err, registry.ErrUnknownType):

@@ -1,0 +1,181 @@
+package jobstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jobwire/jobwire/api"
+	"github.com/jobwire/jobwire/streams"
+)
+
+// ErrNoDeadLetter: the key names no dead letter (never, or no longer: retried or purged).
+var ErrNoDeadLetter = errors.New("no such dead letter")
+
+// ErrMalformedRetry: a malformed message was never a job, so it cannot be retried (only purged).
+var ErrMalformedRetry = errors.New("a malformed message was never a job: it can only be purged")
+
+// maxDeadLetterScan bounds the dead letters one page reads, matching or not: a page that reaches it
+// ends early, with a cursor to go on from.
+const maxDeadLetterScan = 10000
+
+// DeadLetters returns up to limit dead letters matching f, oldest first, after the JOBS_DLQ sequence
+// after (0: from the start), and the cursor of the next page (0 on the last). It reads JOBS_DLQ one
+// message at a time (a get of the next message on its subjects), so a page costs a round trip per
+// dead letter read.
+func (s *Store) DeadLetters(ctx context.Context, f api.DeadLetterFilter, after uint64, limit int) ([]api.DeadLetter, uint64, error) {
+	dlq, err := s.js.Stream(ctx, streams.StreamDeadLetters)
+	if err != nil {
+		return nil, 0, fmt.Errorf("open dead letters: %w", err)
+	}
+	out := []api.DeadLetter{}
+	seq := after
+	for scanned := 0; scanned < maxDeadLetterScan; scanned++ {
+		msg, err := dlq.GetMsg(ctx, seq+1, jetstream.WithGetMsgSubject(streams.DeadLetters))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return out, 0, nil
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("read dead letters: %w", err)
+		}
+		seq = msg.Sequence
+		if f.Until != nil && !msg.Time.Before(*f.Until) {
+			return out, 0, nil // stored in time order: nothing later matches
+		}
+		dl, ok := decodeDeadLetter(msg)
+		if !ok || !selects(f, dl) {
+			continue
+		}
+		out = append(out, dl)
+		if len(out) == limit {
+			return out, seq, nil
+		}
+	}
+	return out, seq, nil
+}
+
+// decodeDeadLetter reads a JOBS_DLQ message: its headers, and the job type from the job message.
+func decodeDeadLetter(msg *jetstream.RawStreamMsg) (api.DeadLetter, bool) {
+	key, ok := streams.DeadLetterKey(msg.Subject)
+	if !ok {
+		return api.DeadLetter{}, false
+	}
+	code, message, _ := strings.Cut(msg.Header.Get(streams.HeaderDeadError), ": ")
+	dl := api.DeadLetter{Key: key, Seq: msg.Sequence, DeadAt: msg.Time.UTC(), Error: api.JobError{Code: code, Message: message}}
+	owner, jobID, malformedSeq, ok := streams.ParseDeadLetterKey(key)
+	switch {
+	case !ok:
+		return api.DeadLetter{}, false
+	case malformedSeq > 0:
+		dl.Malformed, dl.QueueSubject = true, msg.Header.Get(streams.HeaderDeadQueueSubject)
+		return dl, true
+	}
+	dl.Owner, dl.JobID = owner, jobID
+	dl.Attempts, _ = strconv.Atoi(msg.Header.Get(streams.HeaderDeadAttempts))
+	var jm streams.JobMessage
+	if json.Unmarshal(msg.Data, &jm) == nil {
+		dl.Type = jm.Type
+	}
+	return dl, true
+}
+
+// selects reports whether f selects dl (Until is DeadLetters' to check: it ends the scan).
+func selects(f api.DeadLetterFilter, dl api.DeadLetter) bool {
+	switch {
+	case f.Type != "" && dl.Type != f.Type:
+		return false
+	case f.Code != "" && dl.Error.Code != f.Code:
+		return false
+	case f.Since != nil && dl.DeadAt.Before(*f.Since):
+		return false
+	}
+	return true
+}
+
+// RetryDeadLetter re-queues the job of the dead letter key (Retry, for any owner: an operator's).
+func (s *Store) RetryDeadLetter(ctx context.Context, key string) (api.JobState, error) {
+	owner, jobID, malformedSeq, ok := streams.ParseDeadLetterKey(key)
+	switch {
+	case !ok:
+		return api.JobState{}, ErrNoDeadLetter
+	case malformedSeq > 0:
+		if _, err := s.deadLetterSeq(ctx, key); err != nil {
+			return api.JobState{}, err
+		}
+		return api.JobState{}, ErrMalformedRetry
+	}
+	st, err := s.Retry(ctx, owner, jobID)
+	if errors.Is(err, ErrNotFound) {
+		return st, ErrNoDeadLetter
+	}
+	return st, err
+}
+
+// PurgeDeadLetter removes the dead letter key: its job stays failed and can no longer be retried.
+func (s *Store) PurgeDeadLetter(ctx context.Context, key string) error {
+	if _, _, _, ok := streams.ParseDeadLetterKey(key); !ok {
+		return ErrNoDeadLetter
+	}
+	seq, err := s.deadLetterSeq(ctx, key)
+	if err != nil {
+		return err
+	}
+	dlq, err := s.js.Stream(ctx, streams.StreamDeadLetters)
+	if err != nil {
+		return fmt.Errorf("open dead letters: %w", err)
+	}
+	if err := dlq.DeleteMsg(ctx, seq); err != nil {
+		if isNoMessage(err) {
+			return ErrNoDeadLetter // purged or retried meanwhile
+		}
+		return fmt.Errorf("purge dead letter: %w", err)
+	}
+	return nil
+}
+
+// deadLetterSeq is the JOBS_DLQ sequence of the dead letter key.
+func (s *Store) deadLetterSeq(ctx context.Context, key string) (uint64, error) {
+	dlq, err := s.js.Stream(ctx, streams.StreamDeadLetters)
+	if err != nil {
+		return 0, fmt.Errorf("open dead letters: %w", err)
+	}
+	msg, err := dlq.GetLastMsgForSubject(ctx, streams.DeadLetterSubjectOf(key))
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return 0, ErrNoDeadLetter
+	case err != nil:
+		return 0, fmt.Errorf("read dead letter: %w", err)
+	}
+	return msg.Sequence, nil
+}
+
+// SelectDeadLetters returns the keys of the first max dead letters f selects, oldest first.
+func (s *Store) SelectDeadLetters(ctx context.Context, f api.DeadLetterFilter, max int) ([]string, error) {
+	var keys []string
+	var after uint64
+	for {
+		page, next, err := s.DeadLetters(ctx, f, after, max-len(keys))
+		if err != nil {
+			return nil, err
+		}
+		for _, dl := range page {
+			keys = append(keys, dl.Key)
+		}
+		if next == 0 || len(keys) == max {
+			return keys, nil
+		}
+		after = next
+	}
+}
+
+// AuditAction records what an operator did (streams.PublishAudit), retried while NATS is briefly away.
+func (s *Store) AuditAction(ctx context.Context, rec streams.AuditRecord) error {
+	rec.At = s.now().UTC()
+	return streams.Retry{For: 10 * time.Second}.Do(ctx, func(ctx context.Context) error { return streams.PublishAudit(ctx, s.js, rec) })
+}
