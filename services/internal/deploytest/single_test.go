@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jobwire/jobwire/api"
+	"github.com/jobwire/jobwire/services/internal/auth"
 	"github.com/jobwire/jobwire/services/internal/testkit"
 	"github.com/jobwire/jobwire/streams"
 	"github.com/jobwire/jobwire/streams/streamstest"
@@ -261,6 +262,10 @@ func driveGateway(t *testing.T, base string) {
 		}
 		return nil
 	})
+
+	// An operator lists the dead letters, retries the job again and purges it (MSG.GET next-by-subject,
+	// MSG.DELETE, JOBS_AUDIT), all with the gateway's own NATS user.
+	operateDeadLetters(t, ctx, base, "alice", bad.ID)
 
 	// A scheduled job (jobs.schedule) cancelled while it waits (job.cancelled event, cancel broadcast).
 	later := time.Now().Add(time.Hour)
@@ -520,4 +525,33 @@ func checkFlowControl(t *testing.T, s *stack) {
 			t.Fatalf("purge: %v", err)
 		}
 	}
+}
+
+// operateDeadLetters lists user's dead job id as an operator, retries it from the dead letters (it
+// fails again), then purges it: each answered 200 through the gateway's NATS permissions.
+func operateDeadLetters(t *testing.T, ctx context.Context, base, user, id string) {
+	t.Helper()
+	tok, err := auth.NewSigner([]byte(jwtSecret), "").Sign("ops", time.Hour, "", "", auth.DefaultOperatorRole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := api.NewClient(base, tok)
+	key := user + "." + id
+	streamstest.WaitFor(t, time.Minute, func() error {
+		list, err := ops.DeadLetters(ctx, api.DeadLetterFilter{Type: api.JobTypePlaylistImport}, "", 0)
+		if err == nil && (len(list.DeadLetters) != 1 || list.DeadLetters[0].Key != key) {
+			err = fmt.Errorf("dead letters %+v, want %s", list.DeadLetters, key)
+		}
+		return err
+	})
+	if res, err := ops.RetryDeadLetters(ctx, api.DeadLetterSelection{Keys: []string{key}}); err != nil || res[0].Status != http.StatusOK {
+		t.Fatalf("operator retry: %v %+v", err, res)
+	}
+	streamstest.WaitFor(t, time.Minute, func() error {
+		res, err := ops.PurgeDeadLetters(ctx, api.DeadLetterSelection{Keys: []string{key}})
+		if err == nil && res[0].Status != http.StatusOK {
+			err = fmt.Errorf("purge: %+v", res[0])
+		}
+		return err
+	})
 }
