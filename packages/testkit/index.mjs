@@ -70,8 +70,8 @@ export async function waitFor(what, check, { timeoutMs = 30_000, everyMs = 20 } 
  * @property {string} url       the gateway's base URL (http://127.0.0.1:<port>)
  * @property {string} natsUrl   the embedded NATS server's URL, for workers
  * @property {string} dataDir   its data directory
- * @property {(user: string, opts?: {ttl?: string, scope?: string, job?: string}) => Promise<string>} token
- *   a token for user, signed by `jobwire token` with the dev server's secret
+ * @property {(user: string, opts?: {ttl?: string, scope?: string, job?: string, operator?: boolean}) => Promise<string>} token
+ *   a token for user (an operator's with operator), signed by `jobwire token` with the dev server's secret
  * @property {() => string} output  everything it printed so far (stdout and stderr)
  * @property {() => Promise<void>} stop  SIGTERM, then wait for it to exit (SIGKILL after 20 s)
  * @property {() => Promise<void>} kill  SIGKILL, and wait
@@ -97,35 +97,23 @@ export async function startDev({ env = {}, t } = {}) {
     JOBWIRE_JWT_SECRET: secret,
     ...env,
   };
-  const child = spawn(bin, ["dev"], { env: fullEnv, stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  child.stdout.on("data", (d) => (out += d));
-  child.stderr.on("data", (d) => (out += d));
-  const exited = new Promise((ok) => child.once("exit", (code, signal) => ok({ code, signal })));
-  let ended = false;
-  exited.then(() => (ended = true));
-
+  const proc = startProcess(bin, ["dev"], { env: fullEnv, killAfterMs: 20_000 });
   const url = `http://127.0.0.1:${http}`;
-  const end = async (signal) => {
-    if (!ended) child.kill(signal);
-    const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
-    await exited;
-    clearTimeout(timer);
-  };
   const dev = {
     url,
     natsUrl: `nats://127.0.0.1:${nats}`,
     dataDir,
-    output: () => out,
-    token: async (user, { ttl = "1h", scope, job } = {}) => {
+    output: proc.output,
+    token: async (user, { ttl = "1h", scope, job, operator } = {}) => {
       const args = ["token", "--user", user, "--ttl", ttl];
       if (scope) args.push("--scope", scope);
       if (job) args.push("--job", job);
+      if (operator) args.push("--operator");
       const { stdout } = await run(bin, args, { env: fullEnv });
       return stdout.trim();
     },
-    stop: () => end("SIGTERM"),
-    kill: () => end("SIGKILL"),
+    stop: async () => void (await proc.stop()),
+    kill: async () => void (await proc.kill()),
   };
   t?.after(async () => {
     await dev.stop();
@@ -133,7 +121,7 @@ export async function startDev({ env = {}, t } = {}) {
   });
   try {
     await waitFor("jobwire dev to be ready", async () => {
-      if (ended) throw new Error(`jobwire dev exited:\n${out}`);
+      if (proc.ended()) throw new Error(`jobwire dev exited:\n${proc.output()}`);
       return (await fetch(`${url}/readyz`)).ok;
     }, { timeoutMs: 60_000, everyMs: 50 });
   } catch (err) {
@@ -145,23 +133,25 @@ export async function startDev({ env = {}, t } = {}) {
 
 /**
  * startProcess starts a command (e.g. a worker) as its own OS process and keeps what it prints.
- * Pass the test context to SIGTERM it (SIGKILL after 10 s) when the test ends.
+ * stop() sends SIGTERM, then SIGKILL after killAfterMs (10 s); pass the test context to stop it when
+ * the test ends.
  */
-export function startProcess(cmd, args, { env = {}, cwd, t } = {}) {
+export function startProcess(cmd, args, { env = {}, cwd, t, killAfterMs = 10_000 } = {}) {
   const child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout.on("data", (d) => (out += d));
   child.stderr.on("data", (d) => (out += d));
-  const exited = new Promise((ok) => child.once("exit", (code, signal) => ok({ code, signal })));
   let ended = false;
+  const exited = new Promise((ok) => child.once("exit", (code, signal) => ok({ code, signal })));
   exited.then(() => (ended = true));
   const proc = {
     child,
     exited,
+    ended: () => ended,
     output: () => out,
     stop: async () => {
       if (!ended) child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      const timer = setTimeout(() => child.kill("SIGKILL"), killAfterMs);
       const r = await exited;
       clearTimeout(timer);
       return r;

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -99,43 +98,21 @@ func newDeadLettersCmd() *cobra.Command {
 
 // listDeadLetters prints one page of dead letters, or all of them.
 func (s *session) listDeadLetters(ctx context.Context, f api.DeadLetterFilter, p pageFlags) error {
-	tw := tabwriter.NewWriter(s.out, 0, 0, 2, ' ', 0)
-	if !s.json {
-		fmt.Fprintln(tw, "KEY\tTYPE\tCODE\tATTEMPTS\tDIED\tMESSAGE")
-	}
-	cursor := ""
-	for {
-		page, err := call(ctx, func(ctx context.Context) (api.DeadLetterList, error) {
-			return s.api.DeadLetters(ctx, f, cursor, p.limit)
-		})
-		if err != nil {
-			return s.fail(err, "list dead letters")
-		}
-		for _, d := range page.DeadLetters {
-			if s.json {
-				if err := writeJSON(s.out, d); err != nil {
-					return err
-				}
-				continue
-			}
+	return listing[api.DeadLetter]{
+		what:   "dead letters",
+		header: "KEY\tTYPE\tCODE\tATTEMPTS\tDIED\tMESSAGE",
+		row: func(d api.DeadLetter) string {
 			typ := d.Type
 			if d.Malformed {
 				typ = "(malformed on " + d.QueueSubject + ")"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", d.Key, typ, d.Error.Code, d.Attempts, fmtTime(d.DeadAt), oneLine(d.Error.Message, 80))
-		}
-		cursor = page.NextCursor
-		if cursor == "" || !p.all {
-			break
-		}
-	}
-	if err := tw.Flush(); err != nil {
-		return fmt.Errorf("write output: %w", err)
-	}
-	if cursor != "" {
-		fmt.Fprintln(s.errOut, "more dead letters: use --all to list every page")
-	}
-	return nil
+			return fmt.Sprintf("%s\t%s\t%s\t%d\t%s\t%s", d.Key, typ, d.Error.Code, d.Attempts, fmtTime(d.DeadAt), oneLine(d.Error.Message, 80))
+		},
+		fetch: func(ctx context.Context, cursor string) ([]api.DeadLetter, string, error) {
+			page, err := s.api.DeadLetters(ctx, f, cursor, p.limit)
+			return page.DeadLetters, page.NextCursor, err
+		},
+	}.print(ctx, s, p)
 }
 
 func oneLine(s string, max int) string {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -69,37 +68,17 @@ func newJobsCmd() *cobra.Command {
 
 // listJobs prints one page of jobs, or all of them.
 func (s *session) listJobs(ctx context.Context, state api.State, p pageFlags) error {
-	tw := tabwriter.NewWriter(s.out, 0, 0, 2, ' ', 0)
-	if !s.json {
-		fmt.Fprintln(tw, "ID\tTYPE\tSTATE\tPROGRESS\tCREATED\tUPDATED")
-	}
-	cursor := ""
-	for {
-		page, err := call(ctx, func(ctx context.Context) (api.JobList, error) { return s.api.List(ctx, state, cursor, p.limit) })
-		if err != nil {
-			return s.fail(err, "list jobs")
-		}
-		for _, j := range page.Jobs {
-			if s.json {
-				if err := writeJSON(s.out, j); err != nil {
-					return err
-				}
-				continue
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, j.Type, j.State, progressText(j.Progress), fmtTime(j.CreatedAt), fmtTime(j.UpdatedAt))
-		}
-		cursor = page.NextCursor
-		if cursor == "" || !p.all {
-			break
-		}
-	}
-	if err := tw.Flush(); err != nil {
-		return fmt.Errorf("write output: %w", err)
-	}
-	if cursor != "" {
-		fmt.Fprintln(s.errOut, "more jobs: use --all to list every page")
-	}
-	return nil
+	return listing[api.JobState]{
+		what:   "jobs",
+		header: "ID\tTYPE\tSTATE\tPROGRESS\tCREATED\tUPDATED",
+		row: func(j api.JobState) string {
+			return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", j.ID, j.Type, j.State, progressText(j.Progress), fmtTime(j.CreatedAt), fmtTime(j.UpdatedAt))
+		},
+		fetch: func(ctx context.Context, cursor string) ([]api.JobState, string, error) {
+			page, err := s.api.List(ctx, state, cursor, p.limit)
+			return page.Jobs, page.NextCursor, err
+		},
+	}.print(ctx, s, p)
 }
 
 func newCancelCmd() *cobra.Command {

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -37,37 +36,17 @@ func newLibraryCmd() *cobra.Command {
 
 // library prints one page of tracks, or all of them.
 func (s *session) library(ctx context.Context, p pageFlags) error {
-	tw := tabwriter.NewWriter(s.out, 0, 0, 2, ' ', 0)
-	if !s.json {
-		fmt.Fprintln(tw, "ARTIST\tTITLE\tALBUM\tDURATION\tADDED")
-	}
-	cursor := ""
-	for {
-		page, err := call(ctx, func(ctx context.Context) (api.TrackList, error) { return s.api.Library(ctx, cursor, p.limit) })
-		if err != nil {
-			return s.fail(err, "list library")
-		}
-		for _, tr := range page.Tracks {
-			if s.json {
-				if err := writeJSON(s.out, tr); err != nil {
-					return err
-				}
-				continue
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", tr.Artist, tr.Title, orDash(tr.Album), duration(tr.DurationSec), fmtTime(tr.AddedAt))
-		}
-		cursor = page.NextCursor
-		if cursor == "" || !p.all {
-			break
-		}
-	}
-	if err := tw.Flush(); err != nil {
-		return fmt.Errorf("write output: %w", err)
-	}
-	if cursor != "" {
-		fmt.Fprintln(s.errOut, "more tracks: use --all to list every page")
-	}
-	return nil
+	return listing[api.Track]{
+		what:   "tracks",
+		header: "ARTIST\tTITLE\tALBUM\tDURATION\tADDED",
+		row: func(tr api.Track) string {
+			return fmt.Sprintf("%s\t%s\t%s\t%s\t%s", tr.Artist, tr.Title, orDash(tr.Album), duration(tr.DurationSec), fmtTime(tr.AddedAt))
+		},
+		fetch: func(ctx context.Context, cursor string) ([]api.Track, string, error) {
+			page, err := s.api.Library(ctx, cursor, p.limit)
+			return page.Tracks, page.NextCursor, err
+		},
+	}.print(ctx, s, p)
 }
 
 // duration prints seconds as m:ss, or "-" when unknown.

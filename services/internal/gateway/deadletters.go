@@ -33,11 +33,9 @@ func (g *Gateway) listDeadLetters(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	var after uint64
-	if cursor != "" {
-		if after, err = strconv.ParseUint(cursor, 10, 64); err != nil || after == 0 {
-			return api.Errorf(api.CodeBadRequest, "invalid cursor")
-		}
+	after, err := seqCursor(cursor)
+	if err != nil {
+		return err
 	}
 	f := api.DeadLetterFilter{Type: c.Query("type"), Code: c.Query("code")}
 	if f.Since, err = queryTime(c, "since"); err != nil {

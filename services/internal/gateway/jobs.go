@@ -278,11 +278,9 @@ func (g *Gateway) history(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	var from uint64
-	if cursor != "" {
-		if from, err = strconv.ParseUint(cursor, 10, 64); err != nil || from == 0 {
-			return api.Errorf(api.CodeBadRequest, "invalid cursor")
-		}
+	from, err := seqCursor(cursor)
+	if err != nil {
+		return err
 	}
 	var next uint64
 	events, err := onJob(c, func(ctx context.Context, owner, id string) (events []json.RawMessage, err error) {
@@ -300,6 +298,18 @@ func (g *Gateway) history(c *fiber.Ctx) error {
 }
 
 // pageParams reads ?limit= (1..max, default def) and ?cursor=.
+// seqCursor decodes a cursor that is a stream sequence (0 for none).
+func seqCursor(cursor string) (uint64, error) {
+	if cursor == "" {
+		return 0, nil
+	}
+	seq, err := strconv.ParseUint(cursor, 10, 64)
+	if err != nil || seq == 0 {
+		return 0, api.Errorf(api.CodeBadRequest, "invalid cursor")
+	}
+	return seq, nil
+}
+
 func pageParams(c *fiber.Ctx, def, maxLimit int) (int, string, error) {
 	limit := def
 	if s := c.Query("limit"); s != "" {
