@@ -20,6 +20,8 @@ export interface Job<I> {
   /** The job's limit: the attempt that reaches it is the last. */
   maxAttempts: number;
   createdAt: Date;
+  /** The job's display name (the value of the type's nameField in its input), "" when it has none. */
+  name: string;
 }
 
 /** What a handler gets besides its job. */

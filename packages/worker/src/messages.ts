@@ -64,6 +64,8 @@ export interface Progress {
 
 /** A Progress with percent computed from done and total, clamped to 0..100 (as api.NewProgress). */
 export function newProgress(done: number, total: number, message?: string): Progress {
+  done = Math.trunc(done) || 0; // Go's api.Progress holds ints: a fraction would make the event unreadable to the projector
+  total = Math.trunc(total) || 0;
   const percent = total > 0 ? Math.min(Math.max(Math.trunc((done * 100) / total), 0), 100) : 0;
   return { done, total, percent, message: message || undefined };
 }

@@ -27,38 +27,45 @@ export async function runHandler(a: Attempt): Promise<Outcome> {
   const call = (async (): Promise<Outcome> => {
     try {
       const input = jobType.checkInput(a.job.input);
-      const job = { id: a.job.jobId, type: a.job.type, owner: a.job.owner, input, attempt: a.number, maxAttempts: a.max, createdAt: new Date(a.job.createdAt) };
+      const job = { id: a.job.jobId, type: a.job.type, owner: a.job.owner, input, attempt: a.number, maxAttempts: a.max, createdAt: new Date(a.job.createdAt), name: a.job.name ?? "" };
       const result = await jobType.handler(job, { progress: a.progress.report, signal });
       return { resolved: true, result, reason: reason() };
     } catch (error) {
       return { resolved: false, error, reason: reason() };
     }
   })();
+  const { abandoned, cancel } = abandonment(a);
   try {
-    return await Promise.race([call, abandonment(a)]);
+    return await Promise.race([call, abandoned]);
   } finally {
+    cancel();
     clearTimeout(timeout);
     clearInterval(lease);
     a.progress.stop();
   }
 }
 
-/** Resolves with an abandoned outcome stopGrace after the attempt's signal aborted; never if it does not. */
-function abandonment(a: Attempt): Promise<Outcome> {
+/**
+ * Resolves with an abandoned outcome stopGrace after the attempt's signal aborted; never if it does not.
+ * cancel() stops the watch once the handler has returned, so no abandonment is reported for it.
+ */
+function abandonment(a: Attempt): { abandoned: Promise<Outcome>; cancel: () => void } {
   const signal = a.abort.signal;
   const grace = a.rc.opts.stopGraceMs;
-  return new Promise((resolve) => {
-    const later = () => {
-      const timer = setTimeout(() => {
+  let timer: NodeJS.Timeout | undefined;
+  let later = () => {};
+  const abandoned = new Promise<Outcome>((resolve) => {
+    later = () => {
+      timer = setTimeout(() => {
         const kind = (signal.reason as AbortReason).kind;
         a.log("warn", "handler abandoned: it did not return after its signal aborted", { cause: kind, grace_ms: grace });
         resolve({ resolved: false, abandoned: true, reason: kind, error: new Error(`the handler did not return within ${grace}ms after ${signal.reason.message}, and was abandoned`) });
       }, grace);
-      timer.unref();
     };
     if (signal.aborted) later();
     else signal.addEventListener("abort", later, { once: true });
   });
+  return { abandoned, cancel: () => { clearTimeout(timer); signal.removeEventListener("abort", later); } };
 }
 
 async function renewLease(a: Attempt) {
