@@ -38,12 +38,13 @@ export async function settle(a: Attempt, out: Outcome): Promise<void> {
 /** Settles a failed attempt: the end of the job, or its next attempt scheduled after the backoff. */
 async function failed(a: Attempt, out: Outcome): Promise<void> {
   const err = out.error;
-  let message = err instanceof Error ? err.message : String(err);
+  // A handler that resolved after its timeout has no error of its own to add.
+  let message = err instanceof Error ? err.message : err === undefined ? "" : String(err);
   let final = a.number >= a.max;
   let code: string = Codes.attemptFailed;
   if (out.reason === "timeout") {
     code = Codes.timeout;
-    message = `attempt ${a.number} ran past its timeout of ${formatDuration(a.timeoutMs)}: ${message}`;
+    message = `attempt ${a.number} ran past its timeout of ${formatDuration(a.timeoutMs)}` + (message ? `: ${message}` : "");
   } else if (final) {
     code = Codes.attemptsExhausted;
   }
