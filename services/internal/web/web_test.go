@@ -217,6 +217,37 @@ func TestLoad(t *testing.T) {
 	}
 }
 
+// TestLoadVersionsModuleImports: a module's import of another asset names it by content, and the page
+// names the module by its content after that rewrite, so a new leaf changes every name above it.
+func TestLoadVersionsModuleImports(t *testing.T) {
+	fsys := func(lib string) fstest.MapFS {
+		return fstest.MapFS{
+			"static/index.html": {Data: []byte(`<script type="module" src="/static/app.js"></script>`)},
+			"static/app.js":     {Data: []byte(`import { x } from '/static/lib.js';`)},
+			"static/lib.js":     {Data: []byte(lib)},
+		}
+	}
+	s1, err := load(fsys(`export const x = 1;`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib := strings.Trim(s1.assets["lib.js"].etag, `"`)
+	if want := `from '/static/lib.js?v=` + lib + `';`; !strings.Contains(string(s1.assets["app.js"].body), want) {
+		t.Errorf("app.js is %s, want it to contain %s", s1.assets["app.js"].body, want)
+	}
+	app := strings.Trim(s1.assets["app.js"].etag, `"`)
+	if want := `src="/static/app.js?v=` + app + `"`; !strings.Contains(string(s1.page.body), want) {
+		t.Errorf("page %s does not contain %s", s1.page.body, want)
+	}
+	s2, err := load(fsys(`export const x = 2;`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2.assets["app.js"].etag == s1.assets["app.js"].etag || string(s2.page.body) == string(s1.page.body) {
+		t.Error("a changed module left the name of the script importing it (or the page) unchanged")
+	}
+}
+
 // TestScriptLeavesTheCookieToTheServer: the token's cookie is HttpOnly, set and cleared by the gateway
 // (POST and DELETE /v1/session); the page never writes or reads a cookie, nor keeps the token.
 func TestScriptLeavesTheCookieToTheServer(t *testing.T) {
