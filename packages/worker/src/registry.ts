@@ -32,14 +32,20 @@ export class Presence {
     private readonly served: Served[],
   ) {}
 
+  /** The renewal under way, if any. */
+  private renewing: Promise<void> = Promise.resolve();
+
   async start(): Promise<void> {
     for (const s of this.served) await this.register(s);
     await this.renew();
-    this.timer = setInterval(() => this.renew().catch((err) => this.worker.log.warn("renew worker entries", { err })), this.worker.ttlMs / 3);
+    this.timer = setInterval(() => {
+      this.renewing = this.renew().catch((err) => this.worker.log.warn("renew worker entries", { err }));
+    }, this.worker.ttlMs / 3);
   }
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    await this.renewing; // a renewal still under way must not write an entry after its purge (as the Go SDK waits for its loop)
     for (const { jobType } of this.served) {
       const h = headers();
       h.set("KV-Operation", "PURGE");
