@@ -208,6 +208,8 @@ function submitBody(req: SubmitRequest, opts: SubmitOptions): Record<string, unk
   if (opts.runAt !== undefined) body.runAt = opts.runAt instanceof Date ? opts.runAt.toISOString() : opts.runAt;
   if (opts.timeout !== undefined) body.timeout = opts.timeout;
   if (opts.maxAttempts !== undefined) body.maxAttempts = opts.maxAttempts;
+  if (opts.uniqueKey !== undefined) body.uniqueKey = opts.uniqueKey;
+  if (opts.uniqueFor !== undefined) body.uniqueFor = opts.uniqueFor;
   return body;
 }
 

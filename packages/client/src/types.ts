@@ -63,6 +63,10 @@ export interface SubmitOptions {
   timeout?: string;
   /** This job's attempt limit: 1 to its type's. */
   maxAttempts?: number;
+  /** While your job of this type made with this key is unfinished, answer it (200) instead of a new one. */
+  uniqueKey?: string;
+  /** How long uniqueKey holds at most: a Go duration, 1 s to 24 h (default 1 h). */
+  uniqueFor?: string;
 }
 
 /** A submission and whether it made a new job (202) or matched an idempotency key (200). */

@@ -35,6 +35,21 @@ test("the HTTP API", async (t) => {
     assert.equal(done.result.added, 3);
   });
 
+  await t.test("a uniqueKey answers the unfinished job", async () => {
+    const runAt = new Date(Date.now() + 3_600_000);
+    const opts = { runAt, uniqueKey: "nightly", uniqueFor: "10m" };
+    const first = await alice.submit({ type: "playlist.import", input: csv("Nightly", 1) }, opts);
+    const again = await alice.submit({ type: "playlist.import", input: csv("Nightly", 1) }, opts);
+    assert.equal(first.created, true);
+    assert.equal(again.created, false);
+    assert.equal(again.job.id, first.job.id);
+    const other = await bob.submit({ type: "playlist.import", input: csv("Nightly", 1) }, opts);
+    assert.notEqual(other.job.id, first.job.id, "another user's key never matches");
+    await rejects(alice.submit({ type: "playlist.import", input: csv("Nightly", 1) }, { uniqueFor: "10m" }), 422, "invalid_input");
+    await alice.cancel(first.job.id);
+    await bob.cancel(other.job.id);
+  });
+
   await t.test("runAt, list by state, cancel", async () => {
     const runAt = new Date(Date.now() + 3_600_000);
     const { job } = await alice.submit({ type: "playlist.import", input: csv("Later", 2) }, { runAt });

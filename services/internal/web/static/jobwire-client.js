@@ -506,6 +506,10 @@ function submitBody(req, opts) {
     body.timeout = opts.timeout;
   if (opts.maxAttempts !== void 0)
     body.maxAttempts = opts.maxAttempts;
+  if (opts.uniqueKey !== void 0)
+    body.uniqueKey = opts.uniqueKey;
+  if (opts.uniqueFor !== void 0)
+    body.uniqueFor = opts.uniqueFor;
   return body;
 }
 function query(opts) {
