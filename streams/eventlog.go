@@ -229,7 +229,7 @@ func jobMsg(msg JobMessage, msgID string, now time.Time) (*nats.Msg, []jetstream
 }
 
 // LastEvent returns the last event of a job (one direct get, no consumer). found is false when the job
-// has no event. A malformed last event is an error.
+// has no event. A malformed last event is an error, returned with an Event that holds only its Seq.
 func LastEvent(ctx context.Context, events jetstream.Stream, owner, jobID string) (ev Event, found bool, err error) {
 	m, err := events.GetLastMsgForSubject(ctx, EventSubject(owner, jobID))
 	switch {
@@ -238,8 +238,10 @@ func LastEvent(ctx context.Context, events jetstream.Stream, owner, jobID string
 	case err != nil:
 		return Event{}, false, fmt.Errorf("read last event of job %s: %w", jobID, err)
 	}
-	ev, err = DecodeEvent(m.Data, m.Sequence)
-	return ev, true, err
+	if ev, err = DecodeEvent(m.Data, m.Sequence); err != nil {
+		return Event{Seq: m.Sequence}, true, err // its sequence still orders the next write
+	}
+	return ev, true, nil
 }
 
 // readBatch is how many events one direct-get request of ReadEvents asks for.

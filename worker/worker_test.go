@@ -477,3 +477,17 @@ func TestAMalformedJobMessageIsDeadLetteredWithItsReason(t *testing.T) {
 		return nil
 	})
 }
+
+// A job whose last event is not an event (something else wrote its subject) still runs: the claim
+// writes job.started after that message, not before it.
+func TestAMalformedLastEventDoesNotBlockTheJob(t *testing.T) {
+	env := workertest.New(t)
+	id := env.Submit(t, testType, map[string]any{})
+	if _, err := env.JS.Publish(context.Background(), streams.EventSubject(workertest.Owner, id), []byte("{not an event")); err != nil {
+		t.Fatal(err)
+	}
+	env.Start(t, worker.Config{}, rawType(ok))
+	if st := env.Await(t, id); st.State != api.StateCompleted {
+		t.Fatalf("%+v", st)
+	}
+}
