@@ -140,7 +140,8 @@ func (c *Client) Cancel(ctx context.Context, id string) (JobState, error) {
 	return st, err
 }
 
-// Retry asks for a failed or cancelled job to run again (POST /v1/jobs/{id}/retry).
+// Retry asks for a failed, dead-lettered job to run again (POST /v1/jobs/{id}/retry); anything else is
+// 409 job_finished.
 func (c *Client) Retry(ctx context.Context, id string) (JobState, error) {
 	var st JobState
 	_, err := c.do(ctx, http.MethodPost, "/v1/jobs/"+url.PathEscape(id)+"/retry", nil, nil, &st)

@@ -115,7 +115,7 @@ func newRetryCmd() *cobra.Command {
 	var giveUp time.Duration
 	cmd := &cobra.Command{
 		Use:   "retry <job-id>",
-		Short: "Run a failed or cancelled job again",
+		Short: "Run a failed job again from the dead letters",
 		Long: "Asks the gateway to queue a failed job again (POST /v1/jobs/{id}/retry); the gateway says\n" +
 			"which jobs it can retry (409 otherwise, exit 1). With --watch it follows the job like\n" +
 			"`jobwire watch`. A gateway without the retry route answers a route 404: the command then\n" +
