@@ -22,7 +22,10 @@ func Apply(s *api.JobState, e Event) bool {
 	if s.State.Terminal() && e.Type != EventRequeued {
 		return false
 	}
-	if e.Attempt != 0 && e.Attempt < s.Attempt {
+	// An earlier attempt's events are stale, except its end: a terminal event whose publish outlived a
+	// leader election may be stored after the next attempt started, and then it ends the job, as every
+	// worker's claim (which decides on the last event, whatever its attempt) already takes it to.
+	if e.Attempt != 0 && e.Attempt < s.Attempt && !e.Terminal() {
 		return false
 	}
 	switch e.Type {

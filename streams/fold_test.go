@@ -93,6 +93,15 @@ func TestFoldIgnoresRedeliveryLateProgressAndOldAttempts(t *testing.T) {
 	if r.State != api.StateActive || r.Attempt != 2 {
 		t.Fatalf("want active attempt 2, got %+v", r)
 	}
+	// But its end, stored late (its publish outlived a leader election), ends the job: the workers'
+	// claims take the last event as the end whatever its attempt, and the state must agree.
+	lateEnd := l2.ev(streams.EventCompleted, 1, progress(10, 10), func(e *streams.Event) { e.Result = json.RawMessage(`{"n":10}`) })
+	if !streams.Apply(&r, lateEnd) || r.State != api.StateCompleted || string(r.Result) != `{"n":10}` || r.FinishedAt == nil {
+		t.Fatalf("an earlier attempt's late completion: %+v", r)
+	}
+	if streams.Apply(&r, l2.ev(streams.EventProgress, 2, progress(5, 10))) {
+		t.Fatal("the later attempt's progress moved a finished job")
+	}
 }
 
 func TestFoldRetryFinalFailureAndRequeue(t *testing.T) {
