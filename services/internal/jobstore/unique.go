@@ -54,21 +54,24 @@ func (s *Store) claimUniqueKey(ctx context.Context, sub Submission, jobID string
 	return prepared{done: true, err: fmt.Errorf("claim unique key: too many concurrent submits")}
 }
 
-// heldBy decides on the job a unique key names: held while it is unfinished and the window open.
+// heldBy decides on the job a unique key names: held while it is unfinished and the window open. The
+// job's last event decides (the log is ahead of JOB_STATE: a job cancelled a moment ago frees its key
+// at once); the answer is the job's state as Get reads it.
 func (s *Store) heldBy(ctx context.Context, sub Submission, value []byte, now time.Time) (prepared, bool) {
 	var prev uniqueRecord
 	if json.Unmarshal(value, &prev) != nil || !streams.ValidJobID(prev.JobID) || !now.Before(prev.Until) {
 		return prepared{}, false // corrupt or expired: the key is free
 	}
-	st, err := s.Get(ctx, sub.Owner, prev.JobID)
+	last, found, err := streams.LastEvent(ctx, s.log, sub.Owner, prev.JobID)
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case !found && err != nil:
+		return prepared{done: true, err: err}, true
+	case !found:
 		// Its submit claimed the key and has not written the job (yet, or ever): finish it.
 		return prepared{msg: sub.message(prev.JobID, streams.JobIDTime(prev.JobID))}, true
-	case err != nil:
-		return prepared{done: true, err: err}, true
-	case st.State.Terminal():
+	case err == nil && last.Terminal():
 		return prepared{}, false
 	}
-	return prepared{done: true, state: st}, true
+	st, err := s.Get(ctx, sub.Owner, prev.JobID)
+	return prepared{done: true, state: st, err: err}, true
 }
