@@ -55,7 +55,7 @@ func (s *Store) Retry(ctx context.Context, owner, jobID string) (api.JobState, e
 	case !found || last.Type != streams.EventFailed || !last.Final:
 		return st, ErrNotDeadLettered
 	}
-	dlq, dead, msg, err := s.deadLetter(ctx, owner, jobID)
+	dead, msg, err := s.deadLetter(ctx, owner, jobID)
 	if err != nil {
 		return st, err
 	}
@@ -72,7 +72,7 @@ func (s *Store) Retry(ctx context.Context, owner, jobID string) (api.JobState, e
 	if err := (streams.Retry{}).Do(ctx, func(ctx context.Context) error { return streams.Requeue(ctx, s.js, msg) }); err != nil {
 		return st, err
 	}
-	if err := dlq.DeleteMsg(ctx, dead); err != nil && !isNoMessage(err) {
+	if err := s.dlq.DeleteMsg(ctx, dead); err != nil && !isNoMessage(err) {
 		return st, fmt.Errorf("remove dead letter: %w", err)
 	}
 	ev.Seq = seq
@@ -80,24 +80,20 @@ func (s *Store) Retry(ctx context.Context, owner, jobID string) (api.JobState, e
 	return st, nil
 }
 
-// deadLetter reads a job's dead letter: the stream, its sequence and the job message it holds.
-func (s *Store) deadLetter(ctx context.Context, owner, jobID string) (jetstream.Stream, uint64, streams.JobMessage, error) {
+// deadLetter reads a job's dead letter: its sequence and the job message it holds.
+func (s *Store) deadLetter(ctx context.Context, owner, jobID string) (uint64, streams.JobMessage, error) {
 	var msg streams.JobMessage
-	dlq, err := s.js.Stream(ctx, streams.StreamDeadLetters)
-	if err != nil {
-		return nil, 0, msg, fmt.Errorf("open dead letters: %w", err)
-	}
-	dead, err := dlq.GetLastMsgForSubject(ctx, streams.DeadLetterSubject(owner, jobID))
+	dead, err := s.dlq.GetLastMsgForSubject(ctx, streams.DeadLetterSubject(owner, jobID))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, 0, msg, ErrNotDeadLettered
+		return 0, msg, ErrNotDeadLettered
 	}
 	if err != nil {
-		return nil, 0, msg, fmt.Errorf("read dead letter: %w", err)
+		return 0, msg, fmt.Errorf("read dead letter: %w", err)
 	}
 	if err := json.Unmarshal(dead.Data, &msg); err != nil || msg.Validate() != nil || msg.JobID != jobID || msg.Owner != owner {
-		return nil, 0, msg, fmt.Errorf("dead letter of %s is corrupt", jobID)
+		return 0, msg, fmt.Errorf("dead letter of %s is corrupt", jobID)
 	}
-	return dlq, dead.Sequence, msg, nil
+	return dead.Sequence, msg, nil
 }
 
 // isNoMessage reports whether a delete found no message (another retry removed it first).

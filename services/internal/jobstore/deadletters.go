@@ -30,14 +30,10 @@ const maxDeadLetterScan = 10000
 // message at a time (a get of the next message on its subjects), so a page costs a round trip per
 // dead letter read.
 func (s *Store) DeadLetters(ctx context.Context, f api.DeadLetterFilter, after uint64, limit int) ([]api.DeadLetter, uint64, error) {
-	dlq, err := s.js.Stream(ctx, streams.StreamDeadLetters)
-	if err != nil {
-		return nil, 0, fmt.Errorf("open dead letters: %w", err)
-	}
 	out := []api.DeadLetter{}
 	seq := after
 	for scanned := 0; scanned < maxDeadLetterScan; scanned++ {
-		msg, err := dlq.GetMsg(ctx, seq+1, jetstream.WithGetMsgSubject(streams.DeadLetters))
+		msg, err := s.dlq.GetMsg(ctx, seq+1, jetstream.WithGetMsgSubject(streams.DeadLetters))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return out, 0, nil
 		}
@@ -126,11 +122,7 @@ func (s *Store) PurgeDeadLetter(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	dlq, err := s.js.Stream(ctx, streams.StreamDeadLetters)
-	if err != nil {
-		return fmt.Errorf("open dead letters: %w", err)
-	}
-	if err := dlq.DeleteMsg(ctx, seq); err != nil {
+	if err := s.dlq.DeleteMsg(ctx, seq); err != nil {
 		if isNoMessage(err) {
 			return ErrNoDeadLetter // purged or retried meanwhile
 		}
@@ -141,11 +133,7 @@ func (s *Store) PurgeDeadLetter(ctx context.Context, key string) error {
 
 // deadLetterSeq is the JOBS_DLQ sequence of the dead letter key.
 func (s *Store) deadLetterSeq(ctx context.Context, key string) (uint64, error) {
-	dlq, err := s.js.Stream(ctx, streams.StreamDeadLetters)
-	if err != nil {
-		return 0, fmt.Errorf("open dead letters: %w", err)
-	}
-	msg, err := dlq.GetLastMsgForSubject(ctx, streams.DeadLetterSubjectOf(key))
+	msg, err := s.dlq.GetLastMsgForSubject(ctx, streams.DeadLetterSubjectOf(key))
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 		return 0, ErrNoDeadLetter

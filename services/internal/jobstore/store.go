@@ -38,6 +38,7 @@ type Store struct {
 	log   jetstream.Stream
 	state jetstream.KeyValue
 	idem  jetstream.KeyValue
+	dlq   jetstream.Stream // JOBS_DLQ
 	now   func() time.Time
 	// Retention is how long finished jobs stay in JOB_STATE (streams.Config.StateRetention).
 	Retention time.Duration
@@ -57,7 +58,11 @@ func New(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", streams.BucketIdempotency, err)
 	}
-	return &Store{js: js, nc: nc, log: events, state: state, idem: idem, now: time.Now, Retention: streams.DefaultStateRetention}, nil
+	dlq, err := js.Stream(ctx, streams.StreamDeadLetters)
+	if err != nil {
+		return nil, fmt.Errorf("open stream %s: %w", streams.StreamDeadLetters, err)
+	}
+	return &Store{js: js, nc: nc, log: events, state: state, idem: idem, dlq: dlq, now: time.Now, Retention: streams.DefaultStateRetention}, nil
 }
 
 // State returns the JOB_STATE bucket (the relay watches it).
