@@ -46,6 +46,9 @@ const (
 	subjectEvents   = "jobs.events."
 	// subjectCancel is where cancel requests are broadcast to workers: jobs.cancel.<owner>.<jobId>.
 	subjectCancel = "jobs.cancel."
+	// subjectGateways is where each gateway publishes its own small stats for the operators' console:
+	// jobs.gateways.<gatewayId>, core NATS only (no stream stores it).
+	subjectGateways = "jobs.gateways."
 	// kvSubjectPrefix and kvStreamPrefix are how JetStream names a KV bucket's subjects and stream.
 	kvSubjectPrefix = "$KV."
 	kvStreamPrefix  = "KV_"
@@ -80,6 +83,12 @@ func NewWorkerID(now time.Time) string { return NewJobID(now) }
 
 // ValidWorkerID reports whether id could have come from NewWorkerID.
 func ValidWorkerID(id string) bool { return ValidJobID(id) }
+
+// NewGatewayID returns a new gateway id: a ULID, unique per gateway process.
+func NewGatewayID(now time.Time) string { return NewJobID(now) }
+
+// ValidGatewayID reports whether id could have come from NewGatewayID.
+func ValidGatewayID(id string) bool { return ValidJobID(id) }
 
 // NewJobID returns a new job id: a ULID, so ids sort by creation time.
 func NewJobID(now time.Time) string {
@@ -246,6 +255,19 @@ func ParseCancelSubject(subject string) (owner, jobID string, ok bool) {
 
 // CancelWildcard matches every cancel request.
 const CancelWildcard = subjectCancel + ">"
+
+// GatewayStatsSubject is the core NATS subject on which the gateway gatewayID (a NewGatewayID)
+// publishes its stats for the operators' console of every gateway.
+func GatewayStatsSubject(gatewayID string) string { return subjectGateways + gatewayID }
+
+// GatewayStatsWildcard matches every gateway's stats.
+const GatewayStatsWildcard = subjectGateways + "*"
+
+// ParseGatewayStatsSubject returns the gateway id of a GatewayStatsSubject.
+func ParseGatewayStatsSubject(subject string) (gatewayID string, ok bool) {
+	id, found := strings.CutPrefix(subject, subjectGateways)
+	return id, found && ValidGatewayID(id)
+}
 
 // StateKey is the JOB_STATE key of one job.
 func StateKey(owner, jobID string) string { return owner + "." + jobID }

@@ -96,6 +96,15 @@ func TestSubjectsAndKeys(t *testing.T) {
 	if _, _, ok := streams.ParseStateKey("alice.*"); ok {
 		t.Fatal("ParseStateKey accepted a wildcard")
 	}
+	gw := streams.NewGatewayID(time.Now())
+	if got, ok := streams.ParseGatewayStatsSubject(streams.GatewayStatsSubject(gw)); !ok || got != gw {
+		t.Fatalf("ParseGatewayStatsSubject round trip: %q %v", got, ok)
+	}
+	for _, bad := range []string{"jobs.gateways.*", "jobs.gateways.x.y", "jobs.events." + gw, "jobs.gateways."} {
+		if _, ok := streams.ParseGatewayStatsSubject(bad); ok {
+			t.Errorf("ParseGatewayStatsSubject accepted %q", bad)
+		}
+	}
 	if got := streams.WorkerConsumer("playlist.import"); got != "worker-playlist_import" {
 		t.Fatalf("WorkerConsumer = %q", got)
 	}
