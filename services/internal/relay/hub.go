@@ -1,6 +1,8 @@
 // Package relay fans JOB_STATE changes out to SSE streams. A Hub holds exactly one KV watch per process,
 // whatever the number of streams; every change is decoded and encoded once and offered to the streams
 // subscribed to its job or its owner. Offering never blocks, so a slow stream never delays the hub.
+// The hub also counts the jobs it holds by type and state, and their starts and finishes, for the
+// operators' console (Counts): from memory, at no NATS cost.
 package relay
 
 import (
@@ -54,8 +56,11 @@ type Hub struct {
 	mu       sync.RWMutex
 	byJob    map[string]map[Subscriber]struct{} // key owner.jobId
 	byOwner  map[string]map[Subscriber]struct{}
-	index    map[string]map[string]uint64 // owner -> jobId -> revision
-	removals []Removal                    // oldest first
+	index    map[string]map[string]indexed // owner -> jobId -> revision and counted state
+	types    map[string]*typeTally         // job type -> its counts (counts.go)
+	due      map[string]due                // state key -> runAt, of queued jobs that have one
+	now      func() time.Time
+	removals []Removal // oldest first
 	latest   *snapshots
 	floor    uint64 // resumes from before this revision need a reset
 	lastRev  uint64
@@ -79,7 +84,7 @@ func NewHub(kv jetstream.KeyValue, cfg Config, reg prometheus.Registerer, log *s
 	}
 	h := &Hub{kv: kv, log: log,
 		byJob: map[string]map[Subscriber]struct{}{}, byOwner: map[string]map[Subscriber]struct{}{},
-		index:   map[string]map[string]uint64{},
+		index: map[string]map[string]indexed{}, types: map[string]*typeTally{}, due: map[string]due{}, now: time.Now,
 		latest:  newSnapshots(cfg.SnapshotMemory),
 		updates: prometheus.NewCounter(prometheus.CounterOpts{Name: "jobwire_relay_updates_total", Help: "JOB_STATE changes received by this gateway's watch."}),
 		watches: prometheus.NewGauge(prometheus.GaugeOpts{Name: "jobwire_relay_upstream_watches", Help: "KV watches this gateway holds on JOB_STATE (1 when running, whatever the number of streams)."}),
@@ -170,7 +175,7 @@ func (h *Hub) apply(e jetstream.KeyValueEntry, loading bool) {
 		return
 	}
 	h.updates.Inc()
-	msg, err := entryMessage(e, jobID)
+	msg, st, err := entryMessage(e, jobID)
 	if err != nil {
 		h.log.Error("relay: undecodable job state", "key", e.Key(), "rev", e.Revision(), "err", err)
 		return
@@ -178,10 +183,10 @@ func (h *Hub) apply(e jetstream.KeyValueEntry, loading bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.lastRev = max(h.lastRev, msg.Revision)
-	if e.Operation() != jetstream.KeyValuePut {
+	if st == nil {
 		h.forget(owner, jobID, e.Key(), msg.Revision, loading)
 	} else {
-		h.remember(owner, jobID, e.Key(), msg)
+		h.remember(owner, jobID, e.Key(), msg, st, loading)
 	}
 	if loading {
 		return
@@ -194,26 +199,28 @@ func (h *Hub) apply(e jetstream.KeyValueEntry, loading bool) {
 	}
 }
 
-// entryMessage decodes and encodes a change once for every stream of the gateway.
-func entryMessage(e jetstream.KeyValueEntry, jobID string) (*sse.Message, error) {
+// entryMessage decodes and encodes a change once for every stream of the gateway; st is the decoded
+// state, nil for a removal.
+func entryMessage(e jetstream.KeyValueEntry, jobID string) (*sse.Message, *api.JobState, error) {
 	if e.Operation() != jetstream.KeyValuePut {
-		return RemovedMessage(jobID, e.Revision(), e.Created()), nil
+		return RemovedMessage(jobID, e.Revision(), e.Created()), nil, nil
 	}
 	st, err := streams.DecodeState(e.Value(), e.Revision())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return StateMessage(&st, e.Created()), nil
+	return StateMessage(&st, e.Created()), &st, nil
 }
 
 // remember records a job's new state; h.mu is held.
-func (h *Hub) remember(owner, jobID, key string, msg *sse.Message) {
+func (h *Hub) remember(owner, jobID, key string, msg *sse.Message, st *api.JobState, loading bool) {
 	jobs := h.index[owner]
 	if jobs == nil {
-		jobs = map[string]uint64{}
+		jobs = map[string]indexed{}
 		h.index[owner] = jobs
 	}
-	jobs[jobID] = msg.Revision
+	old, ok := jobs[jobID]
+	jobs[jobID] = h.count(key, old, ok, st, msg.Revision, loading)
 	h.latest.put(key, msg)
 	h.snapshotBytes.Set(float64(h.latest.bytes))
 }
@@ -221,6 +228,9 @@ func (h *Hub) remember(owner, jobID, key string, msg *sse.Message) {
 // forget records a job's removal from JOB_STATE; h.mu is held.
 func (h *Hub) forget(owner, jobID, key string, rev uint64, loading bool) {
 	if jobs := h.index[owner]; jobs != nil {
+		if old, ok := jobs[jobID]; ok {
+			h.uncount(key, old)
+		}
 		delete(jobs, jobID)
 		if len(jobs) == 0 {
 			delete(h.index, owner)
@@ -310,8 +320,8 @@ func (h *Hub) subscribe(m map[string]map[Subscriber]struct{}, key string, s Subs
 func (h *Hub) OwnerJobs(owner string, limit int) []JobRef {
 	h.mu.RLock()
 	refs := make([]JobRef, 0, len(h.index[owner]))
-	for id, rev := range h.index[owner] {
-		refs = append(refs, JobRef{ID: id, Revision: rev})
+	for id, e := range h.index[owner] {
+		refs = append(refs, JobRef{ID: id, Revision: e.rev})
 	}
 	h.mu.RUnlock()
 	slices.SortFunc(refs, func(a, b JobRef) int { return strings.Compare(b.ID, a.ID) })
@@ -325,9 +335,9 @@ func (h *Hub) OwnerJobs(owner string, limit int) []JobRef {
 func (h *Hub) ChangedSince(owner string, rev uint64) []JobRef {
 	h.mu.RLock()
 	var refs []JobRef
-	for id, r := range h.index[owner] {
-		if r > rev {
-			refs = append(refs, JobRef{ID: id, Revision: r})
+	for id, e := range h.index[owner] {
+		if e.rev > rev {
+			refs = append(refs, JobRef{ID: id, Revision: e.rev})
 		}
 	}
 	h.mu.RUnlock()
