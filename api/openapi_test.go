@@ -29,6 +29,7 @@ var gatewayRoutes = []route{
 	{"get", "/v1/dead-letters"},
 	{"post", "/v1/dead-letters/retry"},
 	{"post", "/v1/dead-letters/purge"},
+	{"get", "/v1/operator/events"},
 	{"post", "/v1/jobs/batch"},
 	{"get", "/v1/jobs"},
 	{"get", "/v1/jobs/{id}"},
@@ -40,6 +41,7 @@ var gatewayRoutes = []route{
 	{"get", "/v1/library"},
 	{"get", "/v1/job-types"},
 	{"post", "/v1/stream-tokens"},
+	{"get", "/v1/session"},
 	{"post", "/v1/session"},
 	{"delete", "/v1/session"},
 	{"post", "/library/sync"},
@@ -56,6 +58,7 @@ var streamAuthRoutes = []route{
 	{"get", "/v1/events"},
 	{"get", "/library/sync/{id}"},
 	{"get", "/library/sync/{id}/progress"},
+	{"get", "/v1/operator/events"},
 }
 
 // sseRoutes answer text/event-stream with the events of stream.go; the legacy route sends states as
@@ -64,7 +67,11 @@ var sseRoutes = map[route][]string{
 	{"get", "/v1/jobs/{id}/events"}:        api.StreamEvents,
 	{"get", "/v1/events"}:                  api.StreamEvents,
 	{"get", "/library/sync/{id}/progress"}: {"message", api.EventRemoved, api.EventReset, api.EventExpired},
+	{"get", api.OperatorEventsPath}:        api.ConsoleEvents,
 }
+
+// wholeSnapshots are the SSE routes whose events carry no id: they do not resume.
+var wholeSnapshots = []route{{"get", api.OperatorEventsPath}}
 
 var httpMethods = []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
@@ -239,6 +246,10 @@ func TestOpenAPISchemasMatchWireTypes(t *testing.T) {
 		{"DeadLetterSelection", api.DeadLetterSelection{}, false},
 		{"DeadLetterResult", api.DeadLetterResult{}, true},
 		{"DeadLetterResults", api.DeadLetterResults{}, true},
+		{"ConsoleSnapshot", api.ConsoleSnapshot{}, true},
+		{"ConsoleGateway", api.ConsoleGateway{}, true},
+		{"ConsoleJobType", api.ConsoleJobType{}, true},
+		{"Session", api.Session{}, true},
 		{"PlaylistImport", api.PlaylistImport{}, false},
 		{"ImportResult", api.ImportResult{}, true},
 		{"InvalidLine", api.InvalidLine{}, true},
@@ -415,10 +426,14 @@ func TestOpenAPIStreams(t *testing.T) {
 			pm := resolve(t, doc, p).(*omap)
 			params = append(params, pm.str("in")+":"+pm.str("name"))
 		}
-		for _, want := range []string{"header:" + api.HeaderLastEventID, "query:" + api.QueryLastEventID, "query:access_token"} {
-			if !slices.Contains(params, want) {
-				t.Errorf("%v: parameter %s missing", r, want)
+		resumes := !slices.Contains(wholeSnapshots, r)
+		for _, p := range []string{"header:" + api.HeaderLastEventID, "query:" + api.QueryLastEventID} {
+			if slices.Contains(params, p) != resumes {
+				t.Errorf("%v: parameter %s listed=%v, want %v (the stream resumes: %v)", r, p, !resumes, resumes, resumes)
 			}
+		}
+		if !slices.Contains(params, "query:access_token") {
+			t.Errorf("%v: parameter query:access_token missing", r)
 		}
 		responses := at(t, doc, op, "responses").(*omap)
 		for code, header := range map[string]string{"429": "Retry-After", "503": "Retry-After"} {

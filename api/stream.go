@@ -1,10 +1,11 @@
 package api
 
-// The SSE protocol of GET /v1/events, GET /v1/jobs/{id}/events and the legacy
-// GET /library/sync/{id}/progress, in one place: the gateway writes these names and fields, and the Go
-// client, the CLI and the web page read them (a test checks the page against this list).
+// The SSE protocol of GET /v1/events, GET /v1/jobs/{id}/events, the legacy
+// GET /library/sync/{id}/progress and the operators' GET /v1/operator/events, in one place: the gateway
+// writes these names and fields, and the Go client, the CLI and the web page read them (a test checks
+// the page against these lists).
 //
-// Every event of a stream carries an "id:" field that is a JOB_STATE revision (a number increasing
+// Every event of a job stream carries an "id:" field that is a JOB_STATE revision (a number increasing
 // across the whole bucket), except reset and expired, which carry none. A client that reconnects sends
 // the last id it saw as the Last-Event-ID header (browsers do so on their own) or, when it opens a new
 // stream itself, as the lastEventId query parameter; the gateway then sends only what changed after it.
@@ -23,10 +24,16 @@ const (
 	// EventExpired ends a stream at its maximum duration or when the token that opened it expires;
 	// reconnect (with a fresh token) and resume. Data is StreamNotice with Reason ExpiredMaxDuration.
 	EventExpired = "expired"
+	// EventConsole carries a ConsoleSnapshot on the operators' console stream, and only there; it has
+	// no id (a snapshot is whole: a reconnect starts with a fresh one).
+	EventConsole = "console"
 )
 
-// StreamEvents are the names of every event the gateway sends on a stream.
+// StreamEvents are the names of every event the gateway sends on a job stream.
 var StreamEvents = []string{EventState, EventRemoved, EventReset, EventExpired}
+
+// ConsoleEvents are the names of every event the gateway sends on the console stream.
+var ConsoleEvents = []string{EventConsole, EventExpired}
 
 // Resume position of a stream.
 const (
