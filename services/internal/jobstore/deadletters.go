@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/jobwire/jobwire/api"
 	"github.com/jobwire/jobwire/streams"
@@ -166,4 +167,58 @@ func (s *Store) SelectDeadLetters(ctx context.Context, f api.DeadLetterFilter, m
 func (s *Store) AuditAction(ctx context.Context, rec streams.AuditRecord) error {
 	rec.At = s.now().UTC()
 	return streams.Retry{For: 10 * time.Second}.Do(ctx, func(ctx context.Context) error { return streams.PublishAudit(ctx, s.js, rec) })
+}
+
+// DeadLetterExtent is what JOBS_DLQ holds: its first and last sequence, how many messages, and (when
+// asked for) the sequences between the two that were removed (retried or purged).
+type DeadLetterExtent struct {
+	First, Last, Msgs uint64
+	Deleted           []uint64
+}
+
+// DeadLetterExtent reads JOBS_DLQ's state: one request; deleted asks for the removed sequences too.
+func (s *Store) DeadLetterExtent(ctx context.Context, deleted bool) (DeadLetterExtent, error) {
+	info, err := s.dlq.Info(ctx, jetstream.WithDeletedDetails(deleted))
+	if err != nil {
+		return DeadLetterExtent{}, fmt.Errorf("read %s state: %w", streams.StreamDeadLetters, err)
+	}
+	st := info.State
+	return DeadLetterExtent{First: st.FirstSeq, Last: st.LastSeq, Msgs: st.Msgs, Deleted: st.Deleted}, nil
+}
+
+// Batches of DeadLetterTypes: messages and bytes per direct-get request.
+const (
+	typesBatch    = 256
+	typesMaxBytes = 8 << 20
+)
+
+// DeadLetterTypes calls fn with the sequence and job type (empty for a malformed message) of every dead
+// letter from sequence from up to upTo, read with batched direct gets (no consumer is made).
+func (s *Store) DeadLetterTypes(ctx context.Context, from, upTo uint64, fn func(seq uint64, jobType string)) error {
+	for from = max(from, 1); from <= upTo; {
+		msgs, err := jetstreamext.GetBatch(ctx, s.js, streams.StreamDeadLetters, typesBatch,
+			jetstreamext.GetBatchSeq(from), jetstreamext.GetBatchMaxBytes(typesMaxBytes))
+		if err != nil {
+			return fmt.Errorf("read dead letters: %w", err)
+		}
+		got := 0
+		for m, err := range msgs {
+			if errors.Is(err, jetstreamext.ErrNoMessages) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("read dead letters: %w", err)
+			}
+			if got++; m.Sequence > upTo {
+				return nil
+			}
+			dl, _ := decodeDeadLetter(m)
+			fn(m.Sequence, dl.Type)
+			from = m.Sequence + 1
+		}
+		if got == 0 {
+			return nil
+		}
+	}
+	return nil
 }
