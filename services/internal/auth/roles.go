@@ -26,6 +26,10 @@ func WithOperatorRole(claim, role string) VerifierOption {
 	return func(v *Verifier) { v.rolesClaim, v.operatorRole = claim, role }
 }
 
+// OperatorRole is the role that makes a token an operator's ("" when no token is): the gateway puts
+// it into the stream tokens it issues to operators, so that they open the console stream.
+func (v *Verifier) OperatorRole() string { return v.operatorRole }
+
 // hasRole reports whether the verified token's payload (its second segment) names role in claim.
 // Anything malformed there, or of another shape, is no role.
 func hasRole(token, claim, role string) bool {

@@ -169,7 +169,8 @@ func (p *process) gatewayService(secret []byte) (*gateway.Gateway, error) {
 	}
 	var signer *auth.Signer
 	if len(secret) > 0 {
-		signer = auth.NewSigner(secret, iss, auth.SignAudience(aud))
+		// An operator's stream tokens carry the role where the verifier looks for it (the console).
+		signer = auth.NewSigner(secret, iss, auth.SignAudience(aud), auth.SignRolesClaim(env.String("JOBWIRE_JWT_ROLES_CLAIM")))
 	}
 	rate, err := gateway.ParseRate(env.String("JOBWIRE_SUBMIT_RATE"))
 	if err != nil {

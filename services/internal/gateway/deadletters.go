@@ -26,6 +26,16 @@ func requireOperator(c *fiber.Ctx) error {
 	return c.Next()
 }
 
+// requireConsoleViewer lets through operators' tokens that may open the console stream: full ones, and
+// stream tokens that carry the operator role (POST /v1/stream-tokens gives an operator's the role), but
+// not one limited to a job.
+func requireConsoleViewer(c *fiber.Ctx) error {
+	if id := identity(c); !id.Operator || id.JobID != "" {
+		return errOperatorsOnly
+	}
+	return c.Next()
+}
+
 // listDeadLetters serves a page of dead letters (GET /v1/dead-letters): ?type= ?code= ?since= ?until=
 // (RFC 3339) ?cursor= ?limit=.
 func (g *Gateway) listDeadLetters(c *fiber.Ctx) error {
@@ -94,6 +104,7 @@ func (g *Gateway) deadLetterAction(action string) fiber.Handler {
 			results[i] = g.actOn(ctx, action, key)
 		}
 		g.audit(ctx, c, action, sel, results)
+		g.console.Poke()
 		return c.JSON(api.DeadLetterResults{Results: results})
 	}
 }

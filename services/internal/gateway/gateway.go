@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 
 	"github.com/jobwire/jobwire/api"
 	"github.com/jobwire/jobwire/services/internal/auth"
+	"github.com/jobwire/jobwire/services/internal/console"
 	"github.com/jobwire/jobwire/services/internal/jobstore"
 	"github.com/jobwire/jobwire/services/internal/registry"
 	"github.com/jobwire/jobwire/services/internal/relay"
@@ -85,6 +87,9 @@ type Config struct {
 	// CookieSecure sets Secure on the session cookie even for plain-http requests
 	// (JOBWIRE_COOKIE_SECURE); it is always set on https requests.
 	CookieSecure bool
+	// Console paces the operators' console (GET /v1/operator/events): its snapshots, dead-letter counts
+	// and the gateways' stats. Zero fields take console's defaults.
+	Console console.Config
 }
 
 // Validate reports configuration errors SetDefaults cannot fix.
@@ -165,6 +170,7 @@ type Gateway struct {
 	submits   *submitLimiter
 	origins   map[string]bool
 	types     *registry.Registry
+	console   *console.Console
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -252,10 +258,13 @@ func (g *Gateway) Start(ctx context.Context) error {
 	g.pool.Start()
 	ln, err := net.Listen("tcp", g.cfg.Addr)
 	if err != nil {
-		g.pool.Stop()
-		g.hub.Stop()
-		g.types.Stop()
+		g.stopParts()
 		return fmt.Errorf("gateway: listen on %s: %w", g.cfg.Addr, err)
+	}
+	if err := g.startConsole(ctx, ln.Addr().String()); err != nil {
+		_ = ln.Close()
+		g.stopParts()
+		return fmt.Errorf("gateway: %w", err)
 	}
 	g.mu.Lock()
 	g.ln, g.started, g.serveErr = ln, true, make(chan error, 1)
@@ -264,6 +273,25 @@ func (g *Gateway) Start(ctx context.Context) error {
 	g.log.Info("gateway listening", "addr", ln.Addr().String())
 	return nil
 }
+
+// stopParts stops what Start started before it listens.
+func (g *Gateway) stopParts() {
+	g.pool.Stop()
+	g.hub.Stop()
+	g.types.Stop()
+}
+
+// startConsole starts the operators' console sampler of this gateway, which listens on addr.
+func (g *Gateway) startConsole(ctx context.Context, addr string) error {
+	host, _ := os.Hostname()
+	self := api.ConsoleGateway{ID: streams.NewGatewayID(time.Now()), Host: host, Addr: addr}
+	g.console = console.New(g.cfg.Console, self, g.deps.NC, console.Sources{Counts: g.hub.Counts, Types: g.types.List,
+		OpenStreams: g.pool.Open, DeadLetters: g.store}, g.deps.Registry, g.log)
+	return g.console.Start(ctx)
+}
+
+// Console exposes the operators' console sampler (tests).
+func (g *Gateway) Console() *console.Console { return g.console }
 
 // Stop stops accepting, ends every stream (clients reconnect elsewhere with Last-Event-ID), waits for
 // in-flight requests up to 10 s and closes the watch. Safe to call twice or before Start.
@@ -283,6 +311,7 @@ func (g *Gateway) Stop() {
 	if err := <-g.serveErr; err != nil && !errors.Is(err, net.ErrClosed) {
 		g.log.Warn("gateway serve", "err", err)
 	}
+	g.console.Stop()
 	g.hub.Stop()
 	g.types.Stop()
 	g.log.Info("gateway stopped")
@@ -311,7 +340,9 @@ func (g *Gateway) routes() {
 	v1.Get("/dead-letters", g.authenticate(false), requireOperator, g.listDeadLetters)
 	v1.Post("/dead-letters/retry", g.authenticate(false), requireOperator, g.deadLetterAction(streams.AuditRetryDeadLetters))
 	v1.Post("/dead-letters/purge", g.authenticate(false), requireOperator, g.deadLetterAction(streams.AuditPurgeDeadLetters))
+	v1.Get("/operator/events", g.authenticate(true), requireConsoleViewer, g.streamConsole)
 	v1.Post("/stream-tokens", g.authenticate(false), g.streamToken)
+	v1.Get("/session", g.authenticate(false), g.getSession)
 	v1.Post("/session", g.createSession)
 	v1.Delete("/session", g.deleteSession)
 

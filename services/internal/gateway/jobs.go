@@ -399,7 +399,11 @@ func (g *Gateway) streamToken(c *fiber.Ctx) error {
 	if ttl < time.Second {
 		return api.Errorf(api.CodeUnauthorized, "invalid or expired token")
 	}
-	tok, err := g.deps.Signer.Sign(id.Subject, ttl, auth.ScopeStream, req.JobID)
+	var roles []string
+	if id.Operator {
+		roles = append(roles, g.deps.Verifier.OperatorRole()) // opens the console stream, and no more
+	}
+	tok, err := g.deps.Signer.Sign(id.Subject, ttl, auth.ScopeStream, req.JobID, roles...)
 	if err != nil {
 		return err
 	}

@@ -49,6 +49,13 @@ func (g *Gateway) createSession(c *fiber.Ctx) error {
 	return c.SendStatus(fiber.StatusNoContent)
 }
 
+// getSession serves GET /v1/session: who the caller's token speaks for, so the page (which cannot read
+// its HttpOnly cookie) knows whom it shows and whether to offer the operators' console.
+func (g *Gateway) getSession(c *fiber.Ctx) error {
+	id := identity(c)
+	return c.JSON(api.Session{User: id.Subject, Operator: id.Operator, ExpiresAt: id.ExpiresAt.UTC()})
+}
+
 // deleteSession serves DELETE /v1/session: it clears the cookie (Max-Age=0, and an Expires in the past
 // for old browsers), whether or not one was set.
 func (g *Gateway) deleteSession(c *fiber.Ctx) error {

@@ -98,6 +98,16 @@ func withRetention(d time.Duration) setupOption {
 	return func(o *setupOptions) { o.retention = d }
 }
 
+// newSetupOptions are the tests' gateway configuration (a loopback port, quick heartbeats) with opts.
+func newSetupOptions(opts []setupOption) setupOptions {
+	o := setupOptions{gw: gateway.Config{Addr: "127.0.0.1:0",
+		SSE: sse.Config{Heartbeat: 200 * time.Millisecond, WriteTimeout: time.Second}}}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
 func testLogger() *slog.Logger { return workertest.Logger() }
 
 func setup(t testing.TB, opts ...setupOption) *bundle {
@@ -107,11 +117,7 @@ func setup(t testing.TB, opts ...setupOption) *bundle {
 	log := testLogger()
 	ctx := context.Background()
 
-	o := setupOptions{gw: gateway.Config{Addr: "127.0.0.1:0",
-		SSE: sse.Config{Heartbeat: 200 * time.Millisecond, WriteTimeout: time.Second}}}
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := newSetupOptions(opts)
 	o.gw.StateRetention = o.retention
 	proj := projector.New(projector.Config{StateRetention: o.retention}, js, nil, log)
 	if err := proj.Start(ctx); err != nil {
@@ -131,12 +137,24 @@ func setup(t testing.TB, opts ...setupOption) *bundle {
 		}
 		return w.Register(stepsType)
 	})
+	gw := startGateway(t, nc, js, o)
+	return &bundle{srv: srv, nc: nc, js: js, gw: gw, url: "http://" + gw.Addr(), signer: auth.NewSigner([]byte(testSecret), "")}
+}
+
+// startGateway starts a gateway on nc as setup's options say; it stops when the test ends.
+func startGateway(t testing.TB, nc *nats.Conn, js jetstream.JetStream, o setupOptions) *gateway.Gateway {
+	t.Helper()
+	ctx := context.Background()
+	kv, err := js.KeyValue(ctx, streams.BucketLibrary)
+	if err != nil {
+		t.Fatal(err)
+	}
 	verifier, err := auth.NewVerifier([]byte(testSecret))
 	if err != nil {
 		t.Fatal(err)
 	}
 	deps := gateway.Deps{NC: nc, JS: js, Verifier: verifier, Signer: auth.NewSigner([]byte(testSecret), ""),
-		Library: importer.NewLibrary(kv), Logger: log}
+		Library: importer.NewLibrary(kv), Logger: testLogger()}
 	for _, f := range o.deps {
 		f(&deps)
 	}
@@ -145,7 +163,15 @@ func setup(t testing.TB, opts ...setupOption) *bundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(gw.Stop)
-	return &bundle{srv: srv, nc: nc, js: js, gw: gw, url: "http://" + gw.Addr(), signer: auth.NewSigner([]byte(testSecret), "")}
+	return gw
+}
+
+// anotherGateway starts a second gateway on the bundle's NATS server, with a connection of its own.
+func (b *bundle) anotherGateway(t *testing.T, opts ...setupOption) (*gateway.Gateway, *nats.Conn) {
+	t.Helper()
+	o := newSetupOptions(opts)
+	nc, js := b.srv.Connect(t)
+	return startGateway(t, nc, js, o), nc
 }
 
 func (b *bundle) token(t *testing.T, user string) string {

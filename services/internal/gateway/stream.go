@@ -32,9 +32,10 @@ func lastEventID(c *fiber.Ctx) uint64 {
 	return n
 }
 
-// openStream checks the limits and prepares a stream for the caller; the returned release must run
-// if the stream is not attached.
-func (g *Gateway) openStream(c *fiber.Ctx, flavor sse.Flavor, jobScoped bool, job string) (*sse.Conn, func(), error) {
+// openStream checks the limits and prepares a stream for the caller, fed by what subscribe subscribes
+// it to; the returned release must run if the stream is not attached. endOnLast ends the stream after
+// a terminal message (job streams).
+func (g *Gateway) openStream(c *fiber.Ctx, flavor sse.Flavor, endOnLast bool, job string, subscribe func(relay.Subscriber) func()) (*sse.Conn, func(), error) {
 	id := identity(c)
 	if err := g.limits.acquire(id.Owner); err != nil {
 		if api.IsCode(err, api.CodeTooManyStreams) {
@@ -48,9 +49,6 @@ func (g *Gateway) openStream(c *fiber.Ctx, flavor sse.Flavor, jobScoped bool, jo
 		unsub func()
 		once  sync.Once
 	)
-	// A stream ends with "event: expired" when the token that opened it expires, whatever its scope.
-	expiry := id.ExpiresAt
-	var conn *sse.Conn
 	release := func(reason string, d time.Duration) {
 		once.Do(func() {
 			if unsub != nil {
@@ -62,13 +60,9 @@ func (g *Gateway) openStream(c *fiber.Ctx, flavor sse.Flavor, jobScoped bool, jo
 			}
 		})
 	}
-	conn = g.pool.NewConn(flavor, jobScoped, expiry, release)
-	setUnsub := func(u func()) { unsub = u }
-	if jobScoped {
-		setUnsub(g.hub.SubscribeJob(id.Owner, job, conn))
-	} else {
-		setUnsub(g.hub.SubscribeOwner(id.Owner, conn))
-	}
+	// A stream ends with "event: expired" when the token that opened it expires, whatever its scope.
+	conn := g.pool.NewConn(flavor, endOnLast, id.ExpiresAt, release)
+	unsub = subscribe(conn)
 	return conn, func() { release("", 0) }, nil
 }
 
@@ -98,7 +92,7 @@ func (g *Gateway) streamJob(flavor sse.Flavor) fiber.Handler {
 		if id.JobID != "" && id.JobID != job {
 			return errJobNotFound
 		}
-		conn, release, err := g.openStream(c, flavor, true, job)
+		conn, release, err := g.openStream(c, flavor, true, job, func(s relay.Subscriber) func() { return g.hub.SubscribeJob(id.Owner, job, s) })
 		if err != nil {
 			return err
 		}
@@ -152,7 +146,7 @@ func (g *Gateway) streamOwner(c *fiber.Ctx) error {
 	if id.JobID != "" {
 		return api.Errorf(api.CodeForbidden, "this stream token is limited to one job")
 	}
-	conn, _, err := g.openStream(c, sse.FlavorV1, false, "")
+	conn, _, err := g.openStream(c, sse.FlavorV1, false, "", func(s relay.Subscriber) func() { return g.hub.SubscribeOwner(id.Owner, s) })
 	if err != nil {
 		return err
 	}
@@ -164,6 +158,16 @@ func (g *Gateway) streamOwner(c *fiber.Ctx) error {
 		if snap, fromLog, err := g.jobSnapshot(ctx, id.Owner, r.ID); err == nil && !fromLog {
 			conn.Offer(snap)
 		}
+	}
+	return g.attach(c, conn, "")
+}
+
+// streamConsole serves GET /v1/operator/events: the operators' console, a snapshot now and at every
+// change, all made by the gateway's one sampler (package console).
+func (g *Gateway) streamConsole(c *fiber.Ctx) error {
+	conn, _, err := g.openStream(c, sse.FlavorV1, false, "", g.console.Subscribe)
+	if err != nil {
+		return err
 	}
 	return g.attach(c, conn, "")
 }

@@ -23,3 +23,10 @@ func BuildExample(t testing.TB, name string) string {
 	}
 	return bin
 }
+
+// StartCount builds examples/count (BuildExample) and runs it as a worker process serving demo.count on
+// the NATS server at natsURL; it is killed when the test ends.
+func StartCount(t testing.TB, natsURL string) *Proc {
+	t.Helper()
+	return StartProc(t, "examples/count", BuildExample(t, "count"), []string{"NATS_URL=" + natsURL})
+}
