@@ -39,6 +39,8 @@ var gatewayRoutes = []route{
 	{"get", "/v1/events"},
 	{"get", "/v1/library"},
 	{"get", "/v1/job-types"},
+	{"post", "/v1/job-types/{type}/pause"},
+	{"post", "/v1/job-types/{type}/resume"},
 	{"post", "/v1/stream-tokens"},
 	{"post", "/v1/session"},
 	{"delete", "/v1/session"},

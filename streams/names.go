@@ -56,6 +56,8 @@ const (
 	keyType   = "type."
 	keyWorker = "worker."
 	keySchema = "schema."
+	// keyControl holds what operators set for a type (paused, rate limit): control.<type>.
+	keyControl = "control."
 )
 
 // Errors of the validators.
@@ -306,6 +308,10 @@ func WorkerKey(jobType, workerID string) string { return keyWorker + jobType + "
 // schema.<jobType>.<schemaHash>.
 func SchemaKey(jobType, hash string) string { return keySchema + jobType + "." + hash }
 
+// ControlKey is the JOB_TYPES key of what operators set for a job type (ControlEntry):
+// control.<jobType>. Gateways write it, the type's workers watch it.
+func ControlKey(jobType string) string { return keyControl + jobType }
+
 // WorkerKeys is the JOB_TYPES filter of every worker entry of one job type.
 func WorkerKeys(jobType string) string { return keyWorker + jobType + ".*" }
 
@@ -321,6 +327,7 @@ const (
 	RegistryType
 	RegistryWorker
 	RegistrySchema
+	RegistryControl
 )
 
 // ParseRegistryKey splits a JOB_TYPES key into its kind, job type and (for worker and schema keys)
@@ -328,6 +335,9 @@ const (
 func ParseRegistryKey(key string) (kind RegistryKeyKind, jobType, id string) {
 	if t, ok := strings.CutPrefix(key, keyType); ok && ValidJobType(t) {
 		return RegistryType, t, ""
+	}
+	if t, ok := strings.CutPrefix(key, keyControl); ok && ValidJobType(t) {
+		return RegistryControl, t, ""
 	}
 	for _, k := range []struct {
 		prefix string

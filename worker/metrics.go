@@ -12,6 +12,7 @@ type metrics struct {
 	progressEvents prometheus.Counter
 	publishErrors  prometheus.Counter
 	abandoned      *prometheus.CounterVec
+	paused         *prometheus.GaugeVec
 }
 
 func newMetrics() *metrics {
@@ -26,6 +27,8 @@ func newMetrics() *metrics {
 		publishErrors:  prometheus.NewCounter(prometheus.CounterOpts{Name: "jobwire_progress_publish_errors_total", Help: "Progress events that could not be published (the terminal event still carries the final progress)."}),
 		abandoned: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jobwire_handlers_abandoned_total",
 			Help: "Handlers that did not return within the stop grace after their context ended (cancel, timeout, shutdown): their attempt was settled without them."}, []string{"type"}),
+		paused: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jobwire_worker_type_paused",
+			Help: "1 while an operator has paused the job type and this worker fetches none of its jobs, else 0."}, []string{"type"}),
 	}
 }
 
@@ -36,8 +39,9 @@ func (m *metrics) serve(jobType string) {
 		v.WithLabelValues(jobType)
 	}
 	m.running.WithLabelValues(jobType)
+	m.paused.WithLabelValues(jobType)
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.started, m.finished, m.retried, m.duration, m.running, m.progressEvents, m.publishErrors, m.abandoned}
+	return []prometheus.Collector{m.started, m.finished, m.retried, m.duration, m.running, m.progressEvents, m.publishErrors, m.abandoned, m.paused}
 }
