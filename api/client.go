@@ -384,3 +384,18 @@ func (c *Client) controlJobType(ctx context.Context, jobType, action string) (Jo
 	_, err := c.do(ctx, http.MethodPost, "/v1/job-types/"+url.PathEscape(jobType)+"/"+action, nil, nil, &out)
 	return out, err
 }
+
+// SetRateLimit caps a job type's starts over every worker (operators only): at most limit.Limit jobs
+// start in any window of limit.Interval.
+func (c *Client) SetRateLimit(ctx context.Context, jobType string, limit RateLimit) (JobType, error) {
+	var out JobType
+	_, err := c.do(ctx, http.MethodPut, "/v1/job-types/"+url.PathEscape(jobType)+"/rate-limit", nil, limit, &out)
+	return out, err
+}
+
+// RemoveRateLimit lifts a job type's rate limit (operators only).
+func (c *Client) RemoveRateLimit(ctx context.Context, jobType string) (JobType, error) {
+	var out JobType
+	_, err := c.do(ctx, http.MethodDelete, "/v1/job-types/"+url.PathEscape(jobType)+"/rate-limit", nil, nil, &out)
+	return out, err
+}

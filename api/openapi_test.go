@@ -41,6 +41,8 @@ var gatewayRoutes = []route{
 	{"get", "/v1/job-types"},
 	{"post", "/v1/job-types/{type}/pause"},
 	{"post", "/v1/job-types/{type}/resume"},
+	{"put", "/v1/job-types/{type}/rate-limit"},
+	{"delete", "/v1/job-types/{type}/rate-limit"},
 	{"post", "/v1/stream-tokens"},
 	{"post", "/v1/session"},
 	{"delete", "/v1/session"},

@@ -26,6 +26,7 @@ type runner struct {
 	slots    chan struct{}
 	jobs     chan jetstream.Msg // to an idle job goroutine (dispatch)
 	running  sync.WaitGroup
+	loopCtx  context.Context    // ends when the worker stops fetching
 	cancel   context.CancelFunc // stops fetching
 	loopDone chan struct{}
 }
@@ -56,7 +57,7 @@ func (r *runner) start(ctx context.Context) error {
 		return err
 	}
 	loopCtx, cancel := context.WithCancel(context.Background())
-	r.cancel, r.loopDone = cancel, make(chan struct{})
+	r.loopCtx, r.cancel, r.loopDone = loopCtx, cancel, make(chan struct{})
 	r.slots = make(chan struct{}, r.opts.Concurrency)
 	r.jobs = make(chan jetstream.Msg)
 	go r.fetchLoop(loopCtx, cons)

@@ -141,3 +141,65 @@ func TestPauseIsRefusedToPlainUsersAndUnknownTypes(t *testing.T) {
 		t.Fatalf("no token: %d", code)
 	}
 }
+
+// An operator sets, changes and lifts a type's rate limit: the answer and the listing say it, the
+// type's ticket stream follows it, and bad limits are refused before anything is written.
+func TestOperatorsSetAndLiftARateLimit(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	ops := b.operator(t, "ops")
+	tickets := streams.RateStream(stepsName)
+	for _, limit := range []api.RateLimit{{Limit: 5, Interval: api.Duration(time.Second)}, {Limit: 100, Interval: api.Duration(time.Minute)}} {
+		jt, err := ops.SetRateLimit(ctx, stepsName, limit)
+		if err != nil || jt.RateLimit == nil || *jt.RateLimit != limit {
+			t.Fatalf("set %+v: %+v, %v", limit, jt.RateLimit, err)
+		}
+		s, err := b.js.Stream(ctx, tickets)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg := s.CachedInfo().Config; cfg.MaxMsgs != int64(limit.Limit) || cfg.MaxAge != time.Duration(limit.Interval) || cfg.Discard != jetstream.DiscardNew {
+			t.Fatalf("ticket stream: %+v", cfg)
+		}
+	}
+	streamstest.WaitFor(t, 5*time.Second, func() error {
+		if l := listed(t, ops, stepsName).RateLimit; l == nil || l.Limit != 100 {
+			return fmt.Errorf("listed limit %+v", l)
+		}
+		return nil
+	})
+	for _, body := range []struct {
+		json   string
+		status int
+	}{
+		{`{"limit":0,"interval":"1s"}`, http.StatusUnprocessableEntity},
+		{`{"limit":100001,"interval":"1s"}`, http.StatusUnprocessableEntity},
+		{`{"limit":5,"interval":"500ms"}`, http.StatusUnprocessableEntity},
+		{`{"limit":5,"interval":"25h"}`, http.StatusUnprocessableEntity},
+		{`{"limit":5,"interval":"soon"}`, http.StatusBadRequest},
+		{`{"limit":5,"interval":"1s"`, http.StatusBadRequest},
+	} {
+		code, _, resp := request(t, http.MethodPut, b.url+"/v1/job-types/"+stepsName+"/rate-limit", b.operatorToken(t, "ops"), "application/json", body.json)
+		if code != body.status {
+			t.Errorf("%s: %d %s, want %d", body.json, code, resp, body.status)
+		}
+	}
+	if _, err := b.client(t, "alice").SetRateLimit(ctx, stepsName, api.RateLimit{Limit: 1, Interval: api.Duration(time.Second)}); !isStatus(err, http.StatusForbidden) {
+		t.Fatalf("a plain user set a rate limit: %v", err)
+	}
+	jt, err := ops.RemoveRateLimit(ctx, stepsName)
+	if err != nil || jt.RateLimit != nil {
+		t.Fatalf("remove: %+v, %v", jt, err)
+	}
+	if _, err := b.js.Stream(ctx, tickets); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("ticket stream after the limit was lifted: %v", err)
+	}
+	if got := auditActions(t, b.js); len(got) != 3 || got[0] != streams.AuditSetRateLimit {
+		t.Fatalf("audit: %v", got)
+	}
+}
+
+func isStatus(err error, status int) bool {
+	var ae *api.Error
+	return errors.As(err, &ae) && ae.Status == status
+}

@@ -317,6 +317,8 @@ func (g *Gateway) routes() {
 	v1.Get("/job-types", g.authenticate(false), g.jobTypes)
 	v1.Post("/job-types/:type/pause", g.authenticate(false), requireOperator, g.setPaused(true))
 	v1.Post("/job-types/:type/resume", g.authenticate(false), requireOperator, g.setPaused(false))
+	v1.Put("/job-types/:type/rate-limit", g.authenticate(false), requireOperator, g.setRateLimit)
+	v1.Delete("/job-types/:type/rate-limit", g.authenticate(false), requireOperator, g.removeRateLimit)
 	v1.Get("/dead-letters", g.authenticate(false), requireOperator, g.listDeadLetters)
 	v1.Post("/dead-letters/retry", g.authenticate(false), requireOperator, g.deadLetterAction(streams.AuditRetryDeadLetters))
 	v1.Post("/dead-letters/purge", g.authenticate(false), requireOperator, g.deadLetterAction(streams.AuditPurgeDeadLetters))
