@@ -367,3 +367,35 @@ func (c *Client) WatchJob(ctx context.Context, id string, fn func(JobState) erro
 		backoff = min(backoff*2, 5*time.Second)
 	}
 }
+
+// PauseJobType pauses a job type cluster-wide (operators only): its workers stop fetching at once,
+// running jobs finish, submits still queue. Pausing a paused type changes nothing.
+func (c *Client) PauseJobType(ctx context.Context, jobType string) (JobType, error) {
+	return c.controlJobType(ctx, jobType, "pause")
+}
+
+// ResumeJobType lets a paused job type's workers fetch again (operators only).
+func (c *Client) ResumeJobType(ctx context.Context, jobType string) (JobType, error) {
+	return c.controlJobType(ctx, jobType, "resume")
+}
+
+func (c *Client) controlJobType(ctx context.Context, jobType, action string) (JobType, error) {
+	var out JobType
+	_, err := c.do(ctx, http.MethodPost, "/v1/job-types/"+url.PathEscape(jobType)+"/"+action, nil, nil, &out)
+	return out, err
+}
+
+// SetRateLimit caps a job type's starts over every worker (operators only): at most limit.Limit jobs
+// start in any window of limit.Interval.
+func (c *Client) SetRateLimit(ctx context.Context, jobType string, limit RateLimit) (JobType, error) {
+	var out JobType
+	_, err := c.do(ctx, http.MethodPut, "/v1/job-types/"+url.PathEscape(jobType)+"/rate-limit", nil, limit, &out)
+	return out, err
+}
+
+// RemoveRateLimit lifts a job type's rate limit (operators only).
+func (c *Client) RemoveRateLimit(ctx context.Context, jobType string) (JobType, error) {
+	var out JobType
+	_, err := c.do(ctx, http.MethodDelete, "/v1/job-types/"+url.PathEscape(jobType)+"/rate-limit", nil, nil, &out)
+	return out, err
+}

@@ -20,6 +20,39 @@ type JobType struct {
 	Online       bool            `json:"online"`
 	Workers      []JobTypeWorker `json:"workers"`
 	RegisteredAt time.Time       `json:"registeredAt"`
+	// Paused is true while an operator has paused the type: its workers fetch no job, running ones
+	// finish, and submits still queue.
+	Paused bool `json:"paused"`
+	// PausedAt and PausedBy (the operator's owner token) say who paused it, when.
+	PausedAt *time.Time `json:"pausedAt,omitempty"`
+	PausedBy string     `json:"pausedBy,omitempty"`
+	// RateLimit caps the type's job starts over every worker; nil: no cap.
+	RateLimit *RateLimit `json:"rateLimit,omitempty"`
+}
+
+// RateLimit is a cluster-wide cap on a job type's starts: at most Limit jobs start in any window of
+// Interval, over every worker of the type (PUT /v1/job-types/{type}/rate-limit).
+type RateLimit struct {
+	Limit    int      `json:"limit"`
+	Interval Duration `json:"interval"`
+}
+
+// Bounds of a RateLimit.
+const (
+	MaxRateLimit         = 100_000
+	MinRateLimitInterval = time.Second
+	MaxRateLimitInterval = 24 * time.Hour
+)
+
+// Validate reports a limit outside its bounds.
+func (l RateLimit) Validate() error {
+	if l.Limit < 1 || l.Limit > MaxRateLimit {
+		return fmt.Errorf("rate limit: limit must be 1..%d, got %d", MaxRateLimit, l.Limit)
+	}
+	if d := time.Duration(l.Interval); d < MinRateLimitInterval || d > MaxRateLimitInterval {
+		return fmt.Errorf("rate limit: interval must be %s..%s, got %s", MinRateLimitInterval, MaxRateLimitInterval, d)
+	}
+	return nil
 }
 
 // JobTypeOptions are the settings a job type was registered with.

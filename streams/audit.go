@@ -14,6 +14,9 @@ import (
 const (
 	AuditRetryDeadLetters = "dead_letters.retry"
 	AuditPurgeDeadLetters = "dead_letters.purge"
+	AuditPauseJobType     = "job_types.pause"
+	AuditResumeJobType    = "job_types.resume"
+	AuditSetRateLimit     = "job_types.rate_limit"
 	// AuditVersion is the version of AuditRecord.
 	AuditVersion = 1
 )

@@ -41,6 +41,8 @@ const (
 	subjectQueue = "jobs.queue."
 	subjectDLQ   = "jobs.dlq."
 	subjectAudit = "jobs.audit."
+	// subjectRate holds the start tickets of a rate-limited type: jobs.rate.<type> (RateStream).
+	subjectRate = "jobs.rate."
 	// subjectSchedule holds one schedule message per delayed job: jobs.schedule.<jobId>.
 	subjectSchedule = "jobs.schedule."
 	subjectEvents   = "jobs.events."
@@ -59,6 +61,8 @@ const (
 	keyType   = "type."
 	keyWorker = "worker."
 	keySchema = "schema."
+	// keyControl holds what operators set for a type (paused, rate limit): control.<type>.
+	keyControl = "control."
 )
 
 // Errors of the validators.
@@ -307,8 +311,21 @@ func UniqueKey(owner, jobType, uniqueKey string) string {
 // "worker-playlist_import" and no two types share a consumer ("a_b.c" is "worker-a__b_c", "a.b_c" is
 // "worker-a_b__c").
 func WorkerConsumer(jobType string) string {
-	return "worker-" + strings.ReplaceAll(strings.ReplaceAll(jobType, "_", "__"), ".", "_")
+	return "worker-" + typeToken(jobType)
 }
+
+// typeToken is a job type as one name token: each '_' doubled and each '.' made '_', so that no two
+// types share one ("a_b.c" is "a__b_c", "a.b_c" is "a_b__c").
+func typeToken(jobType string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(jobType, "_", "__"), ".", "_")
+}
+
+// RateStream is the stream of a rate-limited job type's start tickets: JOBS_RATE_<type token>
+// ("playlist.import" → JOBS_RATE_playlist_import). Gateways create it when an operator sets the limit.
+func RateStream(jobType string) string { return "JOBS_RATE_" + typeToken(jobType) }
+
+// RateSubject is where a worker takes a start ticket of a rate-limited job type: jobs.rate.<type>.
+func RateSubject(jobType string) string { return subjectRate + jobType }
 
 // KVSubject is the subject under which bucket stores key; publishing to it writes the key directly
 // (with headers KV's Put cannot set, such as a per-message TTL).
@@ -328,6 +345,10 @@ func WorkerKey(jobType, workerID string) string { return keyWorker + jobType + "
 // schema.<jobType>.<schemaHash>.
 func SchemaKey(jobType, hash string) string { return keySchema + jobType + "." + hash }
 
+// ControlKey is the JOB_TYPES key of what operators set for a job type (ControlEntry):
+// control.<jobType>. Gateways write it, the type's workers watch it.
+func ControlKey(jobType string) string { return keyControl + jobType }
+
 // WorkerKeys is the JOB_TYPES filter of every worker entry of one job type.
 func WorkerKeys(jobType string) string { return keyWorker + jobType + ".*" }
 
@@ -343,6 +364,7 @@ const (
 	RegistryType
 	RegistryWorker
 	RegistrySchema
+	RegistryControl
 )
 
 // ParseRegistryKey splits a JOB_TYPES key into its kind, job type and (for worker and schema keys)
@@ -350,6 +372,9 @@ const (
 func ParseRegistryKey(key string) (kind RegistryKeyKind, jobType, id string) {
 	if t, ok := strings.CutPrefix(key, keyType); ok && ValidJobType(t) {
 		return RegistryType, t, ""
+	}
+	if t, ok := strings.CutPrefix(key, keyControl); ok && ValidJobType(t) {
+		return RegistryControl, t, ""
 	}
 	for _, k := range []struct {
 		prefix string

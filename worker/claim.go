@@ -62,6 +62,7 @@ func (r *runner) claim(msg jetstream.Msg) *attempt {
 	if a == nil {
 		return nil
 	}
+	ticketed := false
 	for range claimTries {
 		last, ok := a.lastEvent()
 		if !ok {
@@ -82,6 +83,16 @@ func (r *runner) claim(msg jetstream.Msg) *attempt {
 			// Every earlier delivery ended without a verdict: the job crashed or hung its worker each time.
 			a.fail(&api.JobError{Code: CodeAttemptsExhausted, Message: fmt.Sprintf("the job stopped its worker on every attempt (%d)", a.number-1)})
 			return nil
+		}
+		if !ticketed {
+			ok, waited := a.waitForTicket()
+			if !ok {
+				return nil
+			}
+			ticketed = true
+			if waited {
+				continue // the job may have moved on meanwhile: decide again on its last event
+			}
 		}
 		testPause("claimed", a)
 		// Listen for this job's cancellation before anyone can see it started: a cancel request that

@@ -22,9 +22,11 @@ type runner struct {
 	opts TypeOptions
 	log  *slog.Logger
 
+	ctl      *control // paused, rate limit: what operators set
 	slots    chan struct{}
 	jobs     chan jetstream.Msg // to an idle job goroutine (dispatch)
 	running  sync.WaitGroup
+	loopCtx  context.Context    // ends when the worker stops fetching
 	cancel   context.CancelFunc // stops fetching
 	loopDone chan struct{}
 }
@@ -50,8 +52,12 @@ func (r *runner) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("worker: ensure consumer %s: %w", streams.WorkerConsumer(r.def.name), err)
 	}
+	r.ctl = newControl(r.log, r.w.metrics.paused.WithLabelValues(r.def.name))
+	if err := r.ctl.watch(ctx, r.w.registry.kv, r.def.name); err != nil {
+		return err
+	}
 	loopCtx, cancel := context.WithCancel(context.Background())
-	r.cancel, r.loopDone = cancel, make(chan struct{})
+	r.loopCtx, r.cancel, r.loopDone = loopCtx, cancel, make(chan struct{})
 	r.slots = make(chan struct{}, r.opts.Concurrency)
 	r.jobs = make(chan jetstream.Msg)
 	go r.fetchLoop(loopCtx, cons)
@@ -66,19 +72,31 @@ func (r *runner) stopFetching() {
 	}
 	r.cancel()
 	<-r.loopDone
+	r.ctl.stop()
 }
 
+// fetchWait is how long one pull waits on the server for jobs. A pause stops the next pull at once;
+// one already waiting may still bring jobs for up to fetchWait.
+const fetchWait = time.Second
+
 // fetchLoop asks the server for exactly as many jobs as there are free slots, so no job waits in a
-// local buffer while its lease runs.
+// local buffer while its lease runs, and asks nothing while the type is paused.
 func (r *runner) fetchLoop(ctx context.Context, cons jetstream.Consumer) {
 	defer close(r.loopDone)
 	defer close(r.jobs)
 	for ctx.Err() == nil {
+		if !r.ctl.waitRunning(ctx) {
+			return
+		}
 		free := r.takeSlots(ctx)
 		if free == 0 {
 			return
 		}
-		fetchCtx, cancelFetch := context.WithTimeout(ctx, 2*time.Second)
+		if e, _ := r.ctl.current(); e.Paused { // paused while waiting for a slot
+			r.releaseSlots(free)
+			continue
+		}
+		fetchCtx, cancelFetch := context.WithTimeout(ctx, fetchWait)
 		batch, err := cons.Fetch(free, jetstream.FetchContext(fetchCtx))
 		if err == nil {
 			for msg := range batch.Messages() {

@@ -51,6 +51,22 @@ func TestMaxInFlightHoldsOverThreeWorkerProcesses(t *testing.T) {
 // terminal events at any point.
 func mostRunningAtOnce(t *testing.T, js jetstream.JetStream) int {
 	t.Helper()
+	running, most := map[string]bool{}, 0
+	replayEvents(t, js, func(ev streams.Event) {
+		switch ev.Type {
+		case streams.EventStarted:
+			running[ev.JobID] = true
+		case streams.EventCompleted, streams.EventFailed, streams.EventCancelled:
+			delete(running, ev.JobID)
+		}
+		most = max(most, len(running))
+	})
+	return most
+}
+
+// replayEvents hands every event of JOB_EVENTS, in the log's order, to each.
+func replayEvents(t *testing.T, js jetstream.JetStream, each func(streams.Event)) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	stream, err := js.Stream(ctx, streams.StreamEvents)
@@ -65,7 +81,6 @@ func mostRunningAtOnce(t *testing.T, js jetstream.JetStream) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	running, most := map[string]bool{}, 0
 	for seq := uint64(0); seq < info.State.LastSeq; {
 		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
 		if err != nil {
@@ -77,13 +92,6 @@ func mostRunningAtOnce(t *testing.T, js jetstream.JetStream) int {
 		if err != nil {
 			t.Fatal(err)
 		}
-		switch ev.Type {
-		case streams.EventStarted:
-			running[ev.JobID] = true
-		case streams.EventCompleted, streams.EventFailed, streams.EventCancelled:
-			delete(running, ev.JobID)
-		}
-		most = max(most, len(running))
+		each(ev)
 	}
-	return most
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jobwire/jobwire/api"
-	"github.com/jobwire/jobwire/services/internal/auth"
 	"github.com/jobwire/jobwire/services/internal/console"
 	"github.com/jobwire/jobwire/services/internal/gateway"
 	"github.com/jobwire/jobwire/services/internal/testkit"
@@ -24,16 +23,6 @@ func fastConsole() setupOption {
 		c.Console = console.Config{Interval: 50 * time.Millisecond, DeadLetterInterval: 100 * time.Millisecond,
 			StatsInterval: 100 * time.Millisecond}
 	})
-}
-
-// operatorToken is a one-hour token of user with the operator role.
-func (b *bundle) operatorToken(t *testing.T, user string) string {
-	t.Helper()
-	tok, err := b.signer.Sign(user, time.Hour, "", "", auth.DefaultOperatorRole)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
 }
 
 // viewer is one open console stream; it keeps every snapshot it reads, with its raw data.

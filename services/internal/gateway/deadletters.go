@@ -156,18 +156,24 @@ func (g *Gateway) actOn(ctx context.Context, action, key string) api.DeadLetterR
 	return r
 }
 
-// audit records an operator's action in JOBS_AUDIT. The action is done whatever happens here: a record
-// that cannot be stored is logged in full instead.
+// audit records an operator's action on dead letters in JOBS_AUDIT.
 func (g *Gateway) audit(ctx context.Context, c *fiber.Ctx, action string, sel api.DeadLetterSelection, results []api.DeadLetterResult) {
-	selection, _ := json.Marshal(sel)
-	rec := streams.AuditRecord{ID: streams.NewJobID(time.Now()), Action: action, Operator: identity(c).Owner, Selection: selection}
+	out := make([]streams.AuditResult, 0, len(results))
 	for _, r := range results {
 		ar := streams.AuditResult{Key: r.Key, Status: r.Status}
 		if r.Error != nil {
 			ar.Code = string(r.Error.Code)
 		}
-		rec.Results = append(rec.Results, ar)
+		out = append(out, ar)
 	}
+	g.record(ctx, c, action, sel, out)
+}
+
+// record stores an operator's action in JOBS_AUDIT. The action is done whatever happens here: a record
+// that cannot be stored is logged in full instead.
+func (g *Gateway) record(ctx context.Context, c *fiber.Ctx, action string, sel any, results []streams.AuditResult) {
+	selection, _ := json.Marshal(sel)
+	rec := streams.AuditRecord{ID: streams.NewJobID(time.Now()), Action: action, Operator: identity(c).Owner, Selection: selection, Results: results}
 	if err := g.store.AuditAction(ctx, rec); err != nil {
 		g.log.Error("audit record not stored", "err", err, "action", action, "operator", rec.Operator, "selection", string(selection), "results", len(results))
 	}

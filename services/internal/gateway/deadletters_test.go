@@ -19,12 +19,17 @@ import (
 
 // operator is a client whose token holds the operator role.
 func (b *bundle) operator(t *testing.T, user string) *api.Client {
+	return api.NewClient(b.url, b.operatorToken(t, user))
+}
+
+// operatorToken is a token of user with the operator role.
+func (b *bundle) operatorToken(t *testing.T, user string) string {
 	t.Helper()
 	tok, err := b.signer.Sign(user, time.Hour, "", "", auth.DefaultOperatorRole)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return api.NewClient(b.url, tok)
+	return tok
 }
 
 // deadLetters makes three jobs fail for good (two of alice's, one of bob's) and queues one malformed

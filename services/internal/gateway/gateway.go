@@ -170,6 +170,7 @@ type Gateway struct {
 	submits   *submitLimiter
 	origins   map[string]bool
 	types     *registry.Registry
+	typesKV   jetstream.KeyValue // JOB_TYPES, for operators' control entries
 	console   *console.Console
 
 	mu       sync.Mutex
@@ -246,7 +247,13 @@ func (g *Gateway) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("gateway: open %s: %w", streams.BucketJobTypes, err)
 	}
+	g.typesKV = types
 	g.types = registry.New(types, g.log)
+	if g.deps.Registry != nil {
+		if err := g.deps.Registry.Register(g.types); err != nil {
+			return fmt.Errorf("gateway: metrics: %w", err)
+		}
+	}
 	if err := g.types.Start(ctx); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
@@ -337,6 +344,10 @@ func (g *Gateway) routes() {
 	v1.Get("/events", g.authenticate(true), g.streamOwner)
 	v1.Get("/library", g.authenticate(false), g.library)
 	v1.Get("/job-types", g.authenticate(false), g.jobTypes)
+	v1.Post("/job-types/:type/pause", g.authenticate(false), requireOperator, g.setPaused(true))
+	v1.Post("/job-types/:type/resume", g.authenticate(false), requireOperator, g.setPaused(false))
+	v1.Put("/job-types/:type/rate-limit", g.authenticate(false), requireOperator, g.setRateLimit)
+	v1.Delete("/job-types/:type/rate-limit", g.authenticate(false), requireOperator, g.removeRateLimit)
 	v1.Get("/dead-letters", g.authenticate(false), requireOperator, g.listDeadLetters)
 	v1.Post("/dead-letters/retry", g.authenticate(false), requireOperator, g.deadLetterAction(streams.AuditRetryDeadLetters))
 	v1.Post("/dead-letters/purge", g.authenticate(false), requireOperator, g.deadLetterAction(streams.AuditPurgeDeadLetters))

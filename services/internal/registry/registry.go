@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/jobwire/jobwire/api"
 	"github.com/jobwire/jobwire/streams"
@@ -45,6 +46,7 @@ type jobType struct {
 	entry    *streams.TypeEntry             // nil until its registration is read
 	versions map[string]*streams.Schema     // compiled schema versions by hash
 	workers  map[string]streams.WorkerEntry // online workers by id
+	control  *streams.ControlEntry          // what operators set; nil: unpaused, unlimited
 }
 
 // New returns a registry over the JOB_TYPES bucket kv.
@@ -133,6 +135,15 @@ func (r *Registry) apply(e jetstream.KeyValueEntry) {
 		}
 	case kind == streams.RegistryType && removed:
 		t.entry = nil
+	case kind == streams.RegistryControl && removed:
+		t.control = nil
+	case kind == streams.RegistryControl:
+		var ce streams.ControlEntry
+		if err := streams.DecodeRegistryEntry(e.Value(), &ce); err != nil || ce.Type != name {
+			r.log.Warn("registry: ignoring a control entry", "key", e.Key(), "err", err)
+			return
+		}
+		t.control = &ce
 	case kind == streams.RegistryWorker:
 		var we streams.WorkerEntry
 		if err := streams.DecodeRegistryEntry(e.Value(), &we); err != nil || we.ID != id || we.Type != name {
@@ -153,7 +164,7 @@ func (r *Registry) apply(e jetstream.KeyValueEntry) {
 	case kind == streams.RegistryType:
 		r.applyType(t, name, e)
 	}
-	if t.entry == nil && len(t.workers) == 0 && len(t.versions) == 0 {
+	if t.entry == nil && t.control == nil && len(t.workers) == 0 && len(t.versions) == 0 {
 		delete(r.types, name)
 	}
 }
@@ -268,18 +279,62 @@ func (r *Registry) List() []api.JobType {
 	defer r.mu.RUnlock()
 	out := make([]api.JobType, 0, len(r.types))
 	for _, t := range r.types {
-		if t.entry == nil {
-			continue
+		if t.entry != nil {
+			out = append(out, t.describe())
 		}
-		e := t.entry
-		jt := api.JobType{Name: e.Name, Description: e.Description, Schema: e.Schema, SchemaHash: e.SchemaHash,
-			Options: e.Options, Online: len(t.workers) > 0, Workers: []api.JobTypeWorker{}, RegisteredAt: e.RegisteredAt}
-		for _, w := range t.workers {
-			jt.Workers = append(jt.Workers, api.JobTypeWorker{ID: w.ID, Concurrency: w.Concurrency, SchemaHash: w.SchemaHash, SDK: w.SDK, StartedAt: w.StartedAt})
-		}
-		slices.SortFunc(jt.Workers, func(a, b api.JobTypeWorker) int { return strings.Compare(a.ID, b.ID) })
-		out = append(out, jt)
 	}
 	slices.SortFunc(out, func(a, b api.JobType) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// Get returns one registered type; false when no worker ever registered it.
+func (r *Registry) Get(name string) (api.JobType, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	t := r.types[name]
+	if t == nil || t.entry == nil {
+		return api.JobType{}, false
+	}
+	return t.describe(), true
+}
+
+// describe is the API's view of a registered type.
+func (t *jobType) describe() api.JobType {
+	e := t.entry
+	jt := api.JobType{Name: e.Name, Description: e.Description, Schema: e.Schema, SchemaHash: e.SchemaHash,
+		Options: e.Options, Online: len(t.workers) > 0, Workers: []api.JobTypeWorker{}, RegisteredAt: e.RegisteredAt}
+	for _, w := range t.workers {
+		jt.Workers = append(jt.Workers, api.JobTypeWorker{ID: w.ID, Concurrency: w.Concurrency, SchemaHash: w.SchemaHash, SDK: w.SDK, StartedAt: w.StartedAt})
+	}
+	slices.SortFunc(jt.Workers, func(a, b api.JobTypeWorker) int { return strings.Compare(a.ID, b.ID) })
+	if t.control != nil {
+		ApplyControl(&jt, *t.control)
+	}
+	return jt
+}
+
+// ApplyControl sets what operators set (paused, rate limit) on jt.
+func ApplyControl(jt *api.JobType, c streams.ControlEntry) {
+	jt.Paused, jt.PausedAt, jt.PausedBy, jt.RateLimit = c.Paused, c.PausedAt, c.PausedBy, c.RateLimit
+}
+
+var (
+	pausedDesc = prometheus.NewDesc("jobwire_job_type_paused", "1 while an operator has paused the job type (its workers fetch no job), else 0.", []string{"type"}, nil)
+	onlineDesc = prometheus.NewDesc("jobwire_job_type_workers", "Worker processes serving the job type now.", []string{"type"}, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (r *Registry) Describe(ch chan<- *prometheus.Desc) { ch <- pausedDesc; ch <- onlineDesc }
+
+// Collect implements prometheus.Collector: the paused state and workers of every registered type, as
+// the watch has them.
+func (r *Registry) Collect(ch chan<- prometheus.Metric) {
+	for _, jt := range r.List() {
+		paused := 0.0
+		if jt.Paused {
+			paused = 1
+		}
+		ch <- prometheus.MustNewConstMetric(pausedDesc, prometheus.GaugeValue, paused, jt.Name)
+		ch <- prometheus.MustNewConstMetric(onlineDesc, prometheus.GaugeValue, float64(len(jt.Workers)), jt.Name)
+	}
 }

@@ -146,3 +146,13 @@ func (s *Stack) Token(t testing.TB, user string) string {
 func (s *Stack) Client(t testing.TB, user string) *api.Client {
 	return api.NewClient(s.URL, s.Token(t, user))
 }
+
+// Operator returns an API client for user with the operator role.
+func (s *Stack) Operator(t testing.TB, user string) *api.Client {
+	t.Helper()
+	tok, err := s.Signer.Sign(user, time.Hour, "", "", auth.DefaultOperatorRole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return api.NewClient(s.URL, tok)
+}
