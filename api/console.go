@@ -37,7 +37,7 @@ type ConsoleGateway struct {
 // retry's backoff, still ahead); Completed, Failed and Cancelled count the finished jobs still in
 // JOB_STATE (the state's retention, 24 h by default). DeadLettered counts its dead letters in JOBS_DLQ
 // (sampled every few seconds). The rates are per second over the last ten seconds. WorkersOnline counts
-// the worker processes serving the type now.
+// the worker processes serving the type now; Paused and RateLimit are the operators' controls.
 type ConsoleJobType struct {
 	Type           string  `json:"type"`
 	Queued         int     `json:"queued"`
@@ -51,6 +51,8 @@ type ConsoleJobType struct {
 	FinishedPerSec float64 `json:"finishedPerSec"`
 	WorkersOnline  int     `json:"workersOnline"`
 	Paused         bool    `json:"paused"`
+	// RateLimit is the type's cluster-wide cap on starts, if it has one.
+	RateLimit *RateLimit `json:"rateLimit,omitempty"`
 }
 
 // OperatorEventsPath is the route of the console stream (operators only).

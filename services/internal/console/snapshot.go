@@ -35,7 +35,7 @@ func jobTypes(registered []api.JobType, counts map[string]relay.TypeCounts, dead
 	}
 	for _, jt := range registered {
 		r := row(jt.Name)
-		r.WorkersOnline = len(jt.Workers)
+		r.WorkersOnline, r.Paused, r.RateLimit = len(jt.Workers), jt.Paused, jt.RateLimit
 	}
 	for name, n := range counts {
 		if n == (relay.TypeCounts{}) {

@@ -162,7 +162,7 @@ func TestConsoleAdmitsOperatorsOnly(t *testing.T) {
 
 // An operator's console shows what happens to demo.count jobs (the real examples/count worker) as it
 // happens, without asking: queued while no worker runs, scheduled, active, finished, failed and
-// dead-lettered, the worker online, the rates; a retry's or purge's effect on the dead letters.
+// dead-lettered, the worker online, the rates; a purge's effect on the dead letters; pause and resume.
 func TestConsoleShowsJobsAsTheyRun(t *testing.T) {
 	b := setup(t, fastConsole())
 	ctx := context.Background()
@@ -232,6 +232,15 @@ func TestConsoleShowsJobsAsTheyRun(t *testing.T) {
 		r := row(s, "demo.count")
 		return r.DeadLettered == 0 && s.DeadLetters == 0 && r.Failed == 1
 	})
+
+	if _, err := ops.PauseJobType(ctx, "demo.count"); err != nil {
+		t.Fatal(err)
+	}
+	v.wait(t, "demo.count paused", func(s api.ConsoleSnapshot) bool { return row(s, "demo.count").Paused })
+	if _, err := ops.ResumeJobType(ctx, "demo.count"); err != nil {
+		t.Fatal(err)
+	}
+	v.wait(t, "demo.count resumed", func(s api.ConsoleSnapshot) bool { return !row(s, "demo.count").Paused })
 }
 
 // One sampler per gateway serves every console stream: twenty viewers cost the gateway's NATS
