@@ -6,11 +6,16 @@ import { QUERY_ACCESS_TOKEN, QUERY_LAST_EVENT_ID } from "./protocol.js";
 import type {
   BatchItem,
   BatchResult,
+  DeadLetterFilter,
+  DeadLetterList,
+  DeadLetterResult,
+  DeadLetterSelection,
   History,
   JobList,
   JobState,
   JobStateName,
   JobType,
+  Session,
   StreamToken,
   SubmitOptions,
   SubmitRequest,
@@ -18,6 +23,9 @@ import type {
   TrackList,
 } from "./types.js";
 import { startWatch, type StreamOpener, type Watch, type WatchHandlers, type WatchOptions } from "./watch.js";
+
+/** What a console watch tells: each snapshot, its status and errors. */
+export type ConsoleHandlers = Pick<WatchHandlers, "onConsole" | "onStatus" | "onError">;
 
 /** Supplies a token; refresh is true when the last one was refused (401) or its stream expired. */
 export type TokenSource = (opts: { refresh: boolean }) => string | Promise<string>;
@@ -151,8 +159,52 @@ export class JobwireClient {
     return this.#watch("/v1/events", undefined, handlers, opts);
   }
 
-  #watch(path: string, jobId: string | undefined, handlers: WatchHandlers, opts: JobWatchOptions): Watch {
-    const position = new Position(this.#storage, jobId, opts.storageKey);
+  /** session says who your token speaks for, and whether it is an operator's. */
+  session(): Promise<Session> {
+    return this.request("GET", "/v1/session");
+  }
+
+  /**
+   * watchConsole follows the operators' live console (GET /v1/operator/events, operators only): a
+   * snapshot now and another whenever a number changes, until close(). Snapshots are whole, so a
+   * reconnect starts from a fresh one (nothing is resumed or kept in storage).
+   */
+  watchConsole(handlers: ConsoleHandlers, opts: WatchOptions = {}): Watch {
+    return this.#watch("/v1/operator/events", undefined, handlers, opts, new Position(null, undefined, "console"));
+  }
+
+  /** deadLetters lists a page of dead letters, oldest first (operators). */
+  deadLetters(filter: DeadLetterFilter & { limit?: number; cursor?: string } = {}): Promise<DeadLetterList> {
+    return this.request("GET", "/v1/dead-letters" + query(filter));
+  }
+
+  /** retryDeadLetters re-queues the selected dead letters' jobs, one result each (operators). */
+  async retryDeadLetters(sel: DeadLetterSelection): Promise<DeadLetterResult[]> {
+    return (await this.request<{ results: DeadLetterResult[] }>("POST", "/v1/dead-letters/retry", { body: sel })).results;
+  }
+
+  /** purgeDeadLetters removes the selected dead letters for good; their jobs stay failed (operators). */
+  async purgeDeadLetters(sel: DeadLetterSelection): Promise<DeadLetterResult[]> {
+    return (await this.request<{ results: DeadLetterResult[] }>("POST", "/v1/dead-letters/purge", { body: sel })).results;
+  }
+
+  /** pauseJobType stops every worker of the type from taking jobs; running ones finish (operators). */
+  pauseJobType(type: string): Promise<JobType> {
+    return this.request("POST", `/v1/job-types/${encodeURIComponent(type)}/pause`);
+  }
+
+  /** resumeJobType lets the type's workers take jobs again (operators). */
+  resumeJobType(type: string): Promise<JobType> {
+    return this.request("POST", `/v1/job-types/${encodeURIComponent(type)}/resume`);
+  }
+
+  #watch(
+    path: string,
+    jobId: string | undefined,
+    handlers: WatchHandlers,
+    opts: JobWatchOptions,
+    position = new Position(this.#storage, jobId, opts.storageKey),
+  ): Watch {
     if (opts.lastEventId !== undefined) position.set(opts.lastEventId);
     const open: StreamOpener = async (lastEventId, refresh, signal) => {
       const headers: Record<string, string> = { Accept: "text/event-stream" };

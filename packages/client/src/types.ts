@@ -124,6 +124,17 @@ export interface JobType {
   online: boolean;
   workers: { id: string; concurrency: number; schemaHash: string; sdk?: string; startedAt: string }[];
   registeredAt: string;
+  /** An operator paused the type: its workers take no job until it is resumed. */
+  paused: boolean;
+  pausedAt?: string;
+  pausedBy?: string;
+  rateLimit?: RateLimit;
+}
+
+/** A cluster-wide cap on a job type's starts: at most limit in any window of interval (a Go duration). */
+export interface RateLimit {
+  limit: number;
+  interval: string;
 }
 
 /** One imported track of the caller's library. */
@@ -147,4 +158,91 @@ export interface TrackList {
 export interface StreamToken {
   token: string;
   expiresAt: string;
+}
+
+/** Who the caller's token speaks for (GET /v1/session): operators may open the console. */
+export interface Session {
+  user: string;
+  operator: boolean;
+  expiresAt: string;
+}
+
+/** One gateway process, as the console shows it. */
+export interface ConsoleGateway {
+  id: string;
+  host: string;
+  addr: string;
+  /** Its open SSE streams of every kind; consoleStreams those of the console. */
+  openStreams: number;
+  consoleStreams: number;
+}
+
+/** One job type's numbers in the console (api.ConsoleJobType). */
+export interface ConsoleJobType {
+  type: string;
+  /** Queued excludes scheduled (a runAt or a retry's backoff still ahead). */
+  queued: number;
+  scheduled: number;
+  active: number;
+  /** Finished jobs still in JOB_STATE (the state's retention, 24 h). */
+  completed: number;
+  failed: number;
+  cancelled: number;
+  deadLettered: number;
+  /** Per second, over the last 10 s. */
+  startedPerSec: number;
+  finishedPerSec: number;
+  workersOnline: number;
+  paused: boolean;
+  rateLimit?: RateLimit;
+}
+
+/** The whole console as one gateway sees it: the data of a console event. */
+export interface ConsoleSnapshot {
+  /** The gateway that sent it first, then every other one. */
+  gateways: ConsoleGateway[];
+  types: ConsoleJobType[];
+  /** Every dead letter, malformed ones included. */
+  deadLetters: number;
+  at: string;
+}
+
+/** A job that failed for good, or a queued message that was never a job (malformed). */
+export interface DeadLetter {
+  /** <owner>.<jobId>, or _malformed.<seq>: what retry and purge take. */
+  key: string;
+  seq: number;
+  jobId?: string;
+  owner?: string;
+  type?: string;
+  error: JobError;
+  attempts?: number;
+  deadAt: string;
+  malformed?: boolean;
+  queueSubject?: string;
+}
+
+/** A page of dead letters, oldest first; nextCursor is absent on the last page. */
+export interface DeadLetterList {
+  deadLetters: DeadLetter[];
+  nextCursor?: string;
+}
+
+/** Which dead letters: by type, error code and when they died (since inclusive, until exclusive). */
+export type DeadLetterFilter = {
+  type?: string;
+  code?: string;
+  since?: string;
+  until?: string;
+};
+
+/** What a retry or purge acts on: up to 1,000 keys, or a filter. */
+export type DeadLetterSelection = { keys: string[]; filter?: undefined } | { filter: DeadLetterFilter; keys?: undefined };
+
+/** What a retry or purge did to one dead letter: 200 (with the re-queued job for a retry), 404, 409, 503. */
+export interface DeadLetterResult {
+  key: string;
+  status: number;
+  job?: JobState;
+  error?: { code: string; message: string };
 }

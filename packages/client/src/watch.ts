@@ -5,7 +5,7 @@ import { backoffDelay, expiredDelay } from "./backoff.js";
 import { JobwireError, errorFromResponse } from "./errors.js";
 import type { Position } from "./position.js";
 import { readEvents, type SseEvent } from "./sse.js";
-import { JOB_STATES, isTerminal, type JobState } from "./types.js";
+import { JOB_STATES, isTerminal, type ConsoleSnapshot, type JobState } from "./types.js";
 
 /** Where a watch stands. */
 export type WatchStatus =
@@ -33,6 +33,8 @@ export interface WatchHandlers {
   onRemoved?(id: string): void;
   /** The server cannot resume from your position: drop every job you hold, a fresh snapshot follows. */
   onReset?(): void;
+  /** The operators' console as it is now (watchConsole only): it replaces every earlier one. */
+  onConsole?(snapshot: ConsoleSnapshot): void;
   /** The watch's status changed (see WatchStatus). */
   onStatus?(status: WatchStatus): void;
   /** A malformed event (bad JSON, wrong shape) or a handler's exception: the watch goes on. */
@@ -136,6 +138,12 @@ export function startWatch(setup: WatchSetup, handlers: WatchHandlers): Watch {
         seen.clear();
         safely(() => handlers.onReset?.());
         return undefined;
+      case "console": {
+        const snap = parse(ev.data);
+        if (!isConsoleSnapshot(snap)) return void malformed(ev, snap === undefined ? "not JSON" : "not a ConsoleSnapshot");
+        safely(() => handlers.onConsole?.(snap));
+        return undefined;
+      }
       case "expired":
         return "expired";
       default:
@@ -274,4 +282,11 @@ function isJobState(v: unknown): v is JobState {
     typeof j.progress === "object" &&
     j.progress !== null
   );
+}
+
+/** isConsoleSnapshot checks the fields a console relies on. */
+function isConsoleSnapshot(v: unknown): v is ConsoleSnapshot {
+  if (typeof v !== "object" || v === null) return false;
+  const c = v as Partial<ConsoleSnapshot>;
+  return Array.isArray(c.gateways) && Array.isArray(c.types) && typeof c.deadLetters === "number" && typeof c.at === "string";
 }

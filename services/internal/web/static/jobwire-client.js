@@ -38,6 +38,7 @@ async function errorFromResponse(res) {
 
 // dist/protocol.js
 var STREAM_EVENTS = ["state", "removed", "reset", "expired"];
+var CONSOLE_EVENTS = ["console", "expired"];
 var QUERY_LAST_EVENT_ID = "lastEventId";
 var QUERY_ACCESS_TOKEN = "access_token";
 var POSITION_KEY = "jobwire.lastEventId";
@@ -231,6 +232,13 @@ function startWatch(setup, handlers) {
         seen.clear();
         safely(() => handlers.onReset?.());
         return void 0;
+      case "console": {
+        const snap = parse(ev.data);
+        if (!isConsoleSnapshot(snap))
+          return void malformed(ev, snap === void 0 ? "not JSON" : "not a ConsoleSnapshot");
+        safely(() => handlers.onConsole?.(snap));
+        return void 0;
+      }
       case "expired":
         return "expired";
       default:
@@ -363,6 +371,12 @@ function isJobState(v) {
   const j = v;
   return typeof j.id === "string" && j.id !== "" && typeof j.type === "string" && JOB_STATES.includes(j.state) && typeof j.revision === "number" && typeof j.progress === "object" && j.progress !== null;
 }
+function isConsoleSnapshot(v) {
+  if (typeof v !== "object" || v === null)
+    return false;
+  const c = v;
+  return Array.isArray(c.gateways) && Array.isArray(c.types) && typeof c.deadLetters === "number" && typeof c.at === "string";
+}
 
 // dist/client.js
 var JobwireClient = class {
@@ -444,8 +458,39 @@ var JobwireClient = class {
   watchJobs(handlers, opts = {}) {
     return this.#watch("/v1/events", void 0, handlers, opts);
   }
-  #watch(path, jobId, handlers, opts) {
-    const position = new Position(this.#storage, jobId, opts.storageKey);
+  /** session says who your token speaks for, and whether it is an operator's. */
+  session() {
+    return this.request("GET", "/v1/session");
+  }
+  /**
+   * watchConsole follows the operators' live console (GET /v1/operator/events, operators only): a
+   * snapshot now and another whenever a number changes, until close(). Snapshots are whole, so a
+   * reconnect starts from a fresh one (nothing is resumed or kept in storage).
+   */
+  watchConsole(handlers, opts = {}) {
+    return this.#watch("/v1/operator/events", void 0, handlers, opts, new Position(null, void 0, "console"));
+  }
+  /** deadLetters lists a page of dead letters, oldest first (operators). */
+  deadLetters(filter = {}) {
+    return this.request("GET", "/v1/dead-letters" + query(filter));
+  }
+  /** retryDeadLetters re-queues the selected dead letters' jobs, one result each (operators). */
+  async retryDeadLetters(sel) {
+    return (await this.request("POST", "/v1/dead-letters/retry", { body: sel })).results;
+  }
+  /** purgeDeadLetters removes the selected dead letters for good; their jobs stay failed (operators). */
+  async purgeDeadLetters(sel) {
+    return (await this.request("POST", "/v1/dead-letters/purge", { body: sel })).results;
+  }
+  /** pauseJobType stops every worker of the type from taking jobs; running ones finish (operators). */
+  pauseJobType(type) {
+    return this.request("POST", `/v1/job-types/${encodeURIComponent(type)}/pause`);
+  }
+  /** resumeJobType lets the type's workers take jobs again (operators). */
+  resumeJobType(type) {
+    return this.request("POST", `/v1/job-types/${encodeURIComponent(type)}/resume`);
+  }
+  #watch(path, jobId, handlers, opts, position = new Position(this.#storage, jobId, opts.storageKey)) {
     if (opts.lastEventId !== void 0)
       position.set(opts.lastEventId);
     const open = async (lastEventId, refresh, signal) => {
@@ -610,6 +655,7 @@ var JobsStore = class {
 };
 export {
   BASE_BACKOFF_MS,
+  CONSOLE_EVENTS,
   JOB_STATES,
   JobsStore,
   JobwireClient,
