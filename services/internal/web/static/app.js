@@ -10,7 +10,11 @@
 //   POST   /v1/jobs               start an import (with an Idempotency-Key),
 //   POST   /v1/jobs/{id}/cancel   cancel a queued or running job,
 //   GET    /v1/jobs/{id}/history  a job's events,
-//   GET    /v1/library            the imported tracks, paged.
+//   GET    /v1/library            the imported tracks, paged,
+//   GET    /v1/session            who the cookie's token speaks for: an operator also gets the console,
+//   GET    /v1/operator/events    the operators' console, ONE stream while its view is shown (watchConsole),
+//   GET    /v1/dead-letters       and POST /v1/dead-letters/retry|purge: the console's dead-letter list,
+//   POST   /v1/job-types/{type}/pause|resume   the console's pause and resume buttons.
 // Everything from the server is put into the page with textContent, never as HTML.
 import { JobwireClient, JobsStore, POSITION_KEY, isTerminal } from '/static/jobwire-client.js';
 
@@ -34,6 +38,12 @@ import { JobwireClient, JobsStore, POSITION_KEY, isTerminal } from '/static/jobw
     dialog: $('#history-dialog'), historyTitle: $('#history-title'), history: $('#history tbody'),
     historyMsg: $('#history-msg'), historyClose: $('#history-close'),
     jobTemplate: $('#job-template'),
+    tabConsole: $('#tab-console'), viewConsole: $('#view-console'), consoleStatus: $('#console-status'),
+    consoleAt: $('#console-at'), consoleMsg: $('#console-msg'), consoleTypes: $('#console-types tbody'),
+    consoleGateways: $('#console-gateways tbody'), gatewaysCount: $('#gateways-count'),
+    dlq: $('#dead-letters tbody'), dlqCount: $('#dlq-count'), dlqMsg: $('#dlq-msg'), dlqEmpty: $('#dlq-empty'),
+    dlqMore: $('#dlq-more'), purgeDialog: $('#purge-dialog'), purgeText: $('#purge-text'),
+    purgeConfirm: $('#purge-confirm'), purgeCancel: $('#purge-cancel'),
   };
 
   // ---------------------------------------------------------------------------------------------
@@ -464,9 +474,14 @@ import { JobwireClient, JobsStore, POSITION_KEY, isTerminal } from '/static/jobw
   window.addEventListener('online', () => {
     if (session.on && !stream.live) openStream(); // now, rather than at the end of a backoff
   });
-  window.addEventListener('pagehide', () => closeStream());
+  window.addEventListener('pagehide', () => {
+    closeStream();
+    closeConsole();
+  });
   window.addEventListener('pageshow', (ev) => {
-    if (ev.persisted && session.on) openStream(); // restored from the back/forward cache
+    if (!ev.persisted || !session.on) return; // restored from the back/forward cache:
+    openStream();
+    if (!el.viewConsole.hidden) openConsole();
   });
 
   // ---------------------------------------------------------------------------------------------
@@ -728,16 +743,308 @@ import { JobwireClient, JobsStore, POSITION_KEY, isTerminal } from '/static/jobw
   el.libraryRefresh.addEventListener('click', () => loadLibrary(false));
 
   // ---------------------------------------------------------------------------------------------
+  // Operator console: for operators only (GET /v1/session says whether the cookie's token is one)
+  //
+  // While the Console view is shown the page holds ONE console stream (the client's watchConsole): the
+  // gateway pushes a whole snapshot whenever a number changes, made once for every viewer, so nothing
+  // here runs on a timer. The dead-letter list is read again when the snapshot's count of dead letters
+  // changes, and after a retry or purge.
+
+  const operator = {
+    on: false, watch: null, pending: new Map(), // job type -> the paused state asked for
+    dlqCursor: '', dlqTotal: -1, dlqLoading: false, dlqRows: 0, purgeKey: '',
+  };
+  const TYPE_COUNTS = ['queued', 'scheduled', 'active', 'completed', 'failed', 'cancelled', 'deadLettered'];
+  const TYPE_RATES = ['startedPerSec', 'finishedPerSec'];
+
+  // loadOperator asks the gateway who the session is, and offers the console to an operator.
+  async function loadOperator() {
+    let who = null;
+    try {
+      who = await api((c) => c.session());
+    } catch {
+      return; // signed out (401: handled), or unreachable: no console this time
+    }
+    if (!session.on) return;
+    if (who.user && who.user !== session.user) {
+      session.user = who.user;
+      setText(el.user, who.user);
+      el.user.hidden = false;
+    }
+    setOperator(Boolean(who.operator));
+  }
+
+  function setOperator(on) {
+    operator.on = on;
+    el.tabConsole.hidden = !on;
+    if (!on && !el.viewConsole.hidden) showView('jobs');
+  }
+
+  function openConsole() {
+    if (operator.watch || !operator.on) return;
+    setText(el.consoleMsg, '');
+    const watch = client.watchConsole({
+      onConsole: (snap) => {
+        if (operator.watch === watch) renderConsole(snap);
+      },
+      onStatus: (st) => {
+        if (operator.watch === watch) showConsoleStatus(st);
+      },
+      onError: (e) => console.warn('jobwire console:', e.message),
+    });
+    operator.watch = watch;
+  }
+
+  function closeConsole() {
+    if (!operator.watch) return;
+    operator.watch.close();
+    operator.watch = null;
+    operator.dlqTotal = -1; // read the list again when the console comes back
+  }
+
+  function showConsoleStatus(st) {
+    const state = el.consoleStatus;
+    switch (st.state) {
+      case 'connecting':
+        state.dataset.state = st.attempt ? 'reconnecting' : 'connecting';
+        setText(state, st.attempt ? 'Reconnecting…' : 'Connecting…');
+        return;
+      case 'live':
+        state.dataset.state = 'live';
+        setText(state, 'Live');
+        return;
+      case 'waiting':
+        state.dataset.state = st.reason === 'unreachable' || st.reason === 'refused' ? 'offline' : 'reconnecting';
+        setText(state, `Reconnecting in ${Math.max(1, Math.round(st.delayMs / 1000))} s`);
+        return;
+      case 'ended':
+        if (operator.watch) operator.watch = null;
+        state.dataset.state = 'closed';
+        setText(state, 'Disconnected');
+        if (st.reason === 'unauthorized') sessionLost();
+        else if (st.reason === 'refused') setText(el.consoleMsg, 'The console was refused: ' + st.error.message);
+    }
+  }
+
+  function rate(n) {
+    return Number(n || 0).toFixed(1);
+  }
+
+  function renderConsole(snap) {
+    setText(el.consoleAt, snap.at ? 'as of ' + clock(snap.at) : '');
+    renderTypes(snap.types || []);
+    renderGateways(snap.gateways || []);
+    if (snap.deadLetters !== operator.dlqTotal) {
+      operator.dlqTotal = snap.deadLetters;
+      loadDeadLetters(false);
+    }
+  }
+
+  // keyedRows keeps one <tr> per key in tbody, in the order of items, made by build and filled by fill.
+  function keyedRows(tbody, items, keyOf, build, fill) {
+    const rows = new Map([...tbody.children].map((tr) => [tr.dataset.key, tr]));
+    let prev = null;
+    for (const item of items) {
+      const key = keyOf(item);
+      let tr = rows.get(key);
+      if (!tr) {
+        tr = build(key);
+        tr.dataset.key = key;
+      }
+      rows.delete(key);
+      fill(tr, item);
+      const want = prev ? prev.nextSibling : tbody.firstChild;
+      if (want !== tr) tbody.insertBefore(tr, want);
+      prev = tr;
+    }
+    for (const tr of rows.values()) tr.remove();
+  }
+
+  // cell returns the row's cell of field, made at its first use (so cells keep the order of the first
+  // fill), with text (null: a cell of elements, left as it is).
+  function cell(tr, field, text, className) {
+    let td = $(`td[data-field="${field}"]`, tr);
+    if (!td) {
+      td = make('td', null, className);
+      td.dataset.field = field;
+      tr.append(td);
+    }
+    if (text !== null) setText(td, text);
+    return td;
+  }
+
+  function renderTypes(types) {
+    keyedRows(el.consoleTypes, types, (t) => t.type, () => make('tr'), (tr, t) => {
+      tr.dataset.type = t.type;
+      tr.dataset.paused = String(Boolean(t.paused));
+      cell(tr, 'type', t.type, 'type');
+      for (const f of TYPE_COUNTS) cell(tr, f, Number(t[f]) || 0, 'num').toggleAttribute('data-zero', !t[f]);
+      for (const f of TYPE_RATES) cell(tr, f, rate(t[f]), 'num').toggleAttribute('data-zero', !t[f]);
+      cell(tr, 'workersOnline', Number(t.workersOnline) || 0, 'num');
+      const stateCell = cell(tr, 'state', null);
+      let pill = $('.state', stateCell);
+      if (!pill) stateCell.append((pill = make('span', null, 'state')));
+      const state = t.paused ? 'paused' : t.workersOnline ? 'running' : 'offline';
+      pill.dataset.state = state;
+      setText(pill, t.paused ? 'paused' : t.workersOnline ? 'running' : 'no worker');
+      if (t.rateLimit) pill.title = `at most ${t.rateLimit.limit} starts per ${t.rateLimit.interval}`;
+      const actions = cell(tr, 'actions', null);
+      let button = $('button', actions);
+      if (!button) {
+        button = make('button', null, 'pause');
+        button.type = 'button';
+        actions.append(make('span', null, 'actions'));
+        actions.firstChild.append(button);
+      }
+      if (operator.pending.get(t.type) === Boolean(t.paused)) operator.pending.delete(t.type);
+      const pending = operator.pending.has(t.type);
+      button.dataset.action = t.paused ? 'resume' : 'pause';
+      button.disabled = pending;
+      setText(button, pending ? (operator.pending.get(t.type) ? 'Pausing…' : 'Resuming…') : t.paused ? 'Resume' : 'Pause');
+    });
+  }
+
+  function renderGateways(gateways) {
+    setText(el.gatewaysCount, plural(gateways.length, 'gateway', 'gateways'));
+    keyedRows(el.consoleGateways, gateways, (g) => g.id, () => make('tr'), (tr, g) => {
+      cell(tr, 'host', g.host || '', 'type');
+      cell(tr, 'addr', g.addr || '');
+      cell(tr, 'id', g.id, 'key');
+      cell(tr, 'openStreams', Number(g.openStreams) || 0, 'num');
+      cell(tr, 'consoleStreams', Number(g.consoleStreams) || 0, 'num');
+    });
+  }
+
+  async function setPaused(type, paused) {
+    if (operator.pending.has(type)) return;
+    operator.pending.set(type, paused);
+    const button = $(`tr[data-type="${CSS.escape(type)}"] button.pause`, el.consoleTypes);
+    if (button) {
+      button.disabled = true;
+      setText(button, paused ? 'Pausing…' : 'Resuming…');
+    }
+    setText(el.consoleMsg, '');
+    try {
+      // The console's next snapshot shows the new state (the button waits for it).
+      await api((c) => (paused ? c.pauseJobType(type) : c.resumeJobType(type)));
+    } catch (e) {
+      operator.pending.delete(type);
+      if (button) button.disabled = false;
+      if (e.status !== 401) setText(el.consoleMsg, `Could not ${paused ? 'pause' : 'resume'} ${type}: ${e.message}`);
+    }
+  }
+
+  el.consoleTypes.addEventListener('click', (ev) => {
+    const button = ev.target.closest('button.pause');
+    const tr = button && button.closest('tr');
+    if (tr) setPaused(tr.dataset.type, button.dataset.action === 'pause');
+  });
+
+  // Dead letters
+
+  async function loadDeadLetters(more) {
+    if (operator.dlqLoading) return;
+    operator.dlqLoading = true;
+    el.dlqMore.disabled = true;
+    try {
+      const page = await api((c) => c.deadLetters({ limit: 100, cursor: more ? operator.dlqCursor : undefined }));
+      if (!more) {
+        el.dlq.replaceChildren();
+        operator.dlqRows = 0;
+      }
+      const rows = (page.deadLetters || []).map(deadLetterRow);
+      el.dlq.append(...rows);
+      operator.dlqRows += rows.length;
+      operator.dlqCursor = page.nextCursor || '';
+      setText(el.dlqMsg, '');
+    } catch (e) {
+      if (e.status !== 401) setText(el.dlqMsg, 'Could not load the dead letters: ' + e.message);
+    } finally {
+      operator.dlqLoading = false;
+      el.dlqMore.disabled = false;
+      el.dlqMore.hidden = !operator.dlqCursor;
+      el.dlqEmpty.hidden = operator.dlqRows > 0 || Boolean(el.dlqMsg.textContent);
+      const total = Math.max(operator.dlqTotal, operator.dlqRows);
+      setText(el.dlqCount, total > 0 ? plural(total, 'dead letter', 'dead letters') : '');
+    }
+  }
+
+  function deadLetterRow(dl) {
+    const tr = make('tr');
+    tr.dataset.key = dl.key;
+    tr.dataset.seq = String(dl.seq);
+    const err = dl.error || {};
+    tr.append(make('td', dl.malformed ? '(malformed)' : dl.type || '', 'type'), make('td', dl.key, 'key'),
+      make('td', [err.code, err.message].filter(Boolean).join(': '), 'error'), make('td', dl.attempts || '', 'num'),
+      make('td', dayAndClock(dl.deadAt), 'muted'));
+    const actions = make('span', null, 'actions');
+    if (!dl.malformed) {
+      const retry = make('button', 'Retry', 'retry');
+      retry.type = 'button';
+      actions.append(retry);
+    }
+    const purge = make('button', 'Purge', 'purge');
+    purge.type = 'button';
+    actions.append(purge);
+    const td = make('td');
+    td.append(actions);
+    tr.append(td);
+    return tr;
+  }
+
+  // actOnDeadLetter retries or purges one dead letter and says what became of it.
+  async function actOnDeadLetter(action, key) {
+    const tr = $(`tr[data-key="${CSS.escape(key)}"]`, el.dlq);
+    for (const b of tr ? tr.querySelectorAll('button') : []) b.disabled = true;
+    setText(el.dlqMsg, '');
+    try {
+      const sel = { keys: [key] };
+      const [res] = await api((c) => (action === 'retry' ? c.retryDeadLetters(sel) : c.purgeDeadLetters(sel)));
+      if (res && res.status !== 200) setText(el.dlqMsg, `Could not ${action} ${key}: ${res.error ? res.error.message : res.status}`);
+    } catch (e) {
+      if (e.status !== 401) setText(el.dlqMsg, `Could not ${action} ${key}: ${e.message}`);
+    }
+    loadDeadLetters(false);
+  }
+
+  el.dlq.addEventListener('click', (ev) => {
+    const button = ev.target.closest('button');
+    const tr = button && button.closest('tr');
+    if (!tr) return;
+    if (button.classList.contains('retry')) actOnDeadLetter('retry', tr.dataset.key);
+    if (button.classList.contains('purge')) {
+      // A purge cannot be undone: it asks first.
+      operator.purgeKey = tr.dataset.key;
+      setText(el.purgeText, `${tr.dataset.key} will be removed for good; its job stays failed and can no longer be retried.`);
+      el.purgeDialog.showModal();
+    }
+  });
+  el.purgeConfirm.addEventListener('click', () => {
+    const key = operator.purgeKey;
+    el.purgeDialog.close();
+    if (key) actOnDeadLetter('purge', key);
+  });
+  el.purgeCancel.addEventListener('click', () => el.purgeDialog.close());
+  el.purgeDialog.addEventListener('close', () => {
+    operator.purgeKey = '';
+  });
+  el.dlqMore.addEventListener('click', () => loadDeadLetters(true));
+
+  // ---------------------------------------------------------------------------------------------
   // Views
 
   function showView(name) {
+    if (name === 'console' && !operator.on) name = 'jobs';
     el.viewJobs.hidden = name !== 'jobs';
     el.viewLibrary.hidden = name !== 'library';
+    el.viewConsole.hidden = name !== 'console';
     for (const b of el.tabs.querySelectorAll('button')) {
       if (b.dataset.view === name) b.setAttribute('aria-current', 'page');
       else b.removeAttribute('aria-current');
     }
     if (name === 'library') loadLibrary(false);
+    if (name === 'console') openConsole();
+    else closeConsole();
   }
 
   el.tabs.addEventListener('click', (ev) => {
@@ -782,6 +1089,7 @@ import { JobwireClient, JobsStore, POSITION_KEY, isTerminal } from '/static/jobw
     closeStream();
     clearJobs();
     resetLibrary();
+    setOperator(false); // until GET /v1/session says otherwise
     showView('jobs');
     session.on = true;
     session.user = user;
@@ -798,6 +1106,7 @@ import { JobwireClient, JobsStore, POSITION_KEY, isTerminal } from '/static/jobw
     if (list) showJobList(list);
     else loadJobs(false);
     updateHint();
+    loadOperator();
   }
 
   // showSignIn ends the session in this tab and shows the sign-in box; the cookie is the server's
@@ -805,6 +1114,9 @@ import { JobwireClient, JobsStore, POSITION_KEY, isTerminal } from '/static/jobw
   function showSignIn(message) {
     session.on = false;
     session.user = '';
+    setOperator(false);
+    closeConsole();
+    if (el.purgeDialog.open) el.purgeDialog.close();
     closeStream();
     clearJobs();
     resetLibrary();
