@@ -124,8 +124,6 @@ func (c Config) StreamConfigs() []jetstream.StreamConfig {
 			Replicas:    c.Replicas,
 			MaxAge:      c.DeadLetterMaxAge,
 			Duplicates:  c.DedupeWindow,
-			// The operators' console reads each new dead letter's type once, with batched direct gets.
-			AllowDirect: true,
 		},
 		{
 			Name:        StreamEvents,

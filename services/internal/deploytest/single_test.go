@@ -527,8 +527,9 @@ func checkFlowControl(t *testing.T, s *stack) {
 	}
 }
 
-// operateDeadLetters lists user's dead job id as an operator, retries it from the dead letters (it
-// fails again), then purges it: each answered 200 through the gateway's NATS permissions.
+// operateDeadLetters lists user's dead job id as an operator, sees it counted in the console (batched
+// direct gets on JOBS_DLQ, the gateways' stats), retries it from the dead letters (it fails again),
+// then purges it: each answered 200 through the gateway's NATS permissions.
 func operateDeadLetters(t *testing.T, ctx context.Context, base, user, id string) {
 	t.Helper()
 	tok, err := auth.NewSigner([]byte(jwtSecret), "").Sign("ops", time.Hour, "", "", auth.DefaultOperatorRole)
@@ -544,6 +545,14 @@ func operateDeadLetters(t *testing.T, ctx context.Context, base, user, id string
 		}
 		return err
 	})
+	watchConsoleFor(t, ctx, ops, func(s api.ConsoleSnapshot) bool {
+		for _, r := range s.Types {
+			if r.Type == api.JobTypePlaylistImport {
+				return r.DeadLettered == 1 && s.DeadLetters == 1 && len(s.Gateways) == 1
+			}
+		}
+		return false
+	})
 	if res, err := ops.RetryDeadLetters(ctx, api.DeadLetterSelection{Keys: []string{key}}); err != nil || res[0].Status != http.StatusOK {
 		t.Fatalf("operator retry: %v %+v", err, res)
 	}
@@ -554,4 +563,25 @@ func operateDeadLetters(t *testing.T, ctx context.Context, base, user, id string
 		}
 		return err
 	})
+}
+
+// watchConsoleFor reads the operators' console stream until a snapshot satisfies ok.
+func watchConsoleFor(t *testing.T, ctx context.Context, ops *api.Client, ok func(api.ConsoleSnapshot) bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	s, err := ops.OpenConsole(ctx)
+	if err != nil {
+		t.Fatalf("open the console: %v", err)
+	}
+	defer s.Close()
+	for {
+		ev, err := s.Next()
+		if err != nil {
+			t.Fatalf("the console: %v", err)
+		}
+		if snap, err := ev.Console(); err == nil && ok(snap) {
+			return
+		}
+	}
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/jobwire/jobwire/api"
 	"github.com/jobwire/jobwire/streams"
@@ -75,11 +74,26 @@ func decodeDeadLetter(msg *jetstream.RawStreamMsg) (api.DeadLetter, bool) {
 	}
 	dl.Owner, dl.JobID = owner, jobID
 	dl.Attempts, _ = strconv.Atoi(msg.Header.Get(streams.HeaderDeadAttempts))
-	var jm streams.JobMessage
-	if json.Unmarshal(msg.Data, &jm) == nil {
-		dl.Type = jm.Type
-	}
+	dl.Type = jobTypeOf(msg.Data)
 	return dl, true
+}
+
+// deadLetterType is the job type of the dead letter on subject with body data: "" for a malformed one.
+func deadLetterType(subject string, data []byte) string {
+	key, _ := streams.DeadLetterKey(subject)
+	if _, _, malformedSeq, ok := streams.ParseDeadLetterKey(key); !ok || malformedSeq > 0 {
+		return ""
+	}
+	return jobTypeOf(data)
+}
+
+// jobTypeOf is the job type a dead letter's body (the job message) names, "" when it names none.
+func jobTypeOf(data []byte) string {
+	var jm streams.JobMessage
+	if json.Unmarshal(data, &jm) != nil {
+		return ""
+	}
+	return jm.Type
 }
 
 // selects reports whether f selects dl (Until is DeadLetters' to check: it ends the scan).
@@ -186,39 +200,52 @@ func (s *Store) DeadLetterExtent(ctx context.Context, deleted bool) (DeadLetterE
 	return DeadLetterExtent{First: st.FirstSeq, Last: st.LastSeq, Msgs: st.Msgs, Deleted: st.Deleted}, nil
 }
 
-// Batches of DeadLetterTypes: messages and bytes per direct-get request.
-const (
-	typesBatch    = 256
-	typesMaxBytes = 8 << 20
-)
+// typesBatch is how many dead letters one request of DeadLetterTypes takes.
+const typesBatch = 128
 
 // DeadLetterTypes calls fn with the sequence and job type (empty for a malformed message) of every dead
-// letter from sequence from up to upTo, read with batched direct gets (no consumer is made).
+// letter from sequence from up to upTo, read through a consumer of its own, made for the read (one
+// request), fetched from in batches (one request each) and deleted after it: no other read path
+// changes, and the consumer expires by itself should the delete not reach NATS.
 func (s *Store) DeadLetterTypes(ctx context.Context, from, upTo uint64, fn func(seq uint64, jobType string)) error {
-	for from = max(from, 1); from <= upTo; {
-		msgs, err := jetstreamext.GetBatch(ctx, s.js, streams.StreamDeadLetters, typesBatch,
-			jetstreamext.GetBatchSeq(from), jetstreamext.GetBatchMaxBytes(typesMaxBytes))
+	cons, err := s.dlq.CreateConsumer(ctx, jetstream.ConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq: max(from, 1), AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: time.Minute, MemoryStorage: true, Replicas: 1})
+	if err != nil {
+		return fmt.Errorf("read dead letters: %w", err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = s.dlq.DeleteConsumer(dctx, cons.CachedInfo().Name)
+	}()
+	for {
+		batch, err := cons.FetchNoWait(typesBatch)
 		if err != nil {
 			return fmt.Errorf("read dead letters: %w", err)
 		}
-		got := 0
-		for m, err := range msgs {
-			if errors.Is(err, jetstreamext.ErrNoMessages) {
-				return nil
-			}
-			if err != nil {
-				return fmt.Errorf("read dead letters: %w", err)
-			}
-			if got++; m.Sequence > upTo {
-				return nil
-			}
-			dl, _ := decodeDeadLetter(m)
-			fn(m.Sequence, dl.Type)
-			from = m.Sequence + 1
+		n, done := typesOf(batch, upTo, fn)
+		if err := batch.Error(); err != nil {
+			return fmt.Errorf("read dead letters: %w", err)
 		}
-		if got == 0 {
+		if done || n < typesBatch {
 			return nil
 		}
 	}
-	return nil
+}
+
+// typesOf calls fn for each dead letter of batch up to sequence upTo; it returns how many messages the
+// batch held and whether it reached upTo.
+func typesOf(batch jetstream.MessageBatch, upTo uint64, fn func(seq uint64, jobType string)) (n int, done bool) {
+	for m := range batch.Messages() {
+		n++
+		meta, err := m.Metadata()
+		if err != nil {
+			continue
+		}
+		if seq := meta.Sequence.Stream; seq <= upTo && !done {
+			fn(seq, deadLetterType(m.Subject(), m.Data()))
+		}
+		done = done || meta.Sequence.Stream >= upTo
+	}
+	return n, done
 }

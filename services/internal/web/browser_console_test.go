@@ -18,7 +18,9 @@ import (
 )
 
 // consoleRow is the selector of a job type's row in the console.
-func consoleRow(jobType string) string { return fmt.Sprintf(`#console-types tr[data-type="%s"]`, jobType) }
+func consoleRow(jobType string) string {
+	return fmt.Sprintf(`#console-types tr[data-type="%s"]`, jobType)
+}
 
 // waitCells waits until the console's row of jobType shows every field's value.
 func (tb *tab) waitCells(what, jobType string, want map[string]string) {
