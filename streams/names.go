@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+
+	"github.com/jobwire/jobwire/api"
 )
 
 // Names of the streams and buckets.
@@ -161,6 +163,39 @@ func isUpperHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'A' && c <= '
 
 // QueueSubject is the JOBS subject for a job type.
 func QueueSubject(jobType string) string { return subjectQueue + jobType }
+
+// Priorities are the priority levels, highest first; the empty one is normal.
+var Priorities = [...]api.Priority{api.PriorityHigh, "", api.PriorityLow}
+
+// NormalPriority maps the normal level to the empty Priority, which job messages and events carry.
+func NormalPriority(p api.Priority) api.Priority {
+	if p == api.PriorityNormal {
+		return ""
+	}
+	return p
+}
+
+// priorityToken is the queue subject's last token of a level other than normal. It starts with '_',
+// which no word of a job type does, so no type's queue is another's priority level.
+func priorityToken(p api.Priority) string { return "._" + string(p) }
+
+// QueueSubjectAt is the queue subject of jobType's jobs at priority p: QueueSubject for normal,
+// jobs.queue.<type>._high and jobs.queue.<type>._low for the others.
+func QueueSubjectAt(jobType string, p api.Priority) string {
+	if p = NormalPriority(p); p == "" {
+		return QueueSubject(jobType)
+	}
+	return QueueSubject(jobType) + priorityToken(p)
+}
+
+// WorkerConsumerAt is the durable consumer of jobType's jobs at priority p: WorkerConsumer for normal,
+// worker-<type token>-high and -low for the others ('-' is in no type token).
+func WorkerConsumerAt(jobType string, p api.Priority) string {
+	if p = NormalPriority(p); p == "" {
+		return WorkerConsumer(jobType)
+	}
+	return WorkerConsumer(jobType) + "-" + string(p)
+}
 
 // ScheduleSubject is the JOBS subject of the schedule that releases a delayed job into its queue.
 func ScheduleSubject(jobID string) string { return subjectSchedule + jobID }

@@ -26,6 +26,8 @@ type Submission struct {
 	// Timeout and MaxAttempts, when set, are the job's own limits.
 	Timeout     time.Duration
 	MaxAttempts int
+	// Priority is the job's level (normal: empty).
+	Priority api.Priority
 	// IdempotencyKey, when set, makes the submission idempotent for this owner for 24 h.
 	IdempotencyKey string
 	// UniqueKey, when set, makes the job unique among the owner's unfinished jobs of its type for up to
@@ -40,7 +42,7 @@ func (sub Submission) claims() bool { return sub.IdempotencyKey != "" || sub.Uni
 // message is the job message of the submission for job id, created at createdAt.
 func (sub Submission) message(id string, createdAt time.Time) streams.JobMessage {
 	return streams.JobMessage{V: 1, JobID: id, Type: sub.Type, Owner: sub.Owner, Name: sub.Name, Input: sub.Input,
-		CreatedAt: createdAt, RunAt: sub.RunAt, Timeout: sub.Timeout, MaxAttempts: sub.MaxAttempts}
+		CreatedAt: createdAt, RunAt: sub.RunAt, Timeout: sub.Timeout, MaxAttempts: sub.MaxAttempts, Priority: sub.Priority}
 }
 
 // fingerprint identifies what the submission runs: two submissions with one Idempotency-Key must
@@ -58,6 +60,9 @@ func (sub Submission) fingerprint() string {
 		}{sub.RunAt, sub.Timeout, sub.MaxAttempts})
 		h.Write([]byte{0})
 		h.Write(opts)
+	}
+	if sub.Priority != "" {
+		fmt.Fprintf(h, "\x00priority:%s", sub.Priority)
 	}
 	if sub.UniqueKey != "" {
 		fmt.Fprintf(h, "\x00unique:%d:%s:%d", len(sub.UniqueKey), sub.UniqueKey, sub.UniqueFor)
