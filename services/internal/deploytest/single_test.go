@@ -311,12 +311,50 @@ func driveOwnJobType(t *testing.T, s *stack, base string) {
 	if final := watch(t, ctx, c, st.ID); final.State != api.StateCompleted || string(final.Result) != `{"count":3}` {
 		t.Fatalf("demo.count ended %s %s", final.State, final.Result)
 	}
+	controlOwnJobType(t, ctx, base, c)
 	if err := count.Stop(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	testkit.WaitJobType(t, c, "demo.count", false, 10*time.Second)
 	if out := count.Out.String(); strings.Contains(strings.ToLower(out), "permission") {
 		t.Errorf("examples/count hit a permission error:\n%s", count.Out.Tail(40))
+	}
+}
+
+// controlOwnJobType drives the queue controls with the gateway's and the demo-worker's own NATS users:
+// a rate limit (the gateway creates and deletes the ticket stream, the worker takes tickets), a pause
+// (the gateway writes the control entry, the worker watches it) and a high-priority job (the worker's
+// -high consumer).
+func controlOwnJobType(t *testing.T, ctx context.Context, base string, c *api.Client) {
+	t.Helper()
+	tok, err := auth.NewSigner([]byte(jwtSecret), "").Sign("ops", time.Hour, "", "", auth.DefaultOperatorRole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := api.NewClient(base, tok)
+	if _, err := ops.SetRateLimit(ctx, "demo.count", api.RateLimit{Limit: 5, Interval: api.Duration(time.Second)}); err != nil {
+		t.Fatalf("set rate limit: %v", err)
+	}
+	if _, err := ops.PauseJobType(ctx, "demo.count"); err != nil {
+		t.Fatalf("pause: %v", err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	st, _, err := c.Submit(ctx, api.SubmitRequest{Type: "demo.count", Input: json.RawMessage(`{"n":1}`), Priority: api.PriorityHigh}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if got, err := c.Get(ctx, st.ID); err != nil || got.State != api.StateQueued {
+		t.Fatalf("job submitted while paused: %+v, %v", got, err)
+	}
+	if _, err := ops.ResumeJobType(ctx, "demo.count"); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if final := watch(t, ctx, c, st.ID); final.State != api.StateCompleted {
+		t.Fatalf("high-priority demo.count ended %s", final.State)
+	}
+	if _, err := ops.RemoveRateLimit(ctx, "demo.count"); err != nil {
+		t.Fatalf("remove rate limit: %v", err)
 	}
 }
 
@@ -330,6 +368,7 @@ var refusedPublish = map[string][]string{
 		"$JS.API.STREAM.DELETE.JOB_EVENTS", "$JS.API.STREAM.PURGE.JOB_EVENTS", "$JS.API.STREAM.MSG.DELETE.JOB_EVENTS",
 		"$JS.API.STREAM.CREATE.OTHER", "$JS.API.CONSUMER.DELETE.JOB_EVENTS.projector",
 		"$KV.JOB_TYPES.type.playlist.import", "$KV.JOB_TYPES.worker.noop.01JAAAAAAAAAAAAAAAAAAAAAAA",
+		"$KV.JOB_TYPES.schema.demo.count.x", "$JS.API.STREAM.CREATE.JOBS_RATE_other", "$JS.API.STREAM.DELETE.JOBS",
 	},
 	"worker": {
 		"$KV.JOB_STATE.alice.01JAAAAAAAAAAAAAAAAAAAAAAA", "$KV.JOB_IDEMPOTENCY.alice.x",
@@ -345,6 +384,7 @@ var refusedPublish = map[string][]string{
 		"$JS.API.CONSUMER.CREATE.JOBS.worker-playlist_import.jobs.queue.playlist.import",
 		"$JS.API.CONSUMER.MSG.NEXT.JOBS.worker-playlist_import", "$JS.API.STREAM.CREATE.KV_JOB_TYPES",
 		"$JS.API.STREAM.DELETE.JOBS", "$JS.API.CONSUMER.DELETE.JOBS.worker-demo_count",
+		"$KV.JOB_TYPES.control.demo.count", "$JS.API.STREAM.CREATE.JOBS_RATE_demo_count", "jobs.rate.playlist.import",
 	},
 	"projector": {
 		"jobs.queue.playlist.import", "jobs.schedule.01JAAAAAAAAAAAAAAAAAAAAAAA", "jobs.dlq.alice.x",
