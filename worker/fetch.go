@@ -3,7 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -12,31 +12,37 @@ import (
 	"github.com/jobwire/jobwire/api"
 )
 
-// A job type's jobs wait on three consumers, one per priority level (streams.Priorities). In each
-// round, the fetch loop takes as many free slots as it can and fills them from the levels in the
-// round's order (fetchOrder), asking each only for what is waiting (no wait on the server); when no
-// level has a job, it waits on all of them at once for up to fetchWait.
+// A job type's jobs wait on three consumers, one per priority level (streams.Priorities). The fetch
+// loop works in rounds: a round takes every free slot, fills them from the levels in the round's order
+// (fetchOrder) with what is waiting now (no wait on the server), and leaves one long poll of a single
+// job on each level that has none yet, for as long as slots remain (normal first, so a worker of one
+// slot waits on normal). A round starts whenever a job ends or a long poll comes back, so a poll that
+// brings the first job of a burst is followed at once by a round that fetches the rest.
 
 // level is one priority level's consumer, as one worker sees it.
 type level struct {
 	priority api.Priority
 	cons     jetstream.Consumer
-	// emptyAt is when this worker last found the level empty; a level other than normal is asked
-	// again only after probeEvery, so a type whose jobs are all normal costs no more requests.
-	emptyAt time.Time
+	// emptyAt (Unix nanoseconds) is when this worker last found the level empty; it is not asked again
+	// without waiting for probeEvery, outside fair rounds: a long poll waits on it instead.
+	emptyAt atomic.Int64
+	// polling is set while a long poll waits on the level.
+	polling atomic.Bool
 }
 
 const (
 	// fetchWait is how long one pull waits on the server for jobs. A pause stops the next pull at once;
-	// one already waiting may still bring jobs for up to fetchWait.
+	// one already waiting may still bring a job for up to fetchWait.
 	fetchWait = time.Second
-	// probeEvery is how long a level other than normal that was found empty is not asked again while
-	// the others keep the worker busy: a high job waits at most this long behind a backlog.
+	// probeEvery is how long a level found empty is not asked again for what is waiting.
 	probeEvery = 100 * time.Millisecond
 	// fairEvery is the anti-starvation rule: of every fairEvery rounds, one takes normal jobs first and
 	// one takes low jobs first; the others take the highest level with jobs first.
 	fairEvery = 10
 )
+
+// pollOrder is the order in which idle levels get a long poll: normal first.
+var pollOrder = [3]int{1, 0, 2}
 
 // fetchOrder is the order of the levels in round n: high, normal, low, except in the two fair rounds
 // of every fairEvery.
@@ -55,6 +61,7 @@ func fetchOrder(n int) (order [3]int, fair bool) {
 func (r *runner) fetchLoop(ctx context.Context) {
 	defer close(r.loopDone)
 	defer close(r.jobs)
+	defer r.polls.Wait() // before r.jobs closes: a poll may still dispatch
 	for ctx.Err() == nil {
 		if !r.ctl.waitRunning(ctx) {
 			return
@@ -67,11 +74,21 @@ func (r *runner) fetchLoop(ctx context.Context) {
 			r.releaseSlots(free)
 			continue
 		}
-		got := r.fetchWaiting(ctx, free)
-		if got == 0 {
-			got = r.waitForJobs(ctx, free)
+		free -= r.fetchWaiting(ctx, free)
+		free -= r.pollIdle(ctx, free)
+		r.releaseSlots(free)
+		select {
+		case <-r.wake:
+		case <-ctx.Done():
 		}
-		r.releaseSlots(free - got)
+	}
+}
+
+// nudge starts the next round of the fetch loop: a slot is free, or a long poll came back.
+func (r *runner) nudge() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -87,44 +104,39 @@ func (r *runner) fetchWaiting(ctx context.Context, free int) int {
 		if got == free {
 			break
 		}
-		if l.priority != "" && !fair && now.Sub(l.emptyAt) < probeEvery {
+		if l.polling.Load() || !fair && now.Sub(time.Unix(0, l.emptyAt.Load())) < probeEvery {
 			continue
 		}
 		n := r.fetch(ctx, l, free-got, true)
 		if n == 0 {
-			l.emptyAt = now
+			l.emptyAt.Store(now.UnixNano())
 		}
 		got += n
 	}
 	return got
 }
 
-// waitForJobs waits up to fetchWait for jobs on every level at once, the free slots shared among them
-// (normal gets all but one for each other level; with one free slot only normal is waited on), and
-// returns how many it took.
-func (r *runner) waitForJobs(ctx context.Context, free int) int {
-	shares := [3]int{0, free, 0}
-	for _, i := range []int{0, 2} {
-		if shares[1] > 1 {
-			shares[i], shares[1] = 1, shares[1]-1
-		}
-	}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	got := 0
-	for i, n := range shares {
-		if n == 0 {
+// pollIdle starts a long poll of one job, holding one of the free slots, on each level that has none
+// (pollOrder) while slots remain, and returns how many slots it took.
+func (r *runner) pollIdle(ctx context.Context, free int) int {
+	took := 0
+	for _, i := range pollOrder {
+		l := r.levels[i]
+		if took == free || l.polling.Load() {
 			continue
 		}
-		wg.Go(func() {
-			k := r.fetch(ctx, r.levels[i], n, false)
-			mu.Lock()
-			got += k
-			mu.Unlock()
+		took++
+		l.polling.Store(true)
+		r.polls.Go(func() {
+			defer r.nudge()
+			defer l.polling.Store(false)
+			if r.fetch(ctx, l, 1, false) == 0 {
+				l.emptyAt.Store(time.Now().UnixNano())
+				r.releaseSlots(1)
+			}
 		})
 	}
-	wg.Wait()
-	return got
+	return took
 }
 
 // fetch pulls up to n jobs from l, without waiting on the server when now is set, dispatches them and

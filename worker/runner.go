@@ -23,7 +23,9 @@ type runner struct {
 
 	ctl      *control // paused, rate limit: what operators set
 	levels   [len(streams.Priorities)]*level
-	round    int // fetch rounds so far (fetchOrder)
+	round    int            // fetch rounds so far (fetchOrder)
+	wake     chan struct{}  // starts the next fetch round (nudge)
+	polls    sync.WaitGroup // long polls waiting on the server
 	slots    chan struct{}
 	jobs     chan jetstream.Msg // to an idle job goroutine (dispatch)
 	running  sync.WaitGroup
@@ -64,6 +66,7 @@ func (r *runner) start(ctx context.Context) error {
 	r.loopCtx, r.cancel, r.loopDone = loopCtx, cancel, make(chan struct{})
 	r.slots = make(chan struct{}, r.opts.Concurrency)
 	r.jobs = make(chan jetstream.Msg)
+	r.wake = make(chan struct{}, 1)
 	go r.fetchLoop(loopCtx)
 	r.log.Info("serving job type", "consumer", streams.WorkerConsumer(r.def.name), "concurrency", r.opts.Concurrency)
 	return nil
@@ -100,6 +103,7 @@ func (r *runner) serve(msg jetstream.Msg) {
 
 func (r *runner) runJob(msg jetstream.Msg) {
 	defer r.running.Done()
+	defer r.nudge()
 	defer func() { <-r.slots }()
 	r.process(msg)
 }
