@@ -14,6 +14,8 @@ import (
 const (
 	AuditRetryDeadLetters = "dead_letters.retry"
 	AuditPurgeDeadLetters = "dead_letters.purge"
+	AuditCreateSchedule   = "schedules.create"
+	AuditDeleteSchedule   = "schedules.delete"
 	// AuditVersion is the version of AuditRecord.
 	AuditVersion = 1
 )

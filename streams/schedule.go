@@ -29,7 +29,8 @@ import (
 //     Nats-Scheduler (the schedule's subject) and Nats-Schedule-Next (RFC 3339, when the schedule
 //     fires next). A tick has no Nats-Msg-Id and does not carry its own due time: jobwire derives that
 //     from Nats-Schedule-Next (TickTime), so every copy of one tick names the same time.
-//   - @every ticks fall on the schedule's store time rounded to the second, plus whole intervals;
+//   - @every ticks fall on the schedule's store time rounded to the second, plus whole intervals (each
+//     next time is the last one rounded to the second plus the interval);
 //     cron ticks on the expression's seconds in the zone (UTC by default).
 //   - Missed ticks: when a tick is due long past (the stream was down or had no leader) the server
 //     fires once, late, and goes on from now ("skip ahead and only fire once"): it never catches up
@@ -97,7 +98,8 @@ func (s *Schedule) Validate() error {
 // MinEvery is the shortest interval of a periodic job (the server refuses shorter ones).
 const MinEvery = time.Second
 
-// ParseEvery parses an interval: a Go duration of at least MinEvery, in whole milliseconds.
+// ParseEvery parses an interval: a Go duration of whole seconds, at least MinEvery. (The server rounds
+// an @every schedule's times to the second: a fraction would make uneven intervals.)
 func ParseEvery(s string) (time.Duration, error) {
 	d, err := time.ParseDuration(s)
 	switch {
@@ -105,8 +107,8 @@ func ParseEvery(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%w: every must be a duration such as \"30s\" or \"1h\"", ErrInvalidSchedule)
 	case d < MinEvery:
 		return 0, fmt.Errorf("%w: every must be at least %s", ErrInvalidSchedule, MinEvery)
-	case d%time.Millisecond != 0:
-		return 0, fmt.Errorf("%w: every must be whole milliseconds", ErrInvalidSchedule)
+	case d%time.Second != 0:
+		return 0, fmt.Errorf("%w: every must be whole seconds", ErrInvalidSchedule)
 	}
 	return d, nil
 }
