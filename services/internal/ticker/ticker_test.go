@@ -115,16 +115,16 @@ func TestRedeliveredTickMakesNoSecondJob(t *testing.T) {
 		created, err := e.submit(ctx, def, tick, jobID)
 		mu.Lock()
 		seen[jobID]++
-		n := seen[jobID]
+		n, ticks := seen[jobID], len(seen)
 		mu.Unlock()
 		calls.Add(1)
 		switch {
 		case err != nil:
 			return created, err
-		case n == 1 && len(seen) == 2:
+		case n == 1 && ticks == 2:
 			// The job is stored; the tick is handed back unsettled, and comes again.
 			return created, errors.New("gateway lost before its ack")
-		case n == 1 && len(seen) == 4:
+		case n == 1 && ticks == 4:
 			// The job is stored, then this gateway stalls past the lease: the tick goes to the other.
 			slowOnce.Do(func() { <-slow })
 		}
