@@ -24,7 +24,11 @@ const (
 	// missed the broadcast of one learns it at its next lease renewal.
 	StreamCancels = "JOB_CANCELS"
 	// StreamAudit keeps what operators did (jobs.audit.<action>): dead letters retried or purged.
-	StreamAudit       = "JOBS_AUDIT"
+	StreamAudit = "JOBS_AUDIT"
+	// StreamTicks holds the periodic jobs' schedules (jobs.tick.schedule.<id>: one JetStream message
+	// schedule each, its body the definition) and the ticks the server produces from them
+	// (jobs.tick.fire.<id>), which the gateways take through the durable ConsumerTicker.
+	StreamTicks       = "JOBS_TICKS"
 	BucketState       = "JOB_STATE"
 	BucketLibrary     = "LIBRARY"
 	BucketIdempotency = "JOB_IDEMPOTENCY"
@@ -36,6 +40,8 @@ const (
 const (
 	ConsumerProjector = "projector"
 	ConsumerMirror    = "mirror-redis"
+	// ConsumerTicker is the durable on JOBS_TICKS that every gateway pulls from: each tick goes to one.
+	ConsumerTicker = "ticker"
 )
 
 // Subject prefixes.
@@ -48,6 +54,9 @@ const (
 	// subjectSchedule holds one schedule message per delayed job: jobs.schedule.<jobId>.
 	subjectSchedule = "jobs.schedule."
 	subjectEvents   = "jobs.events."
+	// subjectTickSchedule holds one schedule per periodic job, subjectTickFire its ticks (JOBS_TICKS).
+	subjectTickSchedule = "jobs.tick.schedule."
+	subjectTickFire     = "jobs.tick.fire."
 	// subjectCancel is where cancel requests are broadcast to workers: jobs.cancel.<owner>.<jobId>.
 	subjectCancel = "jobs.cancel."
 	// kvSubjectPrefix and kvStreamPrefix are how JetStream names a KV bucket's subjects and stream.
@@ -199,6 +208,43 @@ func WorkerConsumerAt(jobType string, p api.Priority) string {
 
 // ScheduleSubject is the JOBS subject of the schedule that releases a delayed job into its queue.
 func ScheduleSubject(jobID string) string { return subjectSchedule + jobID }
+
+// ErrInvalidScheduleID is the error of a schedule id ValidScheduleID refuses.
+var ErrInvalidScheduleID = errors.New("invalid schedule id: 1 to 64 letters, digits, '-' or '_', starting with a letter or digit")
+
+var scheduleIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+
+// ValidScheduleID reports whether id can name a periodic job's schedule: 1 to 64 ASCII letters, digits,
+// '-' and '_', starting with a letter or digit (one subject token, no wildcard, no dot).
+func ValidScheduleID(id string) bool { return scheduleIDRE.MatchString(id) }
+
+// ScheduleDefSubject is the JOBS_TICKS subject of a periodic job's schedule: jobs.tick.schedule.<id>.
+func ScheduleDefSubject(id string) string { return subjectTickSchedule + id }
+
+// TickSubject is the JOBS_TICKS subject the server publishes a schedule's ticks on: jobs.tick.fire.<id>.
+func TickSubject(id string) string { return subjectTickFire + id }
+
+// ScheduleSubjects is the JOBS_TICKS filter of one schedule's definition and ticks together
+// (jobs.tick.*.<id>): a delete purges both.
+func ScheduleSubjects(id string) string { return "jobs.tick.*." + id }
+
+// ScheduleDefs and Ticks are the JOBS_TICKS filters of every schedule and of every tick.
+const (
+	ScheduleDefs = subjectTickSchedule + "*"
+	Ticks        = subjectTickFire + "*"
+)
+
+// ParseTickSubject returns the schedule id of a tick's subject.
+func ParseTickSubject(subject string) (string, bool) {
+	id, ok := strings.CutPrefix(subject, subjectTickFire)
+	return id, ok && ValidScheduleID(id)
+}
+
+// ParseScheduleDefSubject returns the schedule id of a schedule's subject.
+func ParseScheduleDefSubject(subject string) (string, bool) {
+	id, ok := strings.CutPrefix(subject, subjectTickSchedule)
+	return id, ok && ValidScheduleID(id)
+}
 
 // DeadLetterSubject is the JOBS_DLQ subject of one job: jobs.dlq.<owner>.<jobId>, so an operator's
 // retry finds it with one direct get.

@@ -267,6 +267,10 @@ func driveGateway(t *testing.T, base string) {
 	// MSG.DELETE, JOBS_AUDIT), all with the gateway's own NATS user.
 	operateDeadLetters(t, ctx, base, "alice", bad.ID)
 
+	// An operator's periodic job: stored as a schedule in JOBS_TICKS, its ticks taken through the
+	// durable "ticker" (direct gets, the tick's job with its idempotency key), listed and deleted (a purge).
+	operateSchedules(t, ctx, base)
+
 	// A scheduled job (jobs.schedule) cancelled while it waits (job.cancelled event, cancel broadcast).
 	later := time.Now().Add(time.Hour)
 	sched, _, err := c.Submit(ctx, api.SubmitRequest{Type: api.JobTypePlaylistImport, Input: p.request("later").Input, RunAt: &later}, "")
@@ -369,6 +373,8 @@ var refusedPublish = map[string][]string{
 		"$JS.API.STREAM.CREATE.OTHER", "$JS.API.CONSUMER.DELETE.JOB_EVENTS.projector",
 		"$KV.JOB_TYPES.type.playlist.import", "$KV.JOB_TYPES.worker.noop.01JAAAAAAAAAAAAAAAAAAAAAAA",
 		"$KV.JOB_TYPES.schema.demo.count.x", "$JS.API.STREAM.CREATE.JOBS_RATE_other", "$JS.API.STREAM.DELETE.JOBS",
+		"jobs.tick.fire.x", "$JS.API.STREAM.PURGE.JOBS", "$JS.API.STREAM.DELETE.JOBS_TICKS",
+		"$JS.API.CONSUMER.CREATE.JOBS_TICKS.sneaky.jobs.tick.>", "$JS.API.CONSUMER.DELETE.JOBS_TICKS.ticker",
 	},
 	"worker": {
 		"$KV.JOB_STATE.alice.01JAAAAAAAAAAAAAAAAAAAAAAA", "$KV.JOB_IDEMPOTENCY.alice.x",
@@ -377,6 +383,7 @@ var refusedPublish = map[string][]string{
 		"$JS.API.CONSUMER.DELETE.JOBS.worker-playlist_import",
 		"$JS.API.CONSUMER.CREATE.JOB_EVENTS.projector.jobs.events.*.*",
 		"$KV.JOB_TYPES.type.demo.count", "$KV.JOB_TYPES.worker.demo.count.01JAAAAAAAAAAAAAAAAAAAAAAA",
+		"jobs.tick.schedule.x", "jobs.tick.fire.x", "$JS.API.STREAM.PURGE.JOBS_TICKS", "$JS.API.CONSUMER.MSG.NEXT.JOBS_TICKS.ticker",
 	},
 	"demo-worker": {
 		"$KV.JOB_TYPES.type.playlist.import", "$KV.JOB_TYPES.schema.noop.x", "$KV.LIBRARY.alice.x",
@@ -564,6 +571,44 @@ func checkFlowControl(t *testing.T, s *stack) {
 		if err != nil {
 			t.Fatalf("purge: %v", err)
 		}
+	}
+}
+
+// operateSchedules has an operator make an every-second schedule of noop jobs, waits for two of its
+// jobs to complete, lists it and deletes it, all through the gateway's own NATS user.
+func operateSchedules(t *testing.T, ctx context.Context, base string) {
+	t.Helper()
+	tok, err := auth.NewSigner([]byte(jwtSecret), "").Sign("ops", time.Hour, "", "", auth.DefaultOperatorRole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := api.NewClient(base, tok)
+	s, err := ops.CreateSchedule(ctx, api.ScheduleRequest{ID: "deploytest", Type: "noop", Input: json.RawMessage(`{}`), Every: "1s"})
+	if err != nil {
+		t.Fatalf("create schedule: %v", err)
+	}
+	def := streams.Schedule{ID: s.ID, CreatedAt: s.CreatedAt}
+	streamstest.WaitFor(t, 30*time.Second, func() error {
+		list, err := ops.List(ctx, api.StateCompleted, "", 100)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for _, j := range list.Jobs {
+			if j.ID == def.TickJobID(streams.JobIDTime(j.ID)) {
+				n++
+			}
+		}
+		if n < 2 {
+			return fmt.Errorf("%d of the schedule's jobs completed", n)
+		}
+		return nil
+	})
+	if list, err := ops.Schedules(ctx); err != nil || len(list.Schedules) != 1 {
+		t.Fatalf("list schedules: %v %+v", err, list)
+	}
+	if err := ops.DeleteSchedule(ctx, s.ID); err != nil {
+		t.Fatalf("delete schedule: %v", err)
 	}
 }
 

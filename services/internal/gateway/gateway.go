@@ -23,6 +23,7 @@ import (
 	"github.com/jobwire/jobwire/services/internal/registry"
 	"github.com/jobwire/jobwire/services/internal/relay"
 	"github.com/jobwire/jobwire/services/internal/sse"
+	"github.com/jobwire/jobwire/services/internal/ticker"
 	"github.com/jobwire/jobwire/services/internal/web"
 	"github.com/jobwire/jobwire/streams"
 )
@@ -85,6 +86,8 @@ type Config struct {
 	// CookieSecure sets Secure on the session cookie even for plain-http requests
 	// (JOBWIRE_COOKIE_SECURE); it is always set on https requests.
 	CookieSecure bool
+	// Ticker configures the consumer of periodic jobs' ticks that every gateway runs.
+	Ticker ticker.Config
 }
 
 // Validate reports configuration errors SetDefaults cannot fix.
@@ -166,6 +169,7 @@ type Gateway struct {
 	origins   map[string]bool
 	types     *registry.Registry
 	typesKV   jetstream.KeyValue // JOB_TYPES, for operators' control entries
+	ticker    *ticker.Ticker
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -187,6 +191,7 @@ func New(cfg Config, d Deps) *Gateway {
 		Help: "Jobs accepted by this gateway, by type (a repeated Idempotency-Key is not counted)."}, []string{"type"})
 	d.Registry.MustRegister(g.submitted)
 	g.submits = newSubmitLimiter(cfg.SubmitRate, cfg.SubmitBurst, d.Registry)
+	g.ticker = ticker.New(cfg.Ticker, d.JS, g.submitTick, d.Registry, d.Logger)
 	origins, err := parseOrigins(cfg.CORSOrigins)
 	if err != nil {
 		d.Logger.Warn("gateway: ignoring CORS origins (call Config.Validate first)", "err", err)
@@ -228,8 +233,8 @@ func (g *Gateway) Addr() string {
 	return g.ln.Addr().String()
 }
 
-// Start opens the job store, the job-type registry's watch and the relay's watch, then listens on
-// cfg.Addr. It returns once the gateway accepts connections.
+// Start opens the job store, the job-type registry's watch and the relay's watch, starts taking the
+// ticks of periodic jobs, then listens on cfg.Addr. It returns once the gateway accepts connections.
 func (g *Gateway) Start(ctx context.Context) error {
 	store, err := jobstore.New(ctx, g.deps.NC, g.deps.JS)
 	if err != nil {
@@ -256,10 +261,17 @@ func (g *Gateway) Start(ctx context.Context) error {
 		g.types.Stop()
 		return fmt.Errorf("gateway: %w", err)
 	}
+	// After the registry has loaded: a tick's job is checked against it.
+	if err := g.ticker.Start(ctx); err != nil {
+		g.hub.Stop()
+		g.types.Stop()
+		return fmt.Errorf("gateway: %w", err)
+	}
 	g.pool.Start()
 	ln, err := net.Listen("tcp", g.cfg.Addr)
 	if err != nil {
 		g.pool.Stop()
+		g.ticker.Stop()
 		g.hub.Stop()
 		g.types.Stop()
 		return fmt.Errorf("gateway: listen on %s: %w", g.cfg.Addr, err)
@@ -290,6 +302,7 @@ func (g *Gateway) Stop() {
 	if err := <-g.serveErr; err != nil && !errors.Is(err, net.ErrClosed) {
 		g.log.Warn("gateway serve", "err", err)
 	}
+	g.ticker.Stop()
 	g.hub.Stop()
 	g.types.Stop()
 	g.log.Info("gateway stopped")
@@ -322,6 +335,10 @@ func (g *Gateway) routes() {
 	v1.Get("/dead-letters", g.authenticate(false), requireOperator, g.listDeadLetters)
 	v1.Post("/dead-letters/retry", g.authenticate(false), requireOperator, g.deadLetterAction(streams.AuditRetryDeadLetters))
 	v1.Post("/dead-letters/purge", g.authenticate(false), requireOperator, g.deadLetterAction(streams.AuditPurgeDeadLetters))
+	v1.Get("/schedules", g.authenticate(false), requireOperator, g.listSchedules)
+	v1.Post("/schedules", g.authenticate(false), requireOperator, g.createSchedule)
+	v1.Get("/schedules/:id", g.authenticate(false), requireOperator, g.getSchedule)
+	v1.Delete("/schedules/:id", g.authenticate(false), requireOperator, g.deleteSchedule)
 	v1.Post("/stream-tokens", g.authenticate(false), g.streamToken)
 	v1.Post("/session", g.createSession)
 	v1.Delete("/session", g.deleteSession)

@@ -34,6 +34,9 @@ type Submission struct {
 	// UniqueFor (at most the idempotency window) after it is submitted: see claimUniqueKey.
 	UniqueKey string
 	UniqueFor time.Duration
+	// JobID, when set, is the job's id instead of a new one: a periodic job's tick derives it
+	// (streams.Schedule.TickJobID), so handling a tick again makes the same job.
+	JobID string
 }
 
 // claims reports whether preparing the submission reads or writes a key (and so does I/O).
@@ -160,10 +163,14 @@ type prepared struct {
 // unique or idempotency key made (done, unless that one stopped before its event: then its message is
 // written again under its id).
 func (s *Store) prepare(ctx context.Context, sub Submission, now time.Time) prepared {
-	if !streams.ValidOwnerToken(sub.Owner) || !streams.ValidJobType(sub.Type) {
-		return prepared{done: true, err: fmt.Errorf("submit: invalid owner or type")}
+	if !streams.ValidOwnerToken(sub.Owner) || !streams.ValidJobType(sub.Type) || sub.JobID != "" && !streams.ValidJobID(sub.JobID) {
+		return prepared{done: true, err: fmt.Errorf("submit: invalid owner, type or job id")}
 	}
-	p := prepared{msg: sub.message(streams.NewJobID(now), now), created: true}
+	id := sub.JobID
+	if id == "" {
+		id = streams.NewJobID(now)
+	}
+	p := prepared{msg: sub.message(id, now), created: true}
 	if sub.UniqueKey != "" {
 		if u := s.claimUniqueKey(ctx, sub, p.msg.JobID, now); u.done || !u.created {
 			return u // the unique key's job, or the one it names to finish
