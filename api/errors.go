@@ -16,10 +16,12 @@ const (
 	CodeForbidden           Code = "forbidden"             // 403: token valid but not allowed here
 	CodeJobNotFound         Code = "job_not_found"         // 404: no such job for this user
 	CodeNoDeadLetter        Code = "dead_letter_not_found" // 404: no such dead letter (retried or purged)
+	CodeScheduleNotFound    Code = "schedule_not_found"    // 404: no such schedule
 	CodeNotFound            Code = "not_found"             // 404: no such route
 	CodeMethodNotAllowed    Code = "method_not_allowed"    // 405
 	CodeJobFinished         Code = "job_finished"          // 409: the job is already in a terminal state
 	CodeNotRetryable        Code = "not_retryable"         // 409: a dead letter that was never a job
+	CodeScheduleExists      Code = "schedule_exists"       // 409: a schedule with this id exists
 	CodeBodyTooLarge        Code = "body_too_large"        // 413: request body over its limit
 	CodeUnsupportedMedia    Code = "unsupported_media"     // 415: body is not application/json
 	CodeInvalidInput        Code = "invalid_input"         // 422: well-formed JSON, invalid content
@@ -38,10 +40,12 @@ var statusOf = map[Code]int{
 	CodeForbidden:           http.StatusForbidden,
 	CodeJobNotFound:         http.StatusNotFound,
 	CodeNoDeadLetter:        http.StatusNotFound,
+	CodeScheduleNotFound:    http.StatusNotFound,
 	CodeNotFound:            http.StatusNotFound,
 	CodeMethodNotAllowed:    http.StatusMethodNotAllowed,
 	CodeJobFinished:         http.StatusConflict,
 	CodeNotRetryable:        http.StatusConflict,
+	CodeScheduleExists:      http.StatusConflict,
 	CodeBodyTooLarge:        http.StatusRequestEntityTooLarge,
 	CodeUnsupportedMedia:    http.StatusUnsupportedMediaType,
 	CodeInvalidInput:        http.StatusUnprocessableEntity,

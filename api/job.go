@@ -62,10 +62,29 @@ type JobState struct {
 	StartedAt  *time.Time      `json:"startedAt,omitempty"`
 	FinishedAt *time.Time      `json:"finishedAt,omitempty"`
 	RunAt      *time.Time      `json:"runAt,omitempty"`
-	Revision   uint64          `json:"revision"`
+	// Priority is the job's priority level; absent: normal.
+	Priority Priority `json:"priority,omitempty"`
+	Revision uint64   `json:"revision"`
 	// EventSeq is the JOB_EVENTS stream sequence of the last event folded into this state. The projector
 	// uses it to skip redelivered events.
 	EventSeq uint64 `json:"eventSeq"`
+}
+
+// Priority orders the waiting jobs of a type: its workers take high ones first, then normal, then
+// low. So that no level starves, of every ten fetches a worker makes, one takes normal jobs first
+// and one takes low jobs first (docs/protocol.md, "Priorities").
+type Priority string
+
+// The priority levels. The empty Priority is normal.
+const (
+	PriorityHigh   Priority = "high"
+	PriorityNormal Priority = "normal"
+	PriorityLow    Priority = "low"
+)
+
+// Valid reports whether p is a level (or empty: normal).
+func (p Priority) Valid() bool {
+	return p == "" || p == PriorityHigh || p == PriorityNormal || p == PriorityLow
 }
 
 // MaxJobTimeout bounds a job's own timeout (SubmitRequest.Timeout).
@@ -82,6 +101,8 @@ type SubmitRequest struct {
 	Timeout string `json:"timeout,omitempty"`
 	// MaxAttempts, when set, is this job's attempt limit: 1 to its type's.
 	MaxAttempts int `json:"maxAttempts,omitempty"`
+	// Priority, when set, is the job's level: "high", "normal" (the default) or "low".
+	Priority Priority `json:"priority,omitempty"`
 	// UniqueKey, when set, makes the job unique among the caller's jobs of its type: while a job
 	// submitted with the same key is queued, scheduled or running (and for at most UniqueFor after it was
 	// submitted), a submit answers 200 with that job instead of making another. Up to MaxUniqueKey bytes.

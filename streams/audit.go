@@ -17,6 +17,8 @@ const (
 	AuditPauseJobType     = "job_types.pause"
 	AuditResumeJobType    = "job_types.resume"
 	AuditSetRateLimit     = "job_types.rate_limit"
+	AuditCreateSchedule   = "schedules.create"
+	AuditDeleteSchedule   = "schedules.delete"
 	// AuditVersion is the version of AuditRecord.
 	AuditVersion = 1
 )

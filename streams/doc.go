@@ -9,6 +9,9 @@
 //	JOBS_DLQ        stream  jobs.dlq.<owner>.<jobId>     dead letters: jobs whose attempts ran out
 //	JOB_EVENTS      stream  jobs.events.<owner>.<jobId>  the event log, source of truth
 //	JOB_CANCELS     stream  jobs.cancel.<owner>.<jobId>  the last cancel request of each job
+//	JOBS_AUDIT      stream  jobs.audit.<action>          what operators did
+//	JOBS_TICKS      stream  jobs.tick.schedule.<id>      a periodic job's message schedule (its definition)
+//	                        jobs.tick.fire.<id>          its ticks, taken by the gateways' durable "ticker"
 //	JOB_STATE       KV      <owner>.<jobId>              latest JobState; finished jobs expire with a marker
 //	LIBRARY         KV      <owner>.<trackKey>           tracks that imports produced
 //	JOB_IDEMPOTENCY KV      <owner>.<keyHash>            Idempotency-Key -> job, kept 24 h

@@ -46,6 +46,8 @@ type Event struct {
 	// job.submitted
 	Name  string     `json:"name,omitempty"`
 	RunAt *time.Time `json:"runAt,omitempty"`
+	// Priority is the job's level; empty: normal.
+	Priority api.Priority `json:"priority,omitempty"`
 	// QueueSeq is the JOBS sequence of the job's message, which is stored before this event: a
 	// submitted event without one was not written by jobwire and its job has no message (an orphan).
 	QueueSeq uint64 `json:"queueSeq,omitempty"`
@@ -140,6 +142,8 @@ type JobMessage struct {
 	// MaxAttempts and Timeout, when set, are this job's own limits (at most the type's attempts).
 	MaxAttempts int           `json:"maxAttempts,omitempty"`
 	Timeout     time.Duration `json:"timeout,omitempty"`
+	// Priority is the job's level, which says its queue subject (QueueSubjectAt); empty: normal.
+	Priority api.Priority `json:"priority,omitempty"`
 }
 
 // SubmittedEvent is the job.submitted event of the job m describes, queued at JOBS sequence queueSeq.
@@ -147,7 +151,7 @@ type JobMessage struct {
 // job message arrives without one.
 func (m *JobMessage) SubmittedEvent(queueSeq uint64) Event {
 	return Event{V: EventVersion, Type: EventSubmitted, JobID: m.JobID, JobType: m.Type, Owner: m.Owner,
-		At: m.CreatedAt, Name: m.Name, RunAt: m.RunAt, QueueSeq: queueSeq}
+		At: m.CreatedAt, Name: m.Name, RunAt: m.RunAt, Priority: m.Priority, QueueSeq: queueSeq}
 }
 
 // Validate checks the fields that reach subjects and keys.
@@ -161,6 +165,8 @@ func (m *JobMessage) Validate() error {
 		return fmt.Errorf("job message: %w %q", ErrInvalidJobType, m.Type)
 	case m.Attempts < 0 || m.MaxAttempts < 0 || m.Timeout < 0:
 		return fmt.Errorf("job message %s: negative attempts or timeout", m.JobID)
+	case !m.Priority.Valid():
+		return fmt.Errorf("job message %s: invalid priority %.20q", m.JobID, m.Priority)
 	}
 	return nil
 }

@@ -213,7 +213,7 @@ func jobMsg(msg JobMessage, msgID string, now time.Time) (*nats.Msg, []jetstream
 		return nil, nil, fmt.Errorf("encode job message: %w", err)
 	}
 	opts := []jetstream.PublishOpt{jetstream.WithMsgID(msgID)}
-	subject := QueueSubject(msg.Type)
+	subject := QueueSubjectAt(msg.Type, msg.Priority)
 	if msg.RunAt != nil && !now.IsZero() && msg.RunAt.After(now) {
 		// A schedule's time has whole seconds: round up, so the job never starts before RunAt.
 		at := msg.RunAt.Truncate(time.Second)

@@ -33,7 +33,7 @@ func Apply(s *api.JobState, e Event) bool {
 		if s.ID != "" && s.EventSeq != 0 {
 			return false
 		}
-		*s = api.JobState{ID: e.JobID, Type: e.JobType, Name: e.Name, State: api.StateQueued, CreatedAt: e.At, RunAt: e.RunAt}
+		*s = api.JobState{ID: e.JobID, Type: e.JobType, Name: e.Name, State: api.StateQueued, CreatedAt: e.At, RunAt: e.RunAt, Priority: e.Priority}
 	case EventStarted:
 		s.State = api.StateActive
 		s.Attempt = e.Attempt

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+
+	"github.com/jobwire/jobwire/api"
 )
 
 // Names of the streams and buckets.
@@ -22,7 +24,11 @@ const (
 	// missed the broadcast of one learns it at its next lease renewal.
 	StreamCancels = "JOB_CANCELS"
 	// StreamAudit keeps what operators did (jobs.audit.<action>): dead letters retried or purged.
-	StreamAudit       = "JOBS_AUDIT"
+	StreamAudit = "JOBS_AUDIT"
+	// StreamTicks holds the periodic jobs' schedules (jobs.tick.schedule.<id>: one JetStream message
+	// schedule each, its body the definition) and the ticks the server produces from them
+	// (jobs.tick.fire.<id>), which the gateways take through the durable ConsumerTicker.
+	StreamTicks       = "JOBS_TICKS"
 	BucketState       = "JOB_STATE"
 	BucketLibrary     = "LIBRARY"
 	BucketIdempotency = "JOB_IDEMPOTENCY"
@@ -34,6 +40,8 @@ const (
 const (
 	ConsumerProjector = "projector"
 	ConsumerMirror    = "mirror-redis"
+	// ConsumerTicker is the durable on JOBS_TICKS that every gateway pulls from: each tick goes to one.
+	ConsumerTicker = "ticker"
 )
 
 // Subject prefixes.
@@ -46,6 +54,9 @@ const (
 	// subjectSchedule holds one schedule message per delayed job: jobs.schedule.<jobId>.
 	subjectSchedule = "jobs.schedule."
 	subjectEvents   = "jobs.events."
+	// subjectTickSchedule holds one schedule per periodic job, subjectTickFire its ticks (JOBS_TICKS).
+	subjectTickSchedule = "jobs.tick.schedule."
+	subjectTickFire     = "jobs.tick.fire."
 	// subjectCancel is where cancel requests are broadcast to workers: jobs.cancel.<owner>.<jobId>.
 	subjectCancel = "jobs.cancel."
 	// subjectGateways is where each gateway publishes its own small stats for the operators' console:
@@ -171,8 +182,78 @@ func isUpperHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'A' && c <= '
 // QueueSubject is the JOBS subject for a job type.
 func QueueSubject(jobType string) string { return subjectQueue + jobType }
 
+// Priorities are the priority levels, highest first; the empty one is normal.
+var Priorities = [...]api.Priority{api.PriorityHigh, "", api.PriorityLow}
+
+// NormalPriority maps the normal level to the empty Priority, which job messages and events carry.
+func NormalPriority(p api.Priority) api.Priority {
+	if p == api.PriorityNormal {
+		return ""
+	}
+	return p
+}
+
+// priorityToken is the queue subject's last token of a level other than normal. It starts with '_',
+// which no word of a job type does, so no type's queue is another's priority level.
+func priorityToken(p api.Priority) string { return "._" + string(p) }
+
+// QueueSubjectAt is the queue subject of jobType's jobs at priority p: QueueSubject for normal,
+// jobs.queue.<type>._high and jobs.queue.<type>._low for the others.
+func QueueSubjectAt(jobType string, p api.Priority) string {
+	if p = NormalPriority(p); p == "" {
+		return QueueSubject(jobType)
+	}
+	return QueueSubject(jobType) + priorityToken(p)
+}
+
+// WorkerConsumerAt is the durable consumer of jobType's jobs at priority p: WorkerConsumer for normal,
+// worker-<type token>-high and -low for the others ('-' is in no type token).
+func WorkerConsumerAt(jobType string, p api.Priority) string {
+	if p = NormalPriority(p); p == "" {
+		return WorkerConsumer(jobType)
+	}
+	return WorkerConsumer(jobType) + "-" + string(p)
+}
+
 // ScheduleSubject is the JOBS subject of the schedule that releases a delayed job into its queue.
 func ScheduleSubject(jobID string) string { return subjectSchedule + jobID }
+
+// ErrInvalidScheduleID is the error of a schedule id ValidScheduleID refuses.
+var ErrInvalidScheduleID = errors.New("invalid schedule id: 1 to 64 letters, digits, '-' or '_', starting with a letter or digit")
+
+var scheduleIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+
+// ValidScheduleID reports whether id can name a periodic job's schedule: 1 to 64 ASCII letters, digits,
+// '-' and '_', starting with a letter or digit (one subject token, no wildcard, no dot).
+func ValidScheduleID(id string) bool { return scheduleIDRE.MatchString(id) }
+
+// ScheduleDefSubject is the JOBS_TICKS subject of a periodic job's schedule: jobs.tick.schedule.<id>.
+func ScheduleDefSubject(id string) string { return subjectTickSchedule + id }
+
+// TickSubject is the JOBS_TICKS subject the server publishes a schedule's ticks on: jobs.tick.fire.<id>.
+func TickSubject(id string) string { return subjectTickFire + id }
+
+// ScheduleSubjects is the JOBS_TICKS filter of one schedule's definition and ticks together
+// (jobs.tick.*.<id>): a delete purges both.
+func ScheduleSubjects(id string) string { return "jobs.tick.*." + id }
+
+// ScheduleDefs and Ticks are the JOBS_TICKS filters of every schedule and of every tick.
+const (
+	ScheduleDefs = subjectTickSchedule + "*"
+	Ticks        = subjectTickFire + "*"
+)
+
+// ParseTickSubject returns the schedule id of a tick's subject.
+func ParseTickSubject(subject string) (string, bool) {
+	id, ok := strings.CutPrefix(subject, subjectTickFire)
+	return id, ok && ValidScheduleID(id)
+}
+
+// ParseScheduleDefSubject returns the schedule id of a schedule's subject.
+func ParseScheduleDefSubject(subject string) (string, bool) {
+	id, ok := strings.CutPrefix(subject, subjectTickSchedule)
+	return id, ok && ValidScheduleID(id)
+}
 
 // DeadLetterSubject is the JOBS_DLQ subject of one job: jobs.dlq.<owner>.<jobId>, so an operator's
 // retry finds it with one direct get.

@@ -98,7 +98,13 @@ func (c Config) MaxRunAhead() time.Duration {
 	return c.EventsMaxAge - c.StateRetention
 }
 
-// StreamConfigs returns the configurations of JOBS, JOBS_DLQ, JOB_EVENTS, JOB_CANCELS and JOBS_AUDIT.
+// maxTicksPerSchedule bounds the ticks JOBS_TICKS keeps of one schedule while no gateway takes them:
+// older ones are dropped by the server (the ticker would skip them anyway as overtaken, see
+// services/internal/ticker).
+const maxTicksPerSchedule = 100
+
+// StreamConfigs returns the configurations of JOBS, JOBS_DLQ, JOB_EVENTS, JOB_CANCELS, JOBS_AUDIT and
+// JOBS_TICKS.
 func (c Config) StreamConfigs() []jetstream.StreamConfig {
 	c.SetDefaults()
 	return []jetstream.StreamConfig{
@@ -157,6 +163,22 @@ func (c Config) StreamConfigs() []jetstream.StreamConfig {
 			Replicas:    c.Replicas,
 			MaxAge:      c.EventsMaxAge,
 			Duplicates:  c.DedupeWindow,
+		},
+		{
+			Name:        StreamTicks,
+			Description: "jobwire periodic jobs: one message schedule per schedule (its definition), and the ticks it produces",
+			Subjects:    []string{subjectTickSchedule + "*", subjectTickFire + "*"},
+			// A tick is gone once a gateway acked it; a schedule is never consumed and stays until
+			// deleted (no MaxAge: it would expire the definitions).
+			Retention:         jetstream.WorkQueuePolicy,
+			Storage:           c.Storage,
+			Replicas:          c.Replicas,
+			Duplicates:        c.DedupeWindow,
+			Discard:           jetstream.DiscardOld,
+			MaxMsgsPerSubject: maxTicksPerSchedule,
+			AllowMsgSchedules: true,
+			// Listing the schedules and the ticker's look at a tick's schedule are direct gets.
+			AllowDirect: true,
 		},
 	}
 }

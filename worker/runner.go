@@ -2,16 +2,15 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jobwire/jobwire/api"
 	"github.com/jobwire/jobwire/streams"
 )
 
@@ -23,6 +22,10 @@ type runner struct {
 	log  *slog.Logger
 
 	ctl      *control // paused, rate limit: what operators set
+	levels   [len(streams.Priorities)]*level
+	round    int            // fetch rounds so far (fetchOrder)
+	wake     chan struct{}  // starts the next fetch round (nudge)
+	polls    sync.WaitGroup // long polls waiting on the server
 	slots    chan struct{}
 	jobs     chan jetstream.Msg // to an idle job goroutine (dispatch)
 	running  sync.WaitGroup
@@ -31,13 +34,13 @@ type runner struct {
 	loopDone chan struct{}
 }
 
-// consumerConfig is the durable pull consumer of a job type's workers. Every worker of the type
-// shares it: MaxAckPending is the type's cluster-wide in-flight cap.
-func consumerConfig(name string, o TypeOptions) jetstream.ConsumerConfig {
+// consumerConfig is the durable pull consumer of a job type's jobs at priority p. Every worker of the
+// type shares it: MaxAckPending is the type's cluster-wide in-flight cap (per priority level).
+func consumerConfig(name string, p api.Priority, o TypeOptions) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
-		Durable:       streams.WorkerConsumer(name),
+		Durable:       streams.WorkerConsumerAt(name, p),
 		Description:   "jobwire workers of " + name,
-		FilterSubject: streams.QueueSubject(name),
+		FilterSubject: streams.QueueSubjectAt(name, p),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       o.AckWait,
 		// Attempts are counted by the worker (NumDelivered), which ends a job that crashed its worker
@@ -48,9 +51,12 @@ func consumerConfig(name string, o TypeOptions) jetstream.ConsumerConfig {
 }
 
 func (r *runner) start(ctx context.Context) error {
-	cons, err := r.w.js.CreateOrUpdateConsumer(ctx, streams.StreamJobs, consumerConfig(r.def.name, r.opts))
-	if err != nil {
-		return fmt.Errorf("worker: ensure consumer %s: %w", streams.WorkerConsumer(r.def.name), err)
+	for i, p := range streams.Priorities {
+		cons, err := r.w.js.CreateOrUpdateConsumer(ctx, streams.StreamJobs, consumerConfig(r.def.name, p, r.opts))
+		if err != nil {
+			return fmt.Errorf("worker: ensure consumer %s: %w", streams.WorkerConsumerAt(r.def.name, p), err)
+		}
+		r.levels[i] = &level{priority: p, cons: cons}
 	}
 	r.ctl = newControl(r.log, r.w.metrics.paused.WithLabelValues(r.def.name))
 	if err := r.ctl.watch(ctx, r.w.registry.kv, r.def.name); err != nil {
@@ -60,7 +66,8 @@ func (r *runner) start(ctx context.Context) error {
 	r.loopCtx, r.cancel, r.loopDone = loopCtx, cancel, make(chan struct{})
 	r.slots = make(chan struct{}, r.opts.Concurrency)
 	r.jobs = make(chan jetstream.Msg)
-	go r.fetchLoop(loopCtx, cons)
+	r.wake = make(chan struct{}, 1)
+	go r.fetchLoop(loopCtx)
 	r.log.Info("serving job type", "consumer", streams.WorkerConsumer(r.def.name), "concurrency", r.opts.Concurrency)
 	return nil
 }
@@ -73,45 +80,6 @@ func (r *runner) stopFetching() {
 	r.cancel()
 	<-r.loopDone
 	r.ctl.stop()
-}
-
-// fetchWait is how long one pull waits on the server for jobs. A pause stops the next pull at once;
-// one already waiting may still bring jobs for up to fetchWait.
-const fetchWait = time.Second
-
-// fetchLoop asks the server for exactly as many jobs as there are free slots, so no job waits in a
-// local buffer while its lease runs, and asks nothing while the type is paused.
-func (r *runner) fetchLoop(ctx context.Context, cons jetstream.Consumer) {
-	defer close(r.loopDone)
-	defer close(r.jobs)
-	for ctx.Err() == nil {
-		if !r.ctl.waitRunning(ctx) {
-			return
-		}
-		free := r.takeSlots(ctx)
-		if free == 0 {
-			return
-		}
-		if e, _ := r.ctl.current(); e.Paused { // paused while waiting for a slot
-			r.releaseSlots(free)
-			continue
-		}
-		fetchCtx, cancelFetch := context.WithTimeout(ctx, fetchWait)
-		batch, err := cons.Fetch(free, jetstream.FetchContext(fetchCtx))
-		if err == nil {
-			for msg := range batch.Messages() {
-				free--
-				r.dispatch(msg)
-			}
-			err = batch.Error()
-		}
-		cancelFetch()
-		r.releaseSlots(free)
-		if err != nil && ctx.Err() == nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
-			r.log.Warn("fetch jobs", "err", err)
-			sleepCtx(ctx, 250*time.Millisecond)
-		}
-	}
 }
 
 // dispatch runs a job in hand (its slot taken) on an idle job goroutine, or on a new one: a goroutine
@@ -135,6 +103,7 @@ func (r *runner) serve(msg jetstream.Msg) {
 
 func (r *runner) runJob(msg jetstream.Msg) {
 	defer r.running.Done()
+	defer r.nudge()
 	defer func() { <-r.slots }()
 	r.process(msg)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jobwire/jobwire/api"
+	"github.com/jobwire/jobwire/services/internal/auth"
 	"github.com/jobwire/jobwire/services/internal/jobtypes"
 	"github.com/jobwire/jobwire/streams"
 )
@@ -103,6 +104,8 @@ type jobsBench struct {
 	runID   string
 	// lastJob is a job of the last throughput run: the floor copies the sizes of its messages.
 	lastJob string
+	// priority is the level of the HTTP submits (the controls rows).
+	priority api.Priority
 }
 
 func newJobsBench(s *stack, o Options, tr *tracker) *jobsBench {
@@ -137,7 +140,7 @@ func (b *jobsBench) submit(ctx context.Context, kind, path string) (string, erro
 	if path != SubmitHTTP {
 		return submitDirect(b.s.js, b.owners[kind], typ, input)
 	}
-	body, _ := json.Marshal(api.SubmitRequest{Type: typ, Input: input})
+	body, _ := json.Marshal(api.SubmitRequest{Type: typ, Input: input, Priority: b.priority})
 	data, err := b.post(ctx, kind, "/v1/jobs", body, http.StatusAccepted)
 	if err != nil {
 		return "", err
@@ -490,4 +493,45 @@ func (b *jobsBench) rate(ctx context.Context, kind, path string, workers int, pe
 	b.o.logf("jobs: %s at %.0f/s (offered %.0f/s, %d late), %d workers: submit→completed p50 %.2f ms p99 %.2f ms max %.1f ms",
 		kind, perSec, res.OfferedPerSe, res.Late, workers, res.Latency.P50, res.Latency.P99, res.Latency.Max)
 	return res, err
+}
+
+// controlsLimit is a rate limit far above what the bench reaches: every start takes a ticket and none
+// waits, so its row shows what the ticket costs.
+var controlsLimit = api.RateLimit{Limit: api.MaxRateLimit, Interval: api.Duration(time.Second)}
+
+// controls runs the HTTP noop row twice more: every job at priority high (its own consumer and queue
+// subject), then under controlsLimit.
+func (b *jobsBench) controls(ctx context.Context, workers, n int) ([]Throughput, error) {
+	b.priority = api.PriorityHigh
+	high, err := b.throughput(ctx, KindNoop, SubmitHTTP, workers, n)
+	b.priority = ""
+	if err != nil {
+		return nil, err
+	}
+	high.Kind += ", priority high"
+	if err := b.setRateLimit(ctx, &controlsLimit); err != nil {
+		return nil, err
+	}
+	time.Sleep(500 * time.Millisecond) // the workers' watches hear it
+	limited, err := b.throughput(ctx, KindNoop, SubmitHTTP, workers, n)
+	if err != nil {
+		return nil, err
+	}
+	limited.Kind += fmt.Sprintf(", rate limit %d/s", controlsLimit.Limit)
+	return []Throughput{high, limited}, b.setRateLimit(ctx, nil)
+}
+
+// setRateLimit sets the noop type's rate limit as an operator, or lifts it (nil).
+func (b *jobsBench) setRateLimit(ctx context.Context, limit *api.RateLimit) error {
+	tok, err := b.s.signer.Sign("bench-ops", time.Hour, "", "", auth.DefaultOperatorRole)
+	if err != nil {
+		return err
+	}
+	c := api.NewClient(b.s.gatewayURL, tok)
+	if limit == nil {
+		_, err = c.RemoveRateLimit(ctx, jobtypes.NoopType)
+	} else {
+		_, err = c.SetRateLimit(ctx, jobtypes.NoopType, *limit)
+	}
+	return err
 }

@@ -20,7 +20,7 @@ import (
 
 // addClientCommands adds the user commands (submit, watch, jobs, cancel, history, library, job-types).
 func addClientCommands(root *cobra.Command) {
-	root.AddCommand(newSubmitCmd(), newWatchCmd(), newJobsCmd(), newCancelCmd(), newHistoryCmd(), newLibraryCmd(), newJobTypesCmd(), newDeadLettersCmd())
+	root.AddCommand(newSubmitCmd(), newWatchCmd(), newJobsCmd(), newCancelCmd(), newHistoryCmd(), newLibraryCmd(), newJobTypesCmd(), newDeadLettersCmd(), newSchedulesCmd())
 }
 
 // clientHelp ends the help of every user command: where the gateway and token come from, and the

@@ -27,6 +27,7 @@ type submitOptions struct {
 	format, name, key string
 	jobType, input    string
 	unique, uniqueFor string
+	priority          string
 	batch             string
 	batchSize         int
 	watch             bool
@@ -86,6 +87,7 @@ func newSubmitCmd() *cobra.Command {
 	fs.StringVar(&o.key, "idempotency-key", "", "submitting again with the same key returns the first job")
 	fs.StringVar(&o.unique, "unique-key", "", "while your job of this type with this key is unfinished, return it instead of making another")
 	fs.StringVar(&o.uniqueFor, "unique-for", "", "with --unique-key: how long the key holds at most (default 1h, up to 24h)")
+	fs.StringVar(&o.priority, "priority", "", "high, normal (the default) or low: workers take higher levels first")
 	fs.DurationVar(&o.giveUp, "reconnect-timeout", defaultReconnectTimeout, "with --watch: give up (exit 2) after reconnecting this long")
 	return cmd
 }
@@ -119,7 +121,7 @@ func (s *session) submitInput(ctx context.Context, stdin io.Reader, o submitOpti
 	if err != nil {
 		return &ExitError{Code: exitOther, Err: err}
 	}
-	return s.send(ctx, api.SubmitRequest{Type: o.jobType, Input: raw, UniqueKey: o.unique, UniqueFor: o.uniqueFor}, o, "submit "+o.jobType, o.jobType)
+	return s.send(ctx, api.SubmitRequest{Type: o.jobType, Input: raw, UniqueKey: o.unique, UniqueFor: o.uniqueFor, Priority: api.Priority(o.priority)}, o, "submit "+o.jobType, o.jobType)
 }
 
 // readInput returns the JSON of --input: the flag's value, or a file's (@path) or standard input's (@-).
@@ -159,7 +161,7 @@ func (s *session) submit(ctx context.Context, stdin io.Reader, path string, o su
 		return fmt.Errorf("encode input: %w", err)
 	}
 	label := fmt.Sprintf("%s %q (%s, %d bytes)", api.JobTypePlaylistImport, in.Name, in.Format, len(in.Content))
-	return s.send(ctx, api.SubmitRequest{Type: api.JobTypePlaylistImport, Input: raw, UniqueKey: o.unique, UniqueFor: o.uniqueFor}, o, "submit "+path, label)
+	return s.send(ctx, api.SubmitRequest{Type: api.JobTypePlaylistImport, Input: raw, UniqueKey: o.unique, UniqueFor: o.uniqueFor, Priority: api.Priority(o.priority)}, o, "submit "+path, label)
 }
 
 // send submits req and prints the job, or follows it with --watch (after a line with the job id and

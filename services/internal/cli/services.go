@@ -197,6 +197,7 @@ func (p *process) gatewayService(secret []byte) (*gateway.Gateway, error) {
 	cfg.SSE.MaxDuration = env.Duration("JOBWIRE_SSE_MAX_DURATION")
 	cfg.SSE.WriteTimeout = env.Duration("JOBWIRE_SSE_WRITE_TIMEOUT")
 	cfg.Relay.SnapshotMemory = env.Int("JOBWIRE_SSE_SNAPSHOT_MEMORY")
+	cfg.Ticker.AckWait = env.Duration("JOBWIRE_TICK_ACK_WAIT")
 	if err := env.Err(); err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/jobwire/jobwire/services/internal/mirror"
 	"github.com/jobwire/jobwire/services/internal/relay"
 	"github.com/jobwire/jobwire/services/internal/sse"
+	"github.com/jobwire/jobwire/services/internal/ticker"
 	"github.com/jobwire/jobwire/streams"
 	"github.com/jobwire/jobwire/worker"
 )
@@ -59,6 +60,7 @@ var Vars = []Var{
 	{"JOBWIRE_STREAM_TOKEN_TTL", duration(gateway.DefaultStreamTokenTTL), "gateway dev", "lifetime of tokens from POST /v1/stream-tokens (never past the caller's token)"},
 	{"JOBWIRE_SUBMIT_RATE", gateway.DefaultSubmitRate.String(), "gateway dev", "submissions per user per gateway (n/s, n/m, n/h or off); 429 past it"},
 	{"JOBWIRE_SUBMIT_BURST", strconv.Itoa(gateway.DefaultSubmitBurst), "gateway dev", "submissions a user may make at once before JOBWIRE_SUBMIT_RATE applies"},
+	{"JOBWIRE_TICK_ACK_WAIT", duration(ticker.DefaultAckWait), "gateway dev", "a periodic job's tick taken by a gateway that died goes to another after this (the same on every gateway)"},
 	{"JOBWIRE_CORS_ORIGINS", "", "gateway dev", "exact browser origins allowed to call the API with credentials, comma-separated; empty: no CORS"},
 	{"JOBWIRE_COOKIE_SECURE", "false", "gateway dev", "always mark the jobwire_token cookie Secure (it is on https requests anyway)"},
 	{"JOBWIRE_BODY_LIMIT", strconv.Itoa(gateway.DefaultBodyLimit), "gateway dev", "largest request body in bytes"},

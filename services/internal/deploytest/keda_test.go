@@ -60,23 +60,29 @@ func TestKubernetesAutoscaling(t *testing.T) {
 	if so.Spec.CooldownPeriod <= worker.Spec.Template.Spec.TerminationGracePeriodSeconds {
 		t.Errorf("cooldownPeriod %d s is not longer than the worker's termination grace %d s", so.Spec.CooldownPeriod, worker.Spec.Template.Spec.TerminationGracePeriodSeconds)
 	}
-	if len(so.Spec.Triggers) != 1 || so.Spec.Triggers[0].Type != "nats-jetstream" {
-		t.Fatalf("triggers %+v: want one nats-jetstream trigger", so.Spec.Triggers)
+	if len(so.Spec.Triggers) != len(streams.Priorities) {
+		t.Fatalf("triggers %+v: want one nats-jetstream trigger per priority level", so.Spec.Triggers)
 	}
-	m := so.Spec.Triggers[0].Metadata
-	want := map[string]string{
-		"stream":                       streams.StreamJobs,
-		"consumer":                     streams.WorkerConsumer(api.JobTypePlaylistImport),
-		"account":                      accountOf(t, "worker"),
-		"natsServerMonitoringEndpoint": "nats-headless.jobwire.svc.cluster.local:" + strconv.Itoa(chartMonitorPort(t)),
-	}
-	for key, v := range want {
-		if m[key] != v {
-			t.Errorf("trigger %s = %q, want %q", key, m[key], v)
+	for i, p := range streams.Priorities {
+		trigger := so.Spec.Triggers[i]
+		m := trigger.Metadata
+		want := map[string]string{
+			"stream":                       streams.StreamJobs,
+			"consumer":                     streams.WorkerConsumerAt(api.JobTypePlaylistImport, p),
+			"account":                      accountOf(t, "worker"),
+			"natsServerMonitoringEndpoint": "nats-headless.jobwire.svc.cluster.local:" + strconv.Itoa(chartMonitorPort(t)),
 		}
-	}
-	if n, err := strconv.Atoi(m["lagThreshold"]); err != nil || n <= 0 {
-		t.Errorf("lagThreshold %q: want a positive number of pending jobs per replica", m["lagThreshold"])
+		if trigger.Type != "nats-jetstream" {
+			t.Errorf("trigger %d is %q, want nats-jetstream", i, trigger.Type)
+		}
+		for key, v := range want {
+			if m[key] != v {
+				t.Errorf("trigger %d %s = %q, want %q", i, key, m[key], v)
+			}
+		}
+		if n, err := strconv.Atoi(m["lagThreshold"]); err != nil || n <= 0 {
+			t.Errorf("lagThreshold %q: want a positive number of pending jobs per replica", m["lagThreshold"])
+		}
 	}
 	if kubectl, err := exec.LookPath("kubectl"); err == nil {
 		out, err := exec.Command(kubectl, "kustomize", dir).CombinedOutput()

@@ -267,6 +267,10 @@ func driveGateway(t *testing.T, base string) {
 	// MSG.DELETE, JOBS_AUDIT), all with the gateway's own NATS user.
 	operateDeadLetters(t, ctx, base, "alice", bad.ID)
 
+	// An operator's periodic job: stored as a schedule in JOBS_TICKS, its ticks taken through the
+	// durable "ticker" (direct gets, the tick's job with its idempotency key), listed and deleted (a purge).
+	operateSchedules(t, ctx, base)
+
 	// A scheduled job (jobs.schedule) cancelled while it waits (job.cancelled event, cancel broadcast).
 	later := time.Now().Add(time.Hour)
 	sched, _, err := c.Submit(ctx, api.SubmitRequest{Type: api.JobTypePlaylistImport, Input: p.request("later").Input, RunAt: &later}, "")
@@ -311,12 +315,50 @@ func driveOwnJobType(t *testing.T, s *stack, base string) {
 	if final := watch(t, ctx, c, st.ID); final.State != api.StateCompleted || string(final.Result) != `{"count":3}` {
 		t.Fatalf("demo.count ended %s %s", final.State, final.Result)
 	}
+	controlOwnJobType(t, ctx, base, c)
 	if err := count.Stop(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	testkit.WaitJobType(t, c, "demo.count", false, 10*time.Second)
 	if out := count.Out.String(); strings.Contains(strings.ToLower(out), "permission") {
 		t.Errorf("examples/count hit a permission error:\n%s", count.Out.Tail(40))
+	}
+}
+
+// controlOwnJobType drives the queue controls with the gateway's and the demo-worker's own NATS users:
+// a rate limit (the gateway creates and deletes the ticket stream, the worker takes tickets), a pause
+// (the gateway writes the control entry, the worker watches it) and a high-priority job (the worker's
+// -high consumer).
+func controlOwnJobType(t *testing.T, ctx context.Context, base string, c *api.Client) {
+	t.Helper()
+	tok, err := auth.NewSigner([]byte(jwtSecret), "").Sign("ops", time.Hour, "", "", auth.DefaultOperatorRole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := api.NewClient(base, tok)
+	if _, err := ops.SetRateLimit(ctx, "demo.count", api.RateLimit{Limit: 5, Interval: api.Duration(time.Second)}); err != nil {
+		t.Fatalf("set rate limit: %v", err)
+	}
+	if _, err := ops.PauseJobType(ctx, "demo.count"); err != nil {
+		t.Fatalf("pause: %v", err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	st, _, err := c.Submit(ctx, api.SubmitRequest{Type: "demo.count", Input: json.RawMessage(`{"n":1}`), Priority: api.PriorityHigh}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if got, err := c.Get(ctx, st.ID); err != nil || got.State != api.StateQueued {
+		t.Fatalf("job submitted while paused: %+v, %v", got, err)
+	}
+	if _, err := ops.ResumeJobType(ctx, "demo.count"); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if final := watch(t, ctx, c, st.ID); final.State != api.StateCompleted {
+		t.Fatalf("high-priority demo.count ended %s", final.State)
+	}
+	if _, err := ops.RemoveRateLimit(ctx, "demo.count"); err != nil {
+		t.Fatalf("remove rate limit: %v", err)
 	}
 }
 
@@ -330,6 +372,9 @@ var refusedPublish = map[string][]string{
 		"$JS.API.STREAM.DELETE.JOB_EVENTS", "$JS.API.STREAM.PURGE.JOB_EVENTS", "$JS.API.STREAM.MSG.DELETE.JOB_EVENTS",
 		"$JS.API.STREAM.CREATE.OTHER", "$JS.API.CONSUMER.DELETE.JOB_EVENTS.projector",
 		"$KV.JOB_TYPES.type.playlist.import", "$KV.JOB_TYPES.worker.noop.01JAAAAAAAAAAAAAAAAAAAAAAA",
+		"$KV.JOB_TYPES.schema.demo.count.x", "$JS.API.STREAM.CREATE.JOBS_RATE_other", "$JS.API.STREAM.DELETE.JOBS",
+		"jobs.tick.fire.x", "$JS.API.STREAM.PURGE.JOBS", "$JS.API.STREAM.DELETE.JOBS_TICKS",
+		"$JS.API.CONSUMER.CREATE.JOBS_TICKS.sneaky.jobs.tick.>", "$JS.API.CONSUMER.DELETE.JOBS_TICKS.ticker",
 	},
 	"worker": {
 		"$KV.JOB_STATE.alice.01JAAAAAAAAAAAAAAAAAAAAAAA", "$KV.JOB_IDEMPOTENCY.alice.x",
@@ -338,6 +383,7 @@ var refusedPublish = map[string][]string{
 		"$JS.API.CONSUMER.DELETE.JOBS.worker-playlist_import",
 		"$JS.API.CONSUMER.CREATE.JOB_EVENTS.projector.jobs.events.*.*",
 		"$KV.JOB_TYPES.type.demo.count", "$KV.JOB_TYPES.worker.demo.count.01JAAAAAAAAAAAAAAAAAAAAAAA",
+		"jobs.tick.schedule.x", "jobs.tick.fire.x", "$JS.API.STREAM.PURGE.JOBS_TICKS", "$JS.API.CONSUMER.MSG.NEXT.JOBS_TICKS.ticker",
 	},
 	"demo-worker": {
 		"$KV.JOB_TYPES.type.playlist.import", "$KV.JOB_TYPES.schema.noop.x", "$KV.LIBRARY.alice.x",
@@ -345,6 +391,7 @@ var refusedPublish = map[string][]string{
 		"$JS.API.CONSUMER.CREATE.JOBS.worker-playlist_import.jobs.queue.playlist.import",
 		"$JS.API.CONSUMER.MSG.NEXT.JOBS.worker-playlist_import", "$JS.API.STREAM.CREATE.KV_JOB_TYPES",
 		"$JS.API.STREAM.DELETE.JOBS", "$JS.API.CONSUMER.DELETE.JOBS.worker-demo_count",
+		"$KV.JOB_TYPES.control.demo.count", "$JS.API.STREAM.CREATE.JOBS_RATE_demo_count", "jobs.rate.playlist.import",
 	},
 	"projector": {
 		"jobs.queue.playlist.import", "jobs.schedule.01JAAAAAAAAAAAAAAAAAAAAAAA", "jobs.dlq.alice.x",
@@ -527,9 +574,47 @@ func checkFlowControl(t *testing.T, s *stack) {
 	}
 }
 
-// operateDeadLetters lists user's dead job id as an operator, sees it counted in the console (batched
-// direct gets on JOBS_DLQ, the gateways' stats), retries it from the dead letters (it fails again),
-// then purges it: each answered 200 through the gateway's NATS permissions.
+// operateSchedules has an operator make an every-second schedule of noop jobs, waits for two of its
+// jobs to complete, lists it and deletes it, all through the gateway's own NATS user.
+func operateSchedules(t *testing.T, ctx context.Context, base string) {
+	t.Helper()
+	tok, err := auth.NewSigner([]byte(jwtSecret), "").Sign("ops", time.Hour, "", "", auth.DefaultOperatorRole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := api.NewClient(base, tok)
+	s, err := ops.CreateSchedule(ctx, api.ScheduleRequest{ID: "deploytest", Type: "noop", Input: json.RawMessage(`{}`), Every: "1s"})
+	if err != nil {
+		t.Fatalf("create schedule: %v", err)
+	}
+	def := streams.Schedule{ID: s.ID, CreatedAt: s.CreatedAt}
+	streamstest.WaitFor(t, 30*time.Second, func() error {
+		list, err := ops.List(ctx, api.StateCompleted, "", 100)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for _, j := range list.Jobs {
+			if j.ID == def.TickJobID(streams.JobIDTime(j.ID)) {
+				n++
+			}
+		}
+		if n < 2 {
+			return fmt.Errorf("%d of the schedule's jobs completed", n)
+		}
+		return nil
+	})
+	if list, err := ops.Schedules(ctx); err != nil || len(list.Schedules) != 1 {
+		t.Fatalf("list schedules: %v %+v", err, list)
+	}
+	if err := ops.DeleteSchedule(ctx, s.ID); err != nil {
+		t.Fatalf("delete schedule: %v", err)
+	}
+}
+
+// operateDeadLetters lists user's dead job id as an operator, sees it counted in the console (a
+// consumer made for the read on JOBS_DLQ, the gateways' stats), retries it from the dead letters (it
+// fails again), then purges it: each answered 200 through the gateway's NATS permissions.
 func operateDeadLetters(t *testing.T, ctx context.Context, base, user, id string) {
 	t.Helper()
 	tok, err := auth.NewSigner([]byte(jwtSecret), "").Sign("ops", time.Hour, "", "", auth.DefaultOperatorRole)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jobwire/jobwire/api"
+	"github.com/jobwire/jobwire/services/internal/gateway"
 	"github.com/jobwire/jobwire/services/internal/stacktest"
 	"github.com/jobwire/jobwire/services/internal/testkit"
 	"github.com/jobwire/jobwire/streams"
@@ -149,4 +150,73 @@ func mostInWindow(sorted []time.Time, d time.Duration) int {
 		most = max(most, j-i+1)
 	}
 	return most
+}
+
+// Priorities order the backlog over two worker processes: of jobs queued (while the type is paused)
+// low first, then normal, then high, the high ones start first and the low ones last, while the anti-starvation rounds let a few
+// of the lower levels through early.
+func TestPrioritiesOrderTheBacklogOverTwoWorkerProcesses(t *testing.T) {
+	const perLevel = 10
+	s := stacktest.Start(t, stacktest.Options{Gateway: func(c *gateway.Config) { c.SubmitBurst = 3 * perLevel }})
+	c := countWorkers(t, s, 2, "JOBWIRE_WORKER_CONCURRENCY=2")
+	ops := s.Operator(t, "ops")
+	if _, err := ops.PauseJobType(context.Background(), "demo.count"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // the pulls waiting when the pause came end
+	level := map[string]api.Priority{}
+	for _, p := range []api.Priority{api.PriorityLow, api.PriorityNormal, api.PriorityHigh} {
+		for range perLevel {
+			st, _, err := c.Submit(context.Background(), api.SubmitRequest{Type: "demo.count", Input: json.RawMessage(`{"n":1,"delayMs":20}`), Priority: p}, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := streams.NormalPriority(p); st.Priority != want {
+				t.Fatalf("submitted at %s, state says %q", p, st.Priority)
+			}
+			level[st.ID] = p
+		}
+	}
+	if _, err := ops.ResumeJobType(context.Background(), "demo.count"); err != nil {
+		t.Fatal(err)
+	}
+	for id := range level {
+		waitFor(t, c, id, func(st api.JobState) bool { return st.State == api.StateCompleted })
+	}
+	var order []api.Priority
+	replayEvents(t, s.JS, func(ev streams.Event) {
+		if ev.Type == streams.EventStarted {
+			order = append(order, level[ev.JobID])
+		}
+	})
+	t.Logf("start order: %v", order)
+	if n := count(order[:perLevel], api.PriorityHigh); n < perLevel*7/10 {
+		t.Errorf("%d of the first %d starts were high, want at least %d", n, perLevel, perLevel*7/10)
+	}
+	if n := count(order[len(order)-perLevel/2:], api.PriorityHigh); n != 0 {
+		t.Errorf("%d of the last %d starts were high", n, perLevel/2)
+	}
+	if high, normal, low := meanPosition(order, api.PriorityHigh), meanPosition(order, api.PriorityNormal), meanPosition(order, api.PriorityLow); !(high < normal && normal < low) {
+		t.Errorf("mean start positions high %.1f, normal %.1f, low %.1f: want them in that order", high, normal, low)
+	}
+}
+
+func count(ps []api.Priority, p api.Priority) int {
+	n := 0
+	for _, q := range ps {
+		if q == p {
+			n++
+		}
+	}
+	return n
+}
+
+func meanPosition(ps []api.Priority, p api.Priority) float64 {
+	sum, n := 0, 0
+	for i, q := range ps {
+		if q == p {
+			sum, n = sum+i, n+1
+		}
+	}
+	return float64(sum) / float64(n)
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/jobwire/jobwire/services/internal/registry"
 	"github.com/jobwire/jobwire/services/internal/relay"
 	"github.com/jobwire/jobwire/services/internal/sse"
+	"github.com/jobwire/jobwire/services/internal/ticker"
 	"github.com/jobwire/jobwire/services/internal/web"
 	"github.com/jobwire/jobwire/streams"
 )
@@ -87,6 +88,8 @@ type Config struct {
 	// CookieSecure sets Secure on the session cookie even for plain-http requests
 	// (JOBWIRE_COOKIE_SECURE); it is always set on https requests.
 	CookieSecure bool
+	// Ticker configures the consumer of periodic jobs' ticks that every gateway runs.
+	Ticker ticker.Config
 	// Console paces the operators' console (GET /v1/operator/events): its snapshots, dead-letter counts
 	// and the gateways' stats. Zero fields take console's defaults.
 	Console console.Config
@@ -171,6 +174,7 @@ type Gateway struct {
 	origins   map[string]bool
 	types     *registry.Registry
 	typesKV   jetstream.KeyValue // JOB_TYPES, for operators' control entries
+	ticker    *ticker.Ticker
 	console   *console.Console
 
 	mu       sync.Mutex
@@ -193,6 +197,7 @@ func New(cfg Config, d Deps) *Gateway {
 		Help: "Jobs accepted by this gateway, by type (a repeated Idempotency-Key is not counted)."}, []string{"type"})
 	d.Registry.MustRegister(g.submitted)
 	g.submits = newSubmitLimiter(cfg.SubmitRate, cfg.SubmitBurst, d.Registry)
+	g.ticker = ticker.New(cfg.Ticker, d.JS, g.submitTick, d.Registry, d.Logger)
 	origins, err := parseOrigins(cfg.CORSOrigins)
 	if err != nil {
 		d.Logger.Warn("gateway: ignoring CORS origins (call Config.Validate first)", "err", err)
@@ -234,8 +239,8 @@ func (g *Gateway) Addr() string {
 	return g.ln.Addr().String()
 }
 
-// Start opens the job store, the job-type registry's watch and the relay's watch, then listens on
-// cfg.Addr. It returns once the gateway accepts connections.
+// Start opens the job store, the job-type registry's watch and the relay's watch, starts taking the
+// ticks of periodic jobs, then listens on cfg.Addr. It returns once the gateway accepts connections.
 func (g *Gateway) Start(ctx context.Context) error {
 	store, err := jobstore.New(ctx, g.deps.NC, g.deps.JS)
 	if err != nil {
@@ -262,6 +267,12 @@ func (g *Gateway) Start(ctx context.Context) error {
 		g.types.Stop()
 		return fmt.Errorf("gateway: %w", err)
 	}
+	// After the registry has loaded: a tick's job is checked against it.
+	if err := g.ticker.Start(ctx); err != nil {
+		g.hub.Stop()
+		g.types.Stop()
+		return fmt.Errorf("gateway: %w", err)
+	}
 	g.pool.Start()
 	ln, err := net.Listen("tcp", g.cfg.Addr)
 	if err != nil {
@@ -284,6 +295,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 // stopParts stops what Start started before it listens.
 func (g *Gateway) stopParts() {
 	g.pool.Stop()
+	g.ticker.Stop()
 	g.hub.Stop()
 	g.types.Stop()
 }
@@ -319,6 +331,7 @@ func (g *Gateway) Stop() {
 		g.log.Warn("gateway serve", "err", err)
 	}
 	g.console.Stop()
+	g.ticker.Stop()
 	g.hub.Stop()
 	g.types.Stop()
 	g.log.Info("gateway stopped")
@@ -352,6 +365,10 @@ func (g *Gateway) routes() {
 	v1.Post("/dead-letters/retry", g.authenticate(false), requireOperator, g.deadLetterAction(streams.AuditRetryDeadLetters))
 	v1.Post("/dead-letters/purge", g.authenticate(false), requireOperator, g.deadLetterAction(streams.AuditPurgeDeadLetters))
 	v1.Get("/operator/events", g.authenticate(true), requireConsoleViewer, g.streamConsole)
+	v1.Get("/schedules", g.authenticate(false), requireOperator, g.listSchedules)
+	v1.Post("/schedules", g.authenticate(false), requireOperator, g.createSchedule)
+	v1.Get("/schedules/:id", g.authenticate(false), requireOperator, g.getSchedule)
+	v1.Delete("/schedules/:id", g.authenticate(false), requireOperator, g.deleteSchedule)
 	v1.Post("/stream-tokens", g.authenticate(false), g.streamToken)
 	v1.Get("/session", g.authenticate(false), g.getSession)
 	v1.Post("/session", g.createSession)

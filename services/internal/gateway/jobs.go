@@ -94,6 +94,10 @@ func (g *Gateway) submission(owner string, req api.SubmitRequest, idempotencyKey
 	if sub.UniqueKey, sub.UniqueFor, err = uniqueness(req); err != nil {
 		return jobstore.Submission{}, err
 	}
+	if !req.Priority.Valid() {
+		return jobstore.Submission{}, api.Errorf(api.CodeInvalidInput, "priority must be \"high\", \"normal\" or \"low\"")
+	}
+	sub.Priority = streams.NormalPriority(req.Priority)
 	return sub, nil
 }
 

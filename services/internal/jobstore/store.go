@@ -39,6 +39,7 @@ type Store struct {
 	state jetstream.KeyValue
 	idem  jetstream.KeyValue
 	dlq   jetstream.Stream // JOBS_DLQ
+	ticks jetstream.Stream // JOBS_TICKS
 	now   func() time.Time
 	// Retention is how long finished jobs stay in JOB_STATE (streams.Config.StateRetention).
 	Retention time.Duration
@@ -62,7 +63,11 @@ func New(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("open stream %s: %w", streams.StreamDeadLetters, err)
 	}
-	return &Store{js: js, nc: nc, log: events, state: state, idem: idem, dlq: dlq, now: time.Now, Retention: streams.DefaultStateRetention}, nil
+	ticks, err := js.Stream(ctx, streams.StreamTicks)
+	if err != nil {
+		return nil, fmt.Errorf("open stream %s: %w", streams.StreamTicks, err)
+	}
+	return &Store{js: js, nc: nc, log: events, state: state, idem: idem, dlq: dlq, ticks: ticks, now: time.Now, Retention: streams.DefaultStateRetention}, nil
 }
 
 // State returns the JOB_STATE bucket (the relay watches it).

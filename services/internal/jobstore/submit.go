@@ -26,12 +26,17 @@ type Submission struct {
 	// Timeout and MaxAttempts, when set, are the job's own limits.
 	Timeout     time.Duration
 	MaxAttempts int
+	// Priority is the job's level (normal: empty).
+	Priority api.Priority
 	// IdempotencyKey, when set, makes the submission idempotent for this owner for 24 h.
 	IdempotencyKey string
 	// UniqueKey, when set, makes the job unique among the owner's unfinished jobs of its type for up to
 	// UniqueFor (at most the idempotency window) after it is submitted: see claimUniqueKey.
 	UniqueKey string
 	UniqueFor time.Duration
+	// JobID, when set, is the job's id instead of a new one: a periodic job's tick derives it
+	// (streams.Schedule.TickJobID), so handling a tick again makes the same job.
+	JobID string
 }
 
 // claims reports whether preparing the submission reads or writes a key (and so does I/O).
@@ -40,7 +45,7 @@ func (sub Submission) claims() bool { return sub.IdempotencyKey != "" || sub.Uni
 // message is the job message of the submission for job id, created at createdAt.
 func (sub Submission) message(id string, createdAt time.Time) streams.JobMessage {
 	return streams.JobMessage{V: 1, JobID: id, Type: sub.Type, Owner: sub.Owner, Name: sub.Name, Input: sub.Input,
-		CreatedAt: createdAt, RunAt: sub.RunAt, Timeout: sub.Timeout, MaxAttempts: sub.MaxAttempts}
+		CreatedAt: createdAt, RunAt: sub.RunAt, Timeout: sub.Timeout, MaxAttempts: sub.MaxAttempts, Priority: sub.Priority}
 }
 
 // fingerprint identifies what the submission runs: two submissions with one Idempotency-Key must
@@ -58,6 +63,9 @@ func (sub Submission) fingerprint() string {
 		}{sub.RunAt, sub.Timeout, sub.MaxAttempts})
 		h.Write([]byte{0})
 		h.Write(opts)
+	}
+	if sub.Priority != "" {
+		fmt.Fprintf(h, "\x00priority:%s", sub.Priority)
 	}
 	if sub.UniqueKey != "" {
 		fmt.Fprintf(h, "\x00unique:%d:%s:%d", len(sub.UniqueKey), sub.UniqueKey, sub.UniqueFor)
@@ -155,10 +163,14 @@ type prepared struct {
 // unique or idempotency key made (done, unless that one stopped before its event: then its message is
 // written again under its id).
 func (s *Store) prepare(ctx context.Context, sub Submission, now time.Time) prepared {
-	if !streams.ValidOwnerToken(sub.Owner) || !streams.ValidJobType(sub.Type) {
-		return prepared{done: true, err: fmt.Errorf("submit: invalid owner or type")}
+	if !streams.ValidOwnerToken(sub.Owner) || !streams.ValidJobType(sub.Type) || sub.JobID != "" && !streams.ValidJobID(sub.JobID) {
+		return prepared{done: true, err: fmt.Errorf("submit: invalid owner, type or job id")}
 	}
-	p := prepared{msg: sub.message(streams.NewJobID(now), now), created: true}
+	id := sub.JobID
+	if id == "" {
+		id = streams.NewJobID(now)
+	}
+	p := prepared{msg: sub.message(id, now), created: true}
 	if sub.UniqueKey != "" {
 		if u := s.claimUniqueKey(ctx, sub, p.msg.JobID, now); u.done || !u.created {
 			return u // the unique key's job, or the one it names to finish
