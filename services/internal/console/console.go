@@ -29,6 +29,9 @@ const (
 	DefaultStatsInterval      = 2 * time.Second
 )
 
+// deadLetterTimeout bounds one count of the dead letters; the snapshot waits for it.
+const deadLetterTimeout = 5 * time.Second
+
 // Config configures a Console. Zero fields take the defaults.
 type Config struct {
 	// Interval is how often the snapshot is made again while a console stream is open; it is sent only
@@ -237,21 +240,21 @@ func (c *Console) sample(now time.Time, countDead bool) {
 	c.samples.Add(1)
 	if countDead {
 		c.deadSamples.Add(1)
-		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.DeadLetterInterval)
+		ctx, cancel := context.WithTimeout(context.Background(), deadLetterTimeout)
 		if err := c.dead.refresh(ctx); err != nil {
 			c.log.Warn("console: count the dead letters", "err", err)
 		}
 		cancel()
 	}
 	snap := c.snapshot(now)
-	body, _ := json.Marshal(snap)
+	body, _ := json.Marshal(snap) // without the time: what tells a change
+	snap.At = now.UTC()
+	data, _ := json.Marshal(snap)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.latest != nil && bytes.Equal(body, c.body) {
 		return
 	}
-	snap.At = now.UTC()
-	data, _ := json.Marshal(snap)
 	c.seq++
 	c.latest = &sse.Message{Key: "console", Revision: c.seq, Frame: sse.AppendEvent(nil, "", api.EventConsole, data)}
 	c.body = body
