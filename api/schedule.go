@@ -33,6 +33,8 @@ type ScheduleRequest struct {
 	// Timeout and MaxAttempts are the jobs' own limits, as in SubmitRequest.
 	Timeout     string `json:"timeout,omitempty"`
 	MaxAttempts int    `json:"maxAttempts,omitempty"`
+	// Priority is the jobs' level, as in SubmitRequest.
+	Priority Priority `json:"priority,omitempty"`
 }
 
 // Schedule is a stored schedule.
@@ -45,6 +47,7 @@ type Schedule struct {
 	Timezone    string          `json:"timezone,omitempty"`
 	Timeout     string          `json:"timeout,omitempty"`
 	MaxAttempts int             `json:"maxAttempts,omitempty"`
+	Priority    Priority        `json:"priority,omitempty"`
 	// Owner is the owner token of the operator who made it; the jobs of its ticks are that user's.
 	Owner     string    `json:"owner"`
 	CreatedAt time.Time `json:"createdAt"`

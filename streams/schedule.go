@@ -13,6 +13,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/ulid/v2"
+
+	"github.com/jobwire/jobwire/api"
 )
 
 // Periodic jobs are JetStream message schedules (nats-server 2.12+; what follows was read in the
@@ -56,6 +58,8 @@ type Schedule struct {
 	// Timeout (nanoseconds) and MaxAttempts are the jobs' own limits (0: the type's).
 	Timeout     time.Duration `json:"timeout,omitempty"`
 	MaxAttempts int           `json:"maxAttempts,omitempty"`
+	// Priority is the jobs' level (empty: normal).
+	Priority api.Priority `json:"priority,omitempty"`
 	// Owner is the owner token of the operator who made it: the jobs of its ticks are that operator's.
 	Owner     string    `json:"owner"`
 	CreatedAt time.Time `json:"createdAt"`
@@ -78,6 +82,8 @@ func (s *Schedule) Validate() error {
 		return fmt.Errorf("%w: %w", ErrInvalidSchedule, ErrInvalidOwner)
 	case (s.Cron == "") == (s.Every == ""):
 		return fmt.Errorf("%w: give either cron or every", ErrInvalidSchedule)
+	case !s.Priority.Valid():
+		return fmt.Errorf("%w: priority must be high, normal or low", ErrInvalidSchedule)
 	case s.Timeout < 0 || s.MaxAttempts < 0:
 		return fmt.Errorf("%w: negative timeout or attempts", ErrInvalidSchedule)
 	}

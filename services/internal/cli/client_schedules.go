@@ -125,6 +125,7 @@ func newScheduleCreateCmd() *cobra.Command {
 	fs.StringVar(&req.Timezone, "timezone", "", "the IANA time zone of --cron (default UTC)")
 	fs.StringVar(&req.Timeout, "timeout", "", "each job's timeout per attempt, such as 90s (default the type's)")
 	fs.IntVar(&req.MaxAttempts, "max-attempts", 0, "each job's attempts, up to the type's (default the type's)")
+	fs.StringVar((*string)(&req.Priority), "priority", "", "the jobs' level: high, normal (default) or low")
 	return cmd
 }
 

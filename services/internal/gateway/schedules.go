@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -33,12 +32,12 @@ func (g *Gateway) createSchedule(c *fiber.Ctx) error {
 		return api.Errorf(api.CodeInvalidInput, "id must be 1 to 64 letters, digits, '-' or '_', starting with a letter or digit")
 	}
 	owner := identity(c).Owner
-	sub, err := g.submission(owner, api.SubmitRequest{Type: req.Type, Input: req.Input, Timeout: req.Timeout, MaxAttempts: req.MaxAttempts}, "")
+	sub, err := g.submission(owner, api.SubmitRequest{Type: req.Type, Input: req.Input, Timeout: req.Timeout, MaxAttempts: req.MaxAttempts, Priority: req.Priority}, "")
 	if err != nil {
 		return err
 	}
 	sched := streams.Schedule{ID: strings.Clone(req.ID), Type: sub.Type, Input: sub.Input, Cron: strings.TrimSpace(req.Cron),
-		Every: req.Every, Timezone: req.Timezone, Timeout: sub.Timeout, MaxAttempts: sub.MaxAttempts, Owner: owner, CreatedAt: now}
+		Every: req.Every, Timezone: req.Timezone, Timeout: sub.Timeout, MaxAttempts: sub.MaxAttempts, Priority: sub.Priority, Owner: owner, CreatedAt: now}
 	if err := sched.Validate(); err != nil {
 		return scheduleInputError(err)
 	}
@@ -115,17 +114,12 @@ func (g *Gateway) scheduleError(err error) error {
 
 // auditSchedule records an operator's create or delete in JOBS_AUDIT.
 func (g *Gateway) auditSchedule(ctx context.Context, c *fiber.Ctx, action, id string, status int, selection any) {
-	sel, _ := json.Marshal(selection)
-	rec := streams.AuditRecord{ID: streams.NewJobID(time.Now()), Action: action, Operator: identity(c).Owner,
-		Selection: sel, Results: []streams.AuditResult{{Key: id, Status: status}}}
-	if err := g.store.AuditAction(ctx, rec); err != nil {
-		g.log.Error("audit record not stored", "err", err, "action", action, "operator", rec.Operator, "schedule", id)
-	}
+	g.record(ctx, c, action, selection, []streams.AuditResult{{Key: id, Status: status}})
 }
 
 func scheduleView(s streams.Schedule) api.Schedule {
 	v := api.Schedule{ID: s.ID, Type: s.Type, Input: s.Input, Cron: s.Cron, Every: s.Every, Timezone: s.Timezone,
-		MaxAttempts: s.MaxAttempts, Owner: s.Owner, CreatedAt: s.CreatedAt}
+		MaxAttempts: s.MaxAttempts, Priority: s.Priority, Owner: s.Owner, CreatedAt: s.CreatedAt}
 	if s.Timeout > 0 {
 		v.Timeout = s.Timeout.String()
 	}
@@ -136,7 +130,7 @@ func scheduleView(s streams.Schedule) api.Schedule {
 // is (the type's schema may have changed since the schedule was made), with the tick's derived id and
 // an idempotency key of the tick, as the schedule's operator.
 func (g *Gateway) submitTick(ctx context.Context, def streams.Schedule, tick time.Time, jobID string) (bool, error) {
-	req := api.SubmitRequest{Type: def.Type, Input: def.Input, MaxAttempts: def.MaxAttempts}
+	req := api.SubmitRequest{Type: def.Type, Input: def.Input, MaxAttempts: def.MaxAttempts, Priority: def.Priority}
 	if def.Timeout > 0 {
 		req.Timeout = def.Timeout.String()
 	}
