@@ -752,7 +752,7 @@ import { JobwireClient, JobsStore, POSITION_KEY, isTerminal } from '/static/jobw
 
   const operator = {
     on: false, watch: null, pending: new Map(), // job type -> the paused state asked for
-    dlqCursor: '', dlqTotal: -1, dlqLoading: false, dlqRows: 0, purgeKey: '',
+    dlqCursor: '', dlqTotal: -1, dlqLoading: false, dlqAgain: false, dlqRows: 0, purgeKey: '',
   };
   const TYPE_COUNTS = ['queued', 'scheduled', 'active', 'completed', 'failed', 'cancelled', 'deadLettered'];
   const TYPE_RATES = ['startedPerSec', 'finishedPerSec'];
@@ -942,8 +942,13 @@ import { JobwireClient, JobsStore, POSITION_KEY, isTerminal } from '/static/jobw
 
   // Dead letters
 
+  // loadDeadLetters reads the first page of dead letters again (more: the next page). Asked while a read
+  // is under way, it reads again after it, so the list never stays older than the last change.
   async function loadDeadLetters(more) {
-    if (operator.dlqLoading) return;
+    if (operator.dlqLoading) {
+      operator.dlqAgain = operator.dlqAgain || !more;
+      return;
+    }
     operator.dlqLoading = true;
     el.dlqMore.disabled = true;
     try {
@@ -966,6 +971,10 @@ import { JobwireClient, JobsStore, POSITION_KEY, isTerminal } from '/static/jobw
       el.dlqEmpty.hidden = operator.dlqRows > 0 || Boolean(el.dlqMsg.textContent);
       const total = Math.max(operator.dlqTotal, operator.dlqRows);
       setText(el.dlqCount, total > 0 ? plural(total, 'dead letter', 'dead letters') : '');
+      if (operator.dlqAgain) {
+        operator.dlqAgain = false;
+        loadDeadLetters(false);
+      }
     }
   }
 
