@@ -262,6 +262,7 @@ function submitBody(req: SubmitRequest, opts: SubmitOptions): Record<string, unk
   if (opts.maxAttempts !== undefined) body.maxAttempts = opts.maxAttempts;
   if (opts.uniqueKey !== undefined) body.uniqueKey = opts.uniqueKey;
   if (opts.uniqueFor !== undefined) body.uniqueFor = opts.uniqueFor;
+  if (opts.priority !== undefined) body.priority = opts.priority;
   return body;
 }
 

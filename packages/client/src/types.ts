@@ -43,6 +43,8 @@ export interface JobState<Result = unknown> {
   startedAt?: string;
   finishedAt?: string;
   runAt?: string;
+  /** The job's priority level; absent for normal. */
+  priority?: "high" | "low";
   revision: number;
   eventSeq: number;
 }
@@ -67,7 +69,12 @@ export interface SubmitOptions {
   uniqueKey?: string;
   /** How long uniqueKey holds at most: a Go duration, 1 s to 24 h (default 1 h). */
   uniqueFor?: string;
+  /** The job's level (default normal): the type's workers take waiting high jobs first, then normal, then low. */
+  priority?: Priority;
 }
+
+/** A job's priority level. */
+export type Priority = "high" | "normal" | "low";
 
 /** A submission and whether it made a new job (202) or matched an idempotency key (200). */
 export interface Submitted<Result = unknown> {

@@ -50,6 +50,17 @@ test("the HTTP API", async (t) => {
     await bob.cancel(other.job.id);
   });
 
+  await t.test("a priority is kept on the job, a wrong one refused", async () => {
+    const runAt = new Date(Date.now() + 3_600_000);
+    const high = await alice.submit({ type: "playlist.import", input: csv("Urgent", 1) }, { runAt, priority: "high" });
+    assert.equal(high.job.priority, "high");
+    const normal = await alice.submit({ type: "playlist.import", input: csv("Usual", 1) }, { runAt, priority: "normal" });
+    assert.equal(normal.job.priority, undefined, "normal is the default and not written");
+    await rejects(alice.submit({ type: "playlist.import", input: csv("Odd", 1) }, { priority: "urgent" }), 422, "invalid_input");
+    await alice.cancel(high.job.id);
+    await alice.cancel(normal.job.id);
+  });
+
   await t.test("runAt, list by state, cancel", async () => {
     const runAt = new Date(Date.now() + 3_600_000);
     const { job } = await alice.submit({ type: "playlist.import", input: csv("Later", 2) }, { runAt });

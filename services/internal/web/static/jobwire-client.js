@@ -555,6 +555,8 @@ function submitBody(req, opts) {
     body.uniqueKey = opts.uniqueKey;
   if (opts.uniqueFor !== void 0)
     body.uniqueFor = opts.uniqueFor;
+  if (opts.priority !== void 0)
+    body.priority = opts.priority;
   return body;
 }
 function query(opts) {
