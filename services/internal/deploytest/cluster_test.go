@@ -44,18 +44,7 @@ func TestClusterFaults(t *testing.T) {
 		t.Skip("cluster fault test: 3 nats-servers, 6 services and 200 SSE clients for about a minute")
 	}
 	start := time.Now()
-	dir := copyNATSConfs(t, false)
-	ports := freePorts(t, 4222, 4223, 4224, 6222, 6223, 6224, 8222, 8223, 8224)
-	var nodes []*natsNode
-	for i := 1; i <= 3; i++ {
-		nodes = append(nodes, prepareNode(t, dir, fmt.Sprintf("cluster/n%d.conf", i), ports))
-	}
-	for _, n := range nodes {
-		n.start(t, false)
-	}
-	for _, n := range nodes {
-		n.waitHealthy(t, 90*time.Second)
-	}
+	nodes := startCluster(t)
 	s := &stack{natsURL: joinURLs(nodes...), users: confUsers(t), common: []string{
 		"JOBWIRE_REPLICAS=3",
 		"JOBWIRE_IMPORT_TRACK_DELAY=5ms",
@@ -638,4 +627,23 @@ func waitConsumerCaughtUp(t *testing.T, js jetstream.JetStream, name string) {
 		}
 		return nil
 	})
+}
+
+// startCluster starts the three NATS nodes of deployments/nats/cluster on free ports and waits until
+// every one is healthy.
+func startCluster(t *testing.T) []*natsNode {
+	t.Helper()
+	dir := copyNATSConfs(t, false)
+	ports := freePorts(t, 4222, 4223, 4224, 6222, 6223, 6224, 8222, 8223, 8224)
+	var nodes []*natsNode
+	for i := 1; i <= 3; i++ {
+		nodes = append(nodes, prepareNode(t, dir, fmt.Sprintf("cluster/n%d.conf", i), ports))
+	}
+	for _, n := range nodes {
+		n.start(t, false)
+	}
+	for _, n := range nodes {
+		n.waitHealthy(t, 90*time.Second)
+	}
+	return nodes
 }

@@ -31,18 +31,7 @@ func TestPeriodicJobsLeaderChange(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster test: 3 nats-servers and 4 services for about 40 s")
 	}
-	dir := copyNATSConfs(t, false)
-	ports := freePorts(t, 4222, 4223, 4224, 6222, 6223, 6224, 8222, 8223, 8224)
-	var nodes []*natsNode
-	for i := 1; i <= 3; i++ {
-		nodes = append(nodes, prepareNode(t, dir, fmt.Sprintf("cluster/n%d.conf", i), ports))
-	}
-	for _, n := range nodes {
-		n.start(t, false)
-	}
-	for _, n := range nodes {
-		n.waitHealthy(t, 90*time.Second)
-	}
+	nodes := startCluster(t)
 	s := &stack{natsURL: joinURLs(nodes...), users: confUsers(t), common: []string{"JOBWIRE_REPLICAS=3",
 		"JOBWIRE_TICK_ACK_WAIT=" + tickAckWait.String()}}
 	if out, code := s.admin(t, 2*time.Minute, "admin", "ensure"); code != 0 {
