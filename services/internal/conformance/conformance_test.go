@@ -203,10 +203,18 @@ func (s *suite) rateLimitScenario(t *testing.T) {
 }
 
 // Of a backlog queued while the type is paused (low first, then normal, then high), the high jobs
-// start first on average and the low ones last. 14 a level: a fair round (low first) right after the
-// resume takes up to 4 low jobs (the worker's default slots) without upsetting the means.
+// start first on average and the low ones last. Jobs that end one after the other keep the worker's
+// slots (4 by default) busy across the resume, so its rounds take one slot at a time: a fair round
+// (normal or low first) then lets one job of a lower level through, never a whole round's worth.
 func (s *suite) prioritiesScenario(t *testing.T) {
-	const perLevel = 14
+	const perLevel = 12
+	var blockers []string
+	for i := range 4 {
+		blockers = append(blockers, s.submit(t, fmt.Sprintf(`{"n":1,"delayMs":%d}`, 2600+150*i)))
+	}
+	for _, id := range blockers {
+		s.await(t, id, func(st api.JobState) bool { return st.State == api.StateActive })
+	}
 	s.pause(t)
 	level := map[string]api.Priority{}
 	ids := map[string]bool{}
