@@ -1,6 +1,8 @@
 /** One delivery of a job that this worker handles, and the writes it makes. */
-import type { JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
-import { headers } from "@nats-io/nats-core";
+import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import { headers, type NatsConnection } from "@nats-io/nats-core";
+import type { Control } from "./control.js";
+import type { Delivery } from "./fetch.js";
 import type { JobType } from "./jobtype.js";
 import type { Logger } from "./log.js";
 import { cancelApplies, encodeEvent, eventMsgId, rfc3339, type JobEvent, type JobMessage } from "./messages.js";
@@ -11,6 +13,7 @@ import { retrying } from "./retry.js";
 
 /** What an attempt needs of the runner that took it. */
 export interface RunnerContext {
+  nc: NatsConnection;
   js: JetStreamClient;
   jsm: JetStreamManager;
   jobType: JobType;
@@ -20,6 +23,10 @@ export interface RunnerContext {
   /** Records a running attempt so cancel requests and stop() find it (and aborts it if stop() is handing jobs back). */
   track(a: Attempt): void;
   untrack(a: Attempt): void;
+  /** What operators set for the type (paused, rate limit), kept current by a watch. */
+  control: Control;
+  /** Aborts when the worker stops fetching the type's jobs. */
+  fetching: AbortSignal;
 }
 
 /** A job message in hand: its decoded body, its attempt number and the writes of this attempt. */
@@ -32,7 +39,7 @@ export class Attempt {
 
   constructor(
     readonly rc: RunnerContext,
-    readonly msg: JsMsg,
+    readonly msg: Delivery,
     readonly job: JobMessage,
     /** attempts made before this message + its delivery count */
     readonly number: number,

@@ -1,10 +1,11 @@
 /** The claim: deciding on a delivery from the job's last event (docs/protocol.md §4). */
-import type { JsMsg } from "@nats-io/jetstream";
 import { Attempt, type RunnerContext } from "./attempt.js";
 import { deadLetterMalformed } from "./deadletter.js";
+import type { Delivery } from "./fetch.js";
 import { Codes } from "./errors.js";
 import { decodeJobMessage, isTerminal, type JobEvent } from "./messages.js";
 import { endJob, failJob, reschedule } from "./settle.js";
+import { waitForTicket } from "./ratelimit.js";
 import { isWrongLastSequence } from "./retry.js";
 
 /** How often the claim reads the job again after another writer moved it on, as the Go SDK. */
@@ -17,9 +18,10 @@ type Verdict = "run" | "skip" | "cancel" | "reschedule" | "exhaust";
  * decided on to still be the last. It settles the message itself and returns undefined when there is
  * nothing to run; the attempt it returns is tracked (its cancel requests reach it).
  */
-export async function claim(rc: RunnerContext, msg: JsMsg): Promise<Attempt | undefined> {
+export async function claim(rc: RunnerContext, msg: Delivery): Promise<Attempt | undefined> {
   const a = await newAttempt(rc, msg);
   if (!a) return undefined;
+  let ticketed = false;
   try {
     for (let i = 0; i < claimTries; i++) {
       const last = await readLastEvent(a);
@@ -37,6 +39,13 @@ export async function claim(rc: RunnerContext, msg: JsMsg): Promise<Attempt | un
         case "exhaust":
           await failJob(a, { code: Codes.attemptsExhausted, message: `the job stopped its worker on every attempt (${a.number - 1})` });
           return undefined;
+      }
+      if (!ticketed) {
+        // A rate-limited type: one start ticket before job.started, held here until the window has room.
+        const { ok, waited } = await waitForTicket(a);
+        if (!ok) return undefined;
+        ticketed = true;
+        if (waited) continue; // the job may have moved on meanwhile: decide again on its last event
       }
       // Listen for the job's cancellation before anyone can see it started.
       rc.track(a);
@@ -59,7 +68,7 @@ export async function claim(rc: RunnerContext, msg: JsMsg): Promise<Attempt | un
 }
 
 /** Decodes the delivery; a message that is not a job message is dead-lettered (undefined). */
-async function newAttempt(rc: RunnerContext, msg: JsMsg): Promise<Attempt | undefined> {
+async function newAttempt(rc: RunnerContext, msg: Delivery): Promise<Attempt | undefined> {
   const info = msg.info;
   if (!info || !info.streamSequence) {
     rc.log.error("job message without metadata terminated", { subject: msg.subject });
@@ -87,7 +96,7 @@ async function readLastEvent(a: Attempt): Promise<{ event: JobEvent; seq: number
     const last = await a.lastEvent();
     if (last) return last;
     const j = a.job;
-    const submitted: JobEvent = { v: 1, type: "job.submitted", jobId: j.jobId, jobType: j.type, owner: j.owner, at: j.createdAt, name: j.name, runAt: j.runAt, queueSeq: a.msg.info.streamSequence };
+    const submitted: JobEvent = { v: 1, type: "job.submitted", jobId: j.jobId, jobType: j.type, owner: j.owner, at: j.createdAt, name: j.name, runAt: j.runAt, priority: j.priority, queueSeq: a.msg.info!.streamSequence };
     try {
       await a.publish(submitted, 0);
     } catch (err) {

@@ -1,7 +1,7 @@
 /** Dead letters in JOBS_DLQ: jobs that failed for good, and queued messages that are not job messages. */
-import type { JsMsg } from "@nats-io/jetstream";
 import { headers } from "@nats-io/nats-core";
 import type { Attempt, RunnerContext } from "./attempt.js";
+import type { Delivery } from "./fetch.js";
 import { Codes } from "./errors.js";
 import type { JobError } from "./messages.js";
 import { deadLetterSubject, malformedSubject } from "./names.js";
@@ -22,8 +22,8 @@ export async function deadLetterJob(a: Attempt, err: JobError): Promise<void> {
  * the reason and where it was queued, then terminates it: it never runs. If the copy cannot be stored,
  * the message is handed back (1 s) to be tried again; the copy's message id stores it once.
  */
-export async function deadLetterMalformed(rc: RunnerContext, msg: JsMsg, reason: string): Promise<void> {
-  const seq = msg.info.streamSequence;
+export async function deadLetterMalformed(rc: RunnerContext, msg: Delivery, reason: string): Promise<void> {
+  const seq = msg.info!.streamSequence;
   const h = headers();
   h.set("Jobwire-Error", `${Codes.invalidJobMessage}: ${reason}`);
   h.set("Jobwire-Queue-Subject", msg.subject);

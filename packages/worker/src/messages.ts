@@ -1,5 +1,5 @@
 /** The wire formats: job messages, events and cancel requests, field for field as the Go SDK writes them. */
-import { validJobId, validJobType, validOwner } from "./names.js";
+import { validJobId, validJobType, validOwner, validPriority, type Priority } from "./names.js";
 
 /** The body of a JOBS message (docs/protocol.md §2). Times are kept as their RFC 3339 text. */
 export interface JobMessage {
@@ -17,6 +17,8 @@ export interface JobMessage {
   maxAttempts?: number;
   /** nanoseconds */
   timeout?: number;
+  /** "high" or "low"; absent: normal. It names the queue subject, and a retry keeps it. */
+  priority?: Priority;
 }
 
 /** Decodes a job message of `jobType`, throwing an Error that says what is wrong with one that is not. */
@@ -41,6 +43,7 @@ export function decodeJobMessage(data: Uint8Array, jobType: string): JobMessage 
       throw new Error(`job message ${m.jobId}: ${f} is not an RFC 3339 time`);
     }
   }
+  if (!validPriority(m.priority)) throw new Error(`job message ${m.jobId}: invalid priority ${JSON.stringify(String(m.priority).slice(0, 20))}`);
   if (m.type !== jobType) throw new Error(`job type ${JSON.stringify(m.type)} queued for ${JSON.stringify(jobType)}`);
   return m as unknown as JobMessage;
 }
@@ -51,7 +54,7 @@ export function encodeJobMessage(m: JobMessage): string {
     v: m.v, jobId: m.jobId, type: m.type, owner: m.owner, input: m.input ?? null, createdAt: m.createdAt,
     runAt: m.runAt || undefined, name: m.name || undefined, requeued: m.requeued || undefined,
     sinceSeq: m.sinceSeq || undefined, attempts: m.attempts || undefined,
-    maxAttempts: m.maxAttempts || undefined, timeout: m.timeout || undefined,
+    maxAttempts: m.maxAttempts || undefined, timeout: m.timeout || undefined, priority: m.priority || undefined,
   });
 }
 
@@ -88,6 +91,7 @@ export interface JobEvent {
   attempt?: number;
   name?: string;
   runAt?: string | null;
+  priority?: Priority;
   queueSeq?: number;
   worker?: string;
   progress?: Progress;
@@ -101,7 +105,7 @@ export interface JobEvent {
 export function encodeEvent(e: JobEvent): string {
   return JSON.stringify({
     v: e.v, type: e.type, jobId: e.jobId, jobType: e.jobType, owner: e.owner, at: e.at, attempt: e.attempt || undefined,
-    name: e.name || undefined, runAt: e.runAt || undefined, queueSeq: e.queueSeq || undefined, worker: e.worker || undefined,
+    name: e.name || undefined, runAt: e.runAt || undefined, priority: e.priority || undefined, queueSeq: e.queueSeq || undefined, worker: e.worker || undefined,
     progress: e.progress, result: e.result, error: e.error, final: e.final || undefined, retryAt: e.retryAt,
   });
 }

@@ -4,7 +4,7 @@ import { formatDuration } from "./duration.js";
 import { deadLetterJob } from "./deadletter.js";
 import { CancelledError, Codes, PermanentError, RetryAfterError, validCode } from "./errors.js";
 import { encodeJobMessage, rfc3339, type JobError, type JobEvent } from "./messages.js";
-import { queueSubject, scheduleSubject } from "./names.js";
+import { queueSubjectAt, scheduleSubject } from "./names.js";
 import type { Outcome } from "./run.js";
 
 /**
@@ -77,7 +77,7 @@ export async function reschedule(a: Attempt, at: Date): Promise<void> {
   const next = encodeJobMessage({ ...a.job, attempts: a.number, runAt: rfc3339(when) });
   const msgID = `${a.job.jobId}:retry:${a.requeued}:${a.number}`;
   const fireAt = new Date(Math.ceil(when.getTime() / 1000) * 1000);
-  const queue = queueSubject(a.job.type);
+  const queue = queueSubjectAt(a.job.type, a.job.priority); // the job's own level
   try {
     await a.retry(() =>
       when.getTime() > Date.now()

@@ -1,10 +1,11 @@
 /** The Worker: one process serving one or more job types. */
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import type { NatsConnection, Subscription } from "@nats-io/nats-core";
 import { connect, credsAuthenticator } from "@nats-io/transport-node";
 import { readFile } from "node:fs/promises";
 import { ulid } from "ulid";
-import type { Attempt, RunnerContext } from "./attempt.js";
+import type { Attempt } from "./attempt.js";
 import { AbortReason } from "./errors.js";
 import type { JobType } from "./jobtype.js";
 import { jsonLogger, type Logger } from "./log.js";
@@ -15,7 +16,7 @@ import {
   type EnvConnection, type WorkerSettings,
 } from "./options.js";
 import { Presence } from "./registry.js";
-import { Runner } from "./runner.js";
+import { Runner, type BaseRunnerContext } from "./runner.js";
 
 export interface WorkerOptions extends WorkerSettings {
   /** An open NATS connection; the Worker never closes it. Or give `servers`. */
@@ -70,7 +71,8 @@ export class Worker {
 
   /**
    * Waits for the jobwire topology (retrying while it does not exist), subscribes to cancel requests,
-   * ensures each type's consumer, registers the types and starts taking jobs.
+   * ensures each type's three consumers (one per priority level), loads what operators set for it
+   * (paused, rate limit), registers the types and starts taking jobs.
    */
   async start(): Promise<void> {
     if (this.state !== "new") throw new Error("worker: start called twice");
@@ -84,8 +86,9 @@ export class Worker {
       if (!err) this.onCancel(m.subject, m.data);
     } });
     const served = this.types.map((jobType) => ({ jobType, opts: resolveTypeOptions(jobType.options, this.options.defaults) }));
-    this.runners = served.map(({ jobType, opts }) => new Runner(this.runnerContext(js, jsm, jobType, opts)));
-    for (const r of this.runners) await r.start();
+    const kv = await new Kvm(nc).open(bucketJobTypes);
+    this.runners = served.map(({ jobType, opts }) => new Runner(this.runnerContext(nc, js, jsm, jobType, opts)));
+    for (const r of this.runners) await r.start(kv);
     const ttlMs = this.options.presenceTtlMs || defaultPresenceTtlMs;
     this.presence = new Presence(js, { id: this.id, name: this.name, ttlMs, log: this.log }, served);
     await this.presence.start();
@@ -159,9 +162,9 @@ export class Worker {
     }
   }
 
-  private runnerContext(js: JetStreamClient, jsm: JetStreamManager, jobType: JobType, opts: RunnerContext["opts"]): RunnerContext {
+  private runnerContext(nc: NatsConnection, js: JetStreamClient, jsm: JetStreamManager, jobType: JobType, opts: BaseRunnerContext["opts"]): BaseRunnerContext {
     return {
-      js, jsm, jobType, opts, workerName: this.name, log: this.log,
+      nc, js, jsm, jobType, opts, workerName: this.name, log: this.log,
       track: (a) => {
         this.active.set(a.key, a);
         if (this.handBack) a.abort.abort(new AbortReason("stopping"));

@@ -1,9 +1,9 @@
 // The gateway HTTP API as the tests use it (a user, a token, polling for states and registrations).
 import { waitFor } from "@jobwire/testkit";
 
-/** A client of one `jobwire dev` for one user. */
-export async function apiFor(dev, user) {
-  const token = await dev.token(user);
+/** A client of one `jobwire dev` for one user (an operator with `{ operator: true }`). */
+export async function apiFor(dev, user, { operator = false } = {}) {
+  const token = await dev.token(user, { operator });
   const call = async (method, path, body) => {
     const res = await fetch(dev.url + path, {
       method,
@@ -15,7 +15,10 @@ export async function apiFor(dev, user) {
   };
   return {
     call,
-    submit: (type, input) => call("POST", "/v1/jobs", { type, input }),
+    /** POST /v1/jobs; `more` adds fields such as priority. */
+    submit: (type, input, more = {}) => call("POST", "/v1/jobs", { type, input, ...more }),
+    /** GET /v1/jobs/{id}/history: the job's events in order. */
+    history: async (id) => (await call("GET", `/v1/jobs/${id}/history`)).body.events,
     job: async (id) => (await call("GET", `/v1/jobs/${id}`)).body,
     /** Waits until the job's state satisfies cond, and returns it. */
     awaitJob: (id, cond, what = "the job") => waitFor(what, async () => {

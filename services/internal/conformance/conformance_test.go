@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jobwire/jobwire/api"
+	"github.com/jobwire/jobwire/services/internal/gateway"
 	"github.com/jobwire/jobwire/services/internal/stacktest"
 	"github.com/jobwire/jobwire/services/internal/testkit"
 	"github.com/jobwire/jobwire/streams"
@@ -23,6 +25,7 @@ type suite struct {
 	t      *testing.T // the whole suite's: worker processes live as long as it
 	stack  *stacktest.Stack
 	client *api.Client
+	ops    *api.Client // an operator's: pause, resume, rate limits
 	cmd    []string
 	env    []string
 	worker *testkit.Proc
@@ -38,8 +41,10 @@ func workerCommand(t *testing.T) []string {
 
 func start(t *testing.T, cmd []string) *suite {
 	t.Helper()
-	s := &suite{t: t, stack: stacktest.Start(t, stacktest.Options{}), cmd: cmd}
-	s.client = s.stack.Client(t, "conformance")
+	// The priorities scenario queues a backlog at once: more than the gateway's default burst of submits.
+	stack := stacktest.Start(t, stacktest.Options{Gateway: func(c *gateway.Config) { c.SubmitBurst = 100 }})
+	s := &suite{t: t, stack: stack, cmd: cmd}
+	s.client, s.ops = s.stack.Client(t, "conformance"), s.stack.Operator(t, "ops")
 	s.env = []string{"NATS_URL=" + s.stack.Server.URL(), "JOBWIRE_WORKER_ACK_WAIT=2s", "JOBWIRE_WORKER_BACKOFF_BASE=20ms",
 		"JOBWIRE_WORKER_BACKOFF_MAX=100ms", "JOBWIRE_WORKER_MAX_ATTEMPTS=3", "JOBWIRE_WORKER_SHUTDOWN_GRACE=5s"}
 	s.startWorker(t)
@@ -100,6 +105,140 @@ func (s *suite) history(t *testing.T, id string) ([]string, []map[string]any) {
 		types, events = append(types, ev["type"].(string)), append(events, ev)
 	}
 	return types, events
+}
+
+// startOrder returns the job.started events of the jobs in ids, in the log's order.
+func (s *suite) startOrder(t *testing.T, ids map[string]bool) []streams.Event {
+	t.Helper()
+	var out []streams.Event
+	testkit.ReplayEvents(t, s.stack.JS, func(ev streams.Event) {
+		if ev.Type == streams.EventStarted && ids[ev.JobID] {
+			out = append(out, ev)
+		}
+	})
+	return out
+}
+
+// pause pauses demo.count (resumed when the test ends) and waits until its workers' pulls that were
+// waiting when the pause came have ended: a pull waits at most a second.
+func (s *suite) pause(t *testing.T) {
+	t.Helper()
+	if _, err := s.ops.PauseJobType(context.Background(), countType); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = s.ops.ResumeJobType(context.Background(), countType) })
+	testkit.WaitJobTypeListed(t, s.client, countType, "paused", 10*time.Second, func(jt api.JobType) bool { return jt.Paused })
+	time.Sleep(1200 * time.Millisecond)
+}
+
+func (s *suite) resume(t *testing.T) {
+	t.Helper()
+	if _, err := s.ops.ResumeJobType(context.Background(), countType); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// While its type is paused a worker fetches no job (submits stay queued) and lets a running one
+// finish; after the resume the queued jobs run.
+func (s *suite) pauseScenario(t *testing.T) {
+	running := s.submit(t, `{"n":20,"delayMs":100}`)
+	s.await(t, running, func(st api.JobState) bool { return st.State == api.StateActive })
+	s.pause(t)
+	held := map[string]bool{}
+	for range 3 {
+		held[s.submit(t, `{"n":1}`)] = true
+	}
+	if st := s.ended(t, running); st.State != api.StateCompleted || st.Attempt != 1 {
+		t.Fatalf("the job running when the pause came: %+v", st)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if started := s.startOrder(t, held); len(started) != 0 {
+		t.Fatalf("job %s started while its type was paused", started[0].JobID)
+	}
+	for id := range held {
+		if st, err := s.client.Get(context.Background(), id); err != nil || st.State != api.StateQueued {
+			t.Fatalf("job %s while paused: %+v %v", id, st, err)
+		}
+	}
+	s.resume(t)
+	for id := range held {
+		if st := s.ended(t, id); st.State != api.StateCompleted {
+			t.Fatalf("after the resume: %+v", st)
+		}
+	}
+}
+
+// Under a rate limit of 3 per second, 9 jobs queued at once start at most 3 in any window of the
+// interval, and do reach 3.
+func (s *suite) rateLimitScenario(t *testing.T) {
+	const limit, jobs, interval = 3, 9, time.Second
+	if _, err := s.ops.SetRateLimit(context.Background(), countType, api.RateLimit{Limit: limit, Interval: api.Duration(interval)}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = s.ops.RemoveRateLimit(context.Background(), countType) })
+	testkit.WaitJobTypeListed(t, s.client, countType, "with a rate limit", 10*time.Second, func(jt api.JobType) bool { return jt.RateLimit != nil })
+	time.Sleep(300 * time.Millisecond) // the worker's watch hears it when the gateway's does
+	ids := map[string]bool{}
+	for range jobs {
+		ids[s.submit(t, `{"n":1}`)] = true
+	}
+	for id := range ids {
+		if st := s.ended(t, id); st.State != api.StateCompleted {
+			t.Fatalf("%+v", st)
+		}
+	}
+	var starts []time.Time
+	for _, ev := range s.startOrder(t, ids) {
+		starts = append(starts, ev.At)
+	}
+	slices.SortFunc(starts, func(a, b time.Time) int { return a.Compare(b) })
+	// A ticket is taken a moment before the started event is written, and that moment varies, so the
+	// starts are counted in windows 10 % shorter than the interval.
+	if most := testkit.MostInWindow(starts, interval*9/10); most > limit {
+		t.Fatalf("%d starts within %s, want at most %d", most, interval*9/10, limit)
+	}
+	if most := testkit.MostInWindow(starts, interval); most < limit {
+		t.Fatalf("at most %d starts in a %s window: the limit %d was never reached", most, interval, limit)
+	}
+}
+
+// Of a backlog queued while the type is paused (low first, then normal, then high), the high jobs
+// start first on average and the low ones last. Jobs that end one after the other keep the worker's
+// slots (4 by default) busy across the resume, so its rounds take one slot at a time: a fair round
+// (normal or low first) then lets one job of a lower level through, never a whole round's worth.
+func (s *suite) prioritiesScenario(t *testing.T) {
+	const perLevel = 12
+	var blockers []string
+	for i := range 4 {
+		blockers = append(blockers, s.submit(t, fmt.Sprintf(`{"n":1,"delayMs":%d}`, 2600+150*i)))
+	}
+	for _, id := range blockers {
+		s.await(t, id, func(st api.JobState) bool { return st.State == api.StateActive })
+	}
+	s.pause(t)
+	level := map[string]api.Priority{}
+	ids := map[string]bool{}
+	for _, p := range []api.Priority{api.PriorityLow, api.PriorityNormal, api.PriorityHigh} {
+		for range perLevel {
+			id := s.submit(t, `{"n":1,"delayMs":10}`, func(r *api.SubmitRequest) { r.Priority = p })
+			level[id], ids[id] = p, true
+		}
+	}
+	s.resume(t)
+	for id := range ids {
+		if st := s.ended(t, id); st.State != api.StateCompleted || st.Priority != streams.NormalPriority(level[id]) {
+			t.Fatalf("%+v", st)
+		}
+	}
+	var order []api.Priority
+	for _, ev := range s.startOrder(t, ids) {
+		order = append(order, level[ev.JobID])
+	}
+	t.Logf("start order: %v", order)
+	high, normal, low := testkit.MeanPosition(order, api.PriorityHigh), testkit.MeanPosition(order, api.PriorityNormal), testkit.MeanPosition(order, api.PriorityLow)
+	if !(high < normal && normal < low) {
+		t.Fatalf("mean start positions high %.1f, normal %.1f, low %.1f: want them in that order; start order %v", high, normal, low, order)
+	}
 }
 
 func count(types []string, typ string) int {
@@ -225,6 +364,9 @@ func runScenarios(t *testing.T, cmd []string) {
 			t.Fatalf("%+v", st)
 		}
 	})
+	t.Run("pause holds queued jobs while a running one finishes; resume runs them", s.pauseScenario)
+	t.Run("rate limit holds the starts to the limit", s.rateLimitScenario)
+	t.Run("priorities order a backlog", s.prioritiesScenario)
 	t.Run("crash and redelivery", func(t *testing.T) {
 		id := s.submit(t, `{"n":40,"delayMs":50}`)
 		s.await(t, id, func(st api.JobState) bool { return st.Progress.Done >= 3 })

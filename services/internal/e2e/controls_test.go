@@ -3,7 +3,6 @@ package e2e_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"github.com/jobwire/jobwire/services/internal/stacktest"
 	"github.com/jobwire/jobwire/services/internal/testkit"
 	"github.com/jobwire/jobwire/streams"
-	"github.com/jobwire/jobwire/streams/streamstest"
 )
 
 // countWorkers starts n examples/count processes serving demo.count on s's NATS, and waits until the
@@ -48,7 +46,7 @@ func submitCounts(t *testing.T, c *api.Client, n int, input string) []string {
 func startTimes(t *testing.T, s *stacktest.Stack) map[string][]time.Time {
 	t.Helper()
 	out := map[string][]time.Time{}
-	replayEvents(t, s.JS, func(ev streams.Event) {
+	testkit.ReplayEvents(t, s.JS, func(ev streams.Event) {
 		if ev.Type == streams.EventStarted {
 			out[ev.JobID] = append(out[ev.JobID], ev.At)
 		}
@@ -109,10 +107,10 @@ func TestRateLimitHoldsOverTwoWorkerProcesses(t *testing.T) {
 	// A ticket is taken a moment before the started event is written, and that moment varies, so the
 	// starts are counted in windows 10 % shorter than the interval.
 	window := interval * 9 / 10
-	if most := mostInWindow(starts, window); most > limit {
+	if most := testkit.MostInWindow(starts, window); most > limit {
 		t.Fatalf("%d starts within %s, want at most %d", most, window, limit)
 	}
-	if most := mostInWindow(starts, interval); most < limit {
+	if most := testkit.MostInWindow(starts, interval); most < limit {
 		t.Fatalf("at most %d starts in a %s window: the limit %d was never reached", most, interval, limit)
 	}
 	if span := starts[len(starts)-1].Sub(starts[0]); span < time.Duration(jobs/limit-1)*interval*9/10 {
@@ -125,31 +123,8 @@ func TestRateLimitHoldsOverTwoWorkerProcesses(t *testing.T) {
 // the workers' watches, which hear it when the gateway's does.
 func waitRateLimit(t *testing.T, c *api.Client) {
 	t.Helper()
-	streamstest.WaitFor(t, 10*time.Second, func() error {
-		list, err := c.JobTypes(context.Background())
-		if err != nil {
-			return err
-		}
-		for _, jt := range list.JobTypes {
-			if jt.Name == "demo.count" && jt.RateLimit != nil {
-				return nil
-			}
-		}
-		return errors.New("demo.count has no rate limit yet")
-	})
+	testkit.WaitJobTypeListed(t, c, "demo.count", "with a rate limit", 10*time.Second, func(jt api.JobType) bool { return jt.RateLimit != nil })
 	time.Sleep(300 * time.Millisecond)
-}
-
-// mostInWindow is the most of the sorted times within any span shorter than d.
-func mostInWindow(sorted []time.Time, d time.Duration) int {
-	most := 0
-	for i, j := 0, 0; j < len(sorted); j++ {
-		for sorted[j].Sub(sorted[i]) >= d {
-			i++
-		}
-		most = max(most, j-i+1)
-	}
-	return most
 }
 
 // Priorities order the backlog over two worker processes: of jobs queued (while the type is paused)
@@ -184,7 +159,7 @@ func TestPrioritiesOrderTheBacklogOverTwoWorkerProcesses(t *testing.T) {
 		waitFor(t, c, id, func(st api.JobState) bool { return st.State == api.StateCompleted })
 	}
 	var order []api.Priority
-	replayEvents(t, s.JS, func(ev streams.Event) {
+	testkit.ReplayEvents(t, s.JS, func(ev streams.Event) {
 		if ev.Type == streams.EventStarted {
 			order = append(order, level[ev.JobID])
 		}
@@ -196,7 +171,7 @@ func TestPrioritiesOrderTheBacklogOverTwoWorkerProcesses(t *testing.T) {
 	if n := count(order[len(order)-perLevel/2:], api.PriorityHigh); n != 0 {
 		t.Errorf("%d of the last %d starts were high", n, perLevel/2)
 	}
-	if high, normal, low := meanPosition(order, api.PriorityHigh), meanPosition(order, api.PriorityNormal), meanPosition(order, api.PriorityLow); !(high < normal && normal < low) {
+	if high, normal, low := testkit.MeanPosition(order, api.PriorityHigh), testkit.MeanPosition(order, api.PriorityNormal), testkit.MeanPosition(order, api.PriorityLow); !(high < normal && normal < low) {
 		t.Errorf("mean start positions high %.1f, normal %.1f, low %.1f: want them in that order", high, normal, low)
 	}
 }
@@ -209,14 +184,4 @@ func count(ps []api.Priority, p api.Priority) int {
 		}
 	}
 	return n
-}
-
-func meanPosition(ps []api.Priority, p api.Priority) float64 {
-	sum, n := 0, 0
-	for i, q := range ps {
-		if q == p {
-			sum, n = sum+i, n+1
-		}
-	}
-	return float64(sum) / float64(n)
 }

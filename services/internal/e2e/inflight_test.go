@@ -52,7 +52,7 @@ func TestMaxInFlightHoldsOverThreeWorkerProcesses(t *testing.T) {
 func mostRunningAtOnce(t *testing.T, js jetstream.JetStream) int {
 	t.Helper()
 	running, most := map[string]bool{}, 0
-	replayEvents(t, js, func(ev streams.Event) {
+	testkit.ReplayEvents(t, js, func(ev streams.Event) {
 		switch ev.Type {
 		case streams.EventStarted:
 			running[ev.JobID] = true
@@ -62,36 +62,4 @@ func mostRunningAtOnce(t *testing.T, js jetstream.JetStream) int {
 		most = max(most, len(running))
 	})
 	return most
-}
-
-// replayEvents hands every event of JOB_EVENTS, in the log's order, to each.
-func replayEvents(t *testing.T, js jetstream.JetStream, each func(streams.Event)) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	stream, err := js.Stream(ctx, streams.StreamEvents)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := stream.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for seq := uint64(0); seq < info.State.LastSeq; {
-		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		meta, _ := msg.Metadata()
-		seq = meta.Sequence.Stream
-		ev, err := streams.DecodeEvent(msg.Data(), seq)
-		if err != nil {
-			t.Fatal(err)
-		}
-		each(ev)
-	}
 }
