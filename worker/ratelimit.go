@@ -12,6 +12,9 @@ import (
 // when the start was held back.
 func (a *attempt) waitForTicket() (ok, waited bool) {
 	r := a.r
+	if e, _ := r.ctl.current(); e.RateLimit == nil {
+		return true, false // no limit: no timer, no request
+	}
 	renew := time.NewTicker(r.opts.AckWait / 3)
 	defer renew.Stop()
 	for {
