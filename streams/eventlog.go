@@ -39,6 +39,7 @@ func PublishEvent(ctx context.Context, js jetstream.JetStream, ev Event, generat
 		return 0, fmt.Errorf("publish %s: %w", ev.Type, err)
 	}
 	opts = append(opts, jetstream.WithMsgID(ev.MsgID(generation, 0)))
+	InjectTrace(ctx, m)
 	ack, err := js.PublishMsg(ctx, m, opts...)
 	if err != nil {
 		return 0, fmt.Errorf("publish %s of job %s: %w", ev.Type, ev.JobID, err)
@@ -78,6 +79,9 @@ func SubmitMany(ctx context.Context, js jetstream.JetStream, msgs []JobMessage, 
 	queued := make([]Pipelined, len(msgs))
 	for i, msg := range msgs {
 		queued[i].Msg, queued[i].Opts, queued[i].Err = jobMsg(msg, msg.JobID, now)
+		if queued[i].Msg != nil {
+			InjectTrace(ctx, queued[i].Msg)
+		}
 	}
 	PublishAll(ctx, js, queued)
 	submitted := make([]Pipelined, len(msgs))
@@ -88,6 +92,9 @@ func SubmitMany(ctx context.Context, js jetstream.JetStream, msgs []JobMessage, 
 		}
 		events[i] = msg.SubmittedEvent(queued[i].Seq)
 		submitted[i].Msg, submitted[i].Err = events[i].Msg()
+		if submitted[i].Msg != nil {
+			InjectTrace(ctx, submitted[i].Msg)
+		}
 		submitted[i].Opts = []jetstream.PublishOpt{jetstream.WithMsgID(events[i].MsgID(0, 0))}
 	}
 	PublishAll(ctx, js, submitted)
@@ -148,6 +155,7 @@ func PublishEventAfter(ctx context.Context, js jetstream.JetStream, ev Event, ms
 	if err != nil {
 		return 0, fmt.Errorf("publish %s: %w", ev.Type, err)
 	}
+	InjectTrace(ctx, m)
 	var ack *jetstream.PubAck
 	err = Retry{}.Do(ctx, func(ctx context.Context) (err error) {
 		ack, err = js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(after), jetstream.WithMsgID(msgID))
@@ -195,6 +203,7 @@ func publishJob(ctx context.Context, js jetstream.JetStream, msg JobMessage, msg
 	if err != nil {
 		return 0, err
 	}
+	InjectTrace(ctx, m)
 	ack, err := js.PublishMsg(ctx, m, opts...)
 	if err != nil {
 		return 0, fmt.Errorf("queue job %s: %w", msg.JobID, err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jobwire/jobwire/api"
 	"github.com/jobwire/jobwire/streams"
@@ -26,6 +27,11 @@ type attempt struct {
 	em     *emitter
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+	// trace carries the attempt's span (startAttemptSpan) for its writes; outcome and code are what
+	// its last lifecycle event said, for the span.
+	trace         context.Context
+	span          trace.Span
+	outcome, code string
 }
 
 // process runs one delivery of a job: claim it, run the handler, settle the message.
@@ -38,6 +44,7 @@ func (r *runner) process(msg jetstream.Msg) {
 	r.w.untrack(a)
 	a.settle(out)
 	a.cancel(nil)
+	a.endAttemptSpan()
 }
 
 // verdict is what claim decides to do with a delivery, from the job's last event.
@@ -95,6 +102,9 @@ func (r *runner) claim(msg jetstream.Msg) *attempt {
 			}
 		}
 		testPause("claimed", a)
+		if a.span == nil {
+			a.startAttemptSpan(msg)
+		}
 		// Listen for this job's cancellation before anyone can see it started: a cancel request that
 		// follows the started event always finds the job here.
 		r.w.track(a)
@@ -111,6 +121,9 @@ func (r *runner) claim(msg jetstream.Msg) *attempt {
 		}
 	}
 	_ = msg.NakWithDelay(time.Second)
+	if a.span != nil {
+		a.endAttemptSpan()
+	}
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ type emitter struct {
 	attempt  int
 	interval time.Duration
 	onSend   func(err error)
+	trace    context.Context // the attempt's span, for the events' trace headers; nil: none
 
 	mu       sync.Mutex
 	last     *api.Progress // latest value reported by the handler
@@ -64,6 +66,9 @@ func (e *emitter) sendLocked() {
 	ev := e.event(streams.Event{Type: streams.EventProgress, Progress: e.last})
 	m, err := ev.Msg()
 	if err == nil {
+		if e.trace != nil {
+			streams.InjectTrace(e.trace, m)
+		}
 		_, err = e.js.PublishMsgAsync(m, jetstream.WithMsgID(ev.MsgID(e.job.Requeued, e.n)))
 	}
 	e.onSend(err)

@@ -161,6 +161,12 @@ func (a *attempt) fail(jerr *api.JobError) {
 
 // publish stores an event of the job in hand (see retry).
 func (a *attempt) publish(ev streams.Event, opts ...jetstream.PublishOpt) error {
+	if ev.Type != streams.EventProgress && ev.Type != streams.EventStarted {
+		a.outcome, a.code = string(ev.Type), ""
+		if ev.Error != nil {
+			a.code = ev.Error.Code
+		}
+	}
 	return a.retry(func(ctx context.Context) error {
 		_, err := streams.PublishEvent(ctx, a.r.w.js, ev, a.job.Requeued, opts...)
 		return err
@@ -172,5 +178,5 @@ func (a *attempt) publish(ev streams.Event, opts ...jetstream.PublishOpt) error 
 // one more attempt.
 func (a *attempt) retry(op func(context.Context) error) error {
 	return streams.Retry{Wait: 100 * time.Millisecond, For: time.Minute, Timeout: 10 * time.Second,
-		OnRetry: func(error, time.Duration) { _ = a.msg.InProgress() }}.Do(context.Background(), op)
+		OnRetry: func(error, time.Duration) { _ = a.msg.InProgress() }}.Do(a.traceContext(), op)
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/jobwire/jobwire/services/internal/jsmetrics"
 	"github.com/jobwire/jobwire/services/internal/mirror"
 	"github.com/jobwire/jobwire/services/internal/projector"
+	"github.com/jobwire/jobwire/services/internal/telemetry"
 	"github.com/jobwire/jobwire/streams"
 	"github.com/jobwire/jobwire/worker"
 )
@@ -67,12 +68,14 @@ func run(ctx context.Context, log *slog.Logger, svcs ...service) error {
 
 // process holds what every service process shares: configuration, logger, NATS, metrics.
 type process struct {
-	env  *config.Env
-	log  *slog.Logger
-	nc   *nats.Conn
-	js   jetstream.JetStream
-	reg  *prometheus.Registry
-	topo streams.Config
+	env *config.Env
+	log *slog.Logger
+	nc  *nats.Conn
+	// stopTraces flushes the traces (telemetry.Start) when the process ends.
+	stopTraces func(context.Context) error
+	js         jetstream.JetStream
+	reg        *prometheus.Registry
+	topo       streams.Config
 	// topoMode overrides JOBWIRE_TOPOLOGY ("ensure" or "check").
 	topoMode string
 	// jwks, when JOBWIRE_JWT_JWKS_URL is set, keeps the identity provider's keys fresh until close.
@@ -97,6 +100,11 @@ func newProcess(name, logFormat string) *process {
 const asyncAckTimeout = 10 * time.Second
 
 func (p *process) connect(ctx context.Context, name, url string) error {
+	stop, err := telemetry.Start(ctx, name)
+	if err != nil {
+		return err
+	}
+	p.stopTraces = stop
 	o := worker.ConnectOptionsFromEnv(name)
 	o.Logger = p.log
 	if url != "" {
@@ -155,6 +163,13 @@ func (p *process) close() {
 	}
 	if p.nc != nil {
 		_ = p.nc.Drain()
+	}
+	if p.stopTraces != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := p.stopTraces(ctx); err != nil {
+			p.log.Warn("flush traces", "err", err)
+		}
 	}
 }
 

@@ -210,9 +210,11 @@ const maxIdempotencyKey = 255
 var errCouldNotQueue = api.Errorf(api.CodeUpstreamUnavailable, "could not queue the job, try again")
 
 func (g *Gateway) submitJob(c *fiber.Ctx, sub jobstore.Submission, view func(api.JobState) any) error {
-	ctx, cancel := context.WithTimeout(c.UserContext(), requestTimeout)
+	ctx, span := g.submitSpan(c, sub)
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	st, created, err := g.store.Submit(ctx, sub)
+	endSubmitSpan(span, st, created, err)
 	if err != nil {
 		if errors.Is(err, jobstore.ErrIdempotencyKey) {
 			return err
