@@ -1,6 +1,7 @@
 /** One delivery of a job that this worker handles, and the writes it makes. */
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
-import { headers, type NatsConnection } from "@nats-io/nats-core";
+import { headers, type MsgHdrs, type NatsConnection } from "@nats-io/nats-core";
+import type { Span } from "@opentelemetry/api";
 import type { Control } from "./control.js";
 import type { Delivery } from "./fetch.js";
 import type { JobType } from "./jobtype.js";
@@ -10,6 +11,7 @@ import { cancelSubject, eventSubject, streams } from "./names.js";
 import type { ResolvedTypeOptions } from "./options.js";
 import { ProgressEmitter } from "./progress.js";
 import { retrying } from "./retry.js";
+import { endAttemptSpan, injectTrace, startAttemptSpan, withSpan, type Otel } from "./trace.js";
 
 /** What an attempt needs of the runner that took it. */
 export interface RunnerContext {
@@ -27,6 +29,8 @@ export interface RunnerContext {
   control: Control;
   /** Aborts when the worker stops fetching the type's jobs. */
   fetching: AbortSignal;
+  /** `@opentelemetry/api` when it is installed; undefined: nothing is traced. */
+  otel?: Otel | undefined;
 }
 
 /** A job message in hand: its decoded body, its attempt number and the writes of this attempt. */
@@ -36,6 +40,10 @@ export class Attempt {
   readonly progress: ProgressEmitter;
   readonly key: string;
   private progressEvents = 0;
+  /** The attempt's span (startSpan), and what its last lifecycle event said, for the span's end. */
+  private span: Span | undefined;
+  private outcome: string | undefined;
+  private code: string | undefined;
 
   constructor(
     readonly rc: RunnerContext,
@@ -78,12 +86,40 @@ export class Attempt {
 
   /** Stores an event and waits for its ack, retried (renewing the lease) for up to a minute. */
   async publish(ev: JobEvent, expectLastSeq?: number): Promise<number> {
-    const h = headers();
+    const h = this.traceHeaders();
     h.set("Jobwire-Event", ev.type);
     const body = encodeEvent(ev);
     const expect = expectLastSeq === undefined ? {} : { lastSubjectSequence: expectLastSeq };
     const ack = await this.retry(() => this.rc.js.publish(eventSubject(ev.owner, ev.jobId), body, { headers: h, msgID: eventMsgId(ev, this.requeued), expect }));
+    if (ev.type === "job.completed" || ev.type === "job.failed" || ev.type === "job.cancelled") {
+      this.outcome = ev.type;
+      this.code = ev.error?.code;
+    }
     return ack.seq;
+  }
+
+  /** Headers for a write of this attempt: the trace context of its span once it has one, else none. */
+  traceHeaders(h: MsgHdrs = headers()): MsgHdrs {
+    if (this.span && this.rc.otel) injectTrace(this.rc.otel, this.span, h);
+    return h;
+  }
+
+  /** Starts the attempt's span (once, and only with the OpenTelemetry API), before job.started is written. */
+  startSpan(): void {
+    if (this.span || !this.rc.otel) return;
+    this.span = startAttemptSpan(this.rc.otel, { subject: this.msg.subject, headers: this.msg.headers, job: this.job, number: this.number });
+  }
+
+  /** Ends the attempt's span, if it has one, with its outcome. */
+  endSpan(): void {
+    if (!this.span || !this.rc.otel) return;
+    endAttemptSpan(this.rc.otel, this.span, this.outcome, this.code);
+    this.span = undefined;
+  }
+
+  /** Runs fn (the handler) with the attempt's span active, so the spans it starts join the job's trace. */
+  inSpan<T>(fn: () => T): T {
+    return this.span && this.rc.otel ? withSpan(this.rc.otel, this.span, fn) : fn();
   }
 
   /** Runs a write for this job for up to a minute, renewing its lease between tries. */
@@ -118,7 +154,7 @@ export class Attempt {
 
   private sendProgress(p: JobEvent["progress"]) {
     const ev = this.event({ type: "job.progress", progress: p });
-    const h = headers();
+    const h = this.traceHeaders();
     h.set("Jobwire-Event", ev.type);
     this.progressEvents++;
     this.rc.js

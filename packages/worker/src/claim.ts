@@ -16,11 +16,20 @@ type Verdict = "run" | "skip" | "cancel" | "reschedule" | "exhaust";
 /**
  * Decides whether the delivery is to run and, if so, writes job.started expecting the last event it
  * decided on to still be the last. It settles the message itself and returns undefined when there is
- * nothing to run; the attempt it returns is tracked (its cancel requests reach it).
+ * nothing to run; the attempt it returns is tracked (its cancel requests reach it). An attempt span
+ * started for a job.started that was not written ends here.
  */
 export async function claim(rc: RunnerContext, msg: Delivery): Promise<Attempt | undefined> {
   const a = await newAttempt(rc, msg);
   if (!a) return undefined;
+  const started = await start(a);
+  if (!started) a.endSpan();
+  return started;
+}
+
+/** The claim of a decoded delivery (see claim). */
+async function start(a: Attempt): Promise<Attempt | undefined> {
+  const { rc, msg } = a;
   let ticketed = false;
   try {
     for (let i = 0; i < claimTries; i++) {
@@ -47,6 +56,7 @@ export async function claim(rc: RunnerContext, msg: Delivery): Promise<Attempt |
         ticketed = true;
         if (waited) continue; // the job may have moved on meanwhile: decide again on its last event
       }
+      a.startSpan(); // the events of the attempt, job.started first, carry its trace context
       // Listen for the job's cancellation before anyone can see it started.
       rc.track(a);
       try {

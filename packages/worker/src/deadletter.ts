@@ -6,9 +6,12 @@ import { Codes } from "./errors.js";
 import type { JobError } from "./messages.js";
 import { deadLetterSubject, malformedSubject } from "./names.js";
 
-/** Copies the job message to `jobs.dlq.<owner>.<jobId>` with the headers of docs/protocol.md §5 and waits for the ack. */
+/**
+ * Copies the job message to `jobs.dlq.<owner>.<jobId>` with the headers of docs/protocol.md §5 (and the
+ * attempt's trace context, if it has a span) and waits for the ack.
+ */
 export async function deadLetterJob(a: Attempt, err: JobError): Promise<void> {
-  const h = headers();
+  const h = a.traceHeaders();
   h.set("Jobwire-Job-Id", a.job.jobId);
   h.set("Jobwire-Owner", a.job.owner);
   h.set("Jobwire-Error", `${err.code}: ${err.message}`);

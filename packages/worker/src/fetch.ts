@@ -7,13 +7,15 @@
  * request itself: a `$JS.API.CONSUMER.MSG.NEXT` request with `no_wait` (or `expires`) on an inbox of
  * its own, the messages it brings wrapped as Deliveries that ack by replying to their `$JS.ACK` subject.
  */
-import type { Msg, NatsConnection } from "@nats-io/nats-core";
+import type { Msg, MsgHdrs, NatsConnection } from "@nats-io/nats-core";
 import { createInbox, nanos } from "@nats-io/nats-core";
 
 /** A job message in hand: what the claim and settle need of a JetStream delivery. */
 export interface Delivery {
   readonly subject: string;
   readonly data: Uint8Array;
+  /** The message's headers (a trace context's `traceparent`, for one); undefined when it has none. */
+  readonly headers: MsgHdrs | undefined;
   /** From the `$JS.ACK` reply subject; undefined when the message has none (it then cannot be named). */
   readonly info: DeliveryInfo | undefined;
   ack(): void;
@@ -64,6 +66,10 @@ class PulledDelivery implements Delivery {
 
   get data() {
     return this.msg.data;
+  }
+
+  get headers() {
+    return this.msg.headers;
   }
 
   ack() {

@@ -28,7 +28,7 @@ export async function runHandler(a: Attempt): Promise<Outcome> {
     try {
       const input = jobType.checkInput(a.job.input);
       const job = { id: a.job.jobId, type: a.job.type, owner: a.job.owner, input, attempt: a.number, maxAttempts: a.max, createdAt: new Date(a.job.createdAt), name: a.job.name ?? "" };
-      const result = await jobType.handler(job, { progress: a.progress.report, signal });
+      const result = await a.inSpan(() => jobType.handler(job, { progress: a.progress.report, signal }));
       return { resolved: true, result, reason: reason() };
     } catch (error) {
       return { resolved: false, error, reason: reason() };

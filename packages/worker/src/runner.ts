@@ -186,8 +186,12 @@ export class Runner {
   private async process(msg: Delivery): Promise<void> {
     const a = await claim(this.rc, msg);
     if (!a) return;
-    const out = await runHandler(a);
-    this.rc.untrack(a);
-    await settle(a, out);
+    try {
+      const out = await runHandler(a);
+      this.rc.untrack(a);
+      await settle(a, out);
+    } finally {
+      a.endSpan();
+    }
   }
 }

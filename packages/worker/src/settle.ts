@@ -81,8 +81,8 @@ export async function reschedule(a: Attempt, at: Date): Promise<void> {
   try {
     await a.retry(() =>
       when.getTime() > Date.now()
-        ? a.rc.js.publish(scheduleSubject(a.job.jobId), next, { msgID, schedule: { specification: `@at ${fireAt.toISOString().replace(".000Z", "Z")}`, target: queue } })
-        : a.rc.js.publish(queue, next, { msgID }),
+        ? a.rc.js.publish(scheduleSubject(a.job.jobId), next, { headers: a.traceHeaders(), msgID, schedule: { specification: `@at ${fireAt.toISOString().replace(".000Z", "Z")}`, target: queue } })
+        : a.rc.js.publish(queue, next, { headers: a.traceHeaders(), msgID }),
     );
   } catch (err) {
     a.log("warn", "schedule retry, handing the job back instead", { err });

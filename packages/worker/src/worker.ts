@@ -17,6 +17,7 @@ import {
 } from "./options.js";
 import { Presence } from "./registry.js";
 import { Runner, type BaseRunnerContext } from "./runner.js";
+import { loadTracing, type Otel } from "./trace.js";
 
 export interface WorkerOptions extends WorkerSettings {
   /** An open NATS connection; the Worker never closes it. Or give `servers`. */
@@ -72,7 +73,8 @@ export class Worker {
   /**
    * Waits for the jobwire topology (retrying while it does not exist), subscribes to cancel requests,
    * ensures each type's three consumers (one per priority level), loads what operators set for it
-   * (paused, rate limit), registers the types and starts taking jobs.
+   * (paused, rate limit), registers the types and starts taking jobs. With `@opentelemetry/api`
+   * installed (loaded here, once), each attempt is traced on the global tracer provider.
    */
   async start(): Promise<void> {
     if (this.state !== "new") throw new Error("worker: start called twice");
@@ -87,7 +89,8 @@ export class Worker {
     } });
     const served = this.types.map((jobType) => ({ jobType, opts: resolveTypeOptions(jobType.options, this.options.defaults) }));
     const kv = await new Kvm(nc).open(bucketJobTypes);
-    this.runners = served.map(({ jobType, opts }) => new Runner(this.runnerContext(nc, js, jsm, jobType, opts)));
+    const otel = await loadTracing();
+    this.runners = served.map(({ jobType, opts }) => new Runner(this.runnerContext(nc, js, jsm, jobType, opts, otel)));
     for (const r of this.runners) await r.start(kv);
     const ttlMs = this.options.presenceTtlMs || defaultPresenceTtlMs;
     this.presence = new Presence(js, { id: this.id, name: this.name, ttlMs, log: this.log }, served);
@@ -162,9 +165,9 @@ export class Worker {
     }
   }
 
-  private runnerContext(nc: NatsConnection, js: JetStreamClient, jsm: JetStreamManager, jobType: JobType, opts: BaseRunnerContext["opts"]): BaseRunnerContext {
+  private runnerContext(nc: NatsConnection, js: JetStreamClient, jsm: JetStreamManager, jobType: JobType, opts: BaseRunnerContext["opts"], otel: Otel | undefined): BaseRunnerContext {
     return {
-      nc, js, jsm, jobType, opts, workerName: this.name, log: this.log,
+      nc, js, jsm, jobType, opts, workerName: this.name, log: this.log, otel,
       track: (a) => {
         this.active.set(a.key, a);
         if (this.handBack) a.abort.abort(new AbortReason("stopping"));
