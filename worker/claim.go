@@ -64,11 +64,16 @@ const claimTries = 5
 // claim decides whether the delivery is to run and, if so, records its start with job.started, written
 // only if the job's last event is still the one the decision was made on. It settles the message itself
 // and returns nil when there is nothing to run.
-func (r *runner) claim(msg jetstream.Msg) *attempt {
+func (r *runner) claim(msg jetstream.Msg) (claimed *attempt) {
 	a := r.newAttempt(msg)
 	if a == nil {
 		return nil
 	}
+	defer func() {
+		if claimed == nil && a.span != nil { // started, then lost to another writer: the span ends here
+			a.endAttemptSpan()
+		}
+	}()
 	ticketed := false
 	for range claimTries {
 		last, ok := a.lastEvent()
@@ -121,9 +126,6 @@ func (r *runner) claim(msg jetstream.Msg) *attempt {
 		}
 	}
 	_ = msg.NakWithDelay(time.Second)
-	if a.span != nil {
-		a.endAttemptSpan()
-	}
 	return nil
 }
 

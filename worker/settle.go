@@ -29,12 +29,11 @@ const (
 // settle records the outcome and settles the message: Ack after a terminal event is stored, or after
 // the retry of a failed attempt is scheduled; Nak to hand the job back on shutdown.
 func (a *attempt) settle(out outcome) {
-	name := a.r.def.name
 	self, selfCancelled := errorsAs[*CancelledError](out.err)
 	switch {
 	case out.err == nil:
 		if a.end(streams.Event{Type: streams.EventCompleted, Result: out.result}) {
-			a.r.w.metrics.duration.WithLabelValues(name).Observe(out.took.Seconds())
+			a.observeDuration(out.took)
 		}
 	case errors.Is(out.cause, ErrCancelled) || selfCancelled:
 		msg := "cancelled while running"
@@ -144,6 +143,7 @@ func (a *attempt) fail(jerr *api.JobError) {
 	dead.Header.Set(HeaderDeadOwner, a.job.Owner)
 	dead.Header.Set(HeaderDeadError, jerr.Code+": "+jerr.Message)
 	dead.Header.Set(HeaderDeadAttempts, strconv.Itoa(a.number))
+	streams.InjectTrace(a.traceContext(), dead)
 	msgID := a.job.JobID + ":dlq:" + strconv.Itoa(a.job.Requeued) + ":" + strconv.Itoa(a.number)
 	err := a.retry(func(ctx context.Context) error {
 		_, err := a.r.w.js.PublishMsg(ctx, dead, jetstream.WithMsgID(msgID))
@@ -161,16 +161,22 @@ func (a *attempt) fail(jerr *api.JobError) {
 
 // publish stores an event of the job in hand (see retry).
 func (a *attempt) publish(ev streams.Event, opts ...jetstream.PublishOpt) error {
-	if ev.Type != streams.EventProgress && ev.Type != streams.EventStarted {
+	err := a.retry(func(ctx context.Context) error {
+		_, err := streams.PublishEvent(ctx, a.r.w.js, ev, a.job.Requeued, opts...)
+		return err
+	})
+	if err == nil && endsAttempt(ev.Type) {
 		a.outcome, a.code = string(ev.Type), ""
 		if ev.Error != nil {
 			a.code = ev.Error.Code
 		}
 	}
-	return a.retry(func(ctx context.Context) error {
-		_, err := streams.PublishEvent(ctx, a.r.w.js, ev, a.job.Requeued, opts...)
-		return err
-	})
+	return err
+}
+
+// endsAttempt reports whether an event of type t is an attempt's outcome (its span's jobwire.outcome).
+func endsAttempt(t streams.EventType) bool {
+	return t == streams.EventCompleted || t == streams.EventFailed || t == streams.EventCancelled
 }
 
 // retry runs a write for the job in hand for up to a minute, renewing its lease between tries: during a

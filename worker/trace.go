@@ -1,7 +1,10 @@
 package worker
 
 import (
+	"time"
+
 	"context"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel"
@@ -34,6 +37,31 @@ func (a *attempt) startAttemptSpan(msg jetstream.Msg) {
 		))
 	a.ctx = trace.ContextWithSpan(a.ctx, a.span) // the handler's context: its spans join the trace
 	a.em.trace = a.trace
+	if a.span.IsRecording() {
+		recordQueueWait(ctx, msg, a.job)
+	}
+}
+
+// recordQueueWait records, for a message's first delivery, its wait in the queue as a span of its own
+// beside the attempt's: from when JetStream stored the message (a submit, or the re-queue of a retry)
+// to this claim. A redelivery's wait is not a queue wait (the message was held by an earlier attempt),
+// so it records none.
+func recordQueueWait(parent context.Context, msg jetstream.Msg, job streams.JobMessage) {
+	meta, err := msg.Metadata()
+	if err != nil || meta.NumDelivered != 1 {
+		return
+	}
+	_, span := otel.Tracer(tracerName).Start(parent, "jobwire.queue_wait "+job.Type,
+		trace.WithSpanKind(trace.SpanKindInternal), trace.WithTimestamp(meta.Timestamp),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.destination.name", msg.Subject()),
+			attribute.String("jobwire.job.id", job.JobID),
+			attribute.String("jobwire.job.type", job.Type),
+			attribute.String("jobwire.owner", job.Owner),
+			attribute.Int64("jobwire.message.sequence", int64(meta.Sequence.Stream)),
+		))
+	span.End()
 }
 
 // traceContext is the context of the attempt's writes: its span once it has one.
@@ -57,4 +85,17 @@ func (a *attempt) endAttemptSpan() {
 		a.span.SetStatus(codes.Error, a.code)
 	}
 	a.span.End()
+}
+
+// observeDuration records a completed attempt's run time in jobwire_job_duration_seconds, with the
+// attempt's trace id as the observation's exemplar when its span is sampled (served to scrapers that
+// ask for OpenMetrics).
+func (a *attempt) observeDuration(took time.Duration) {
+	h := a.r.w.metrics.duration.WithLabelValues(a.r.def.name)
+	sc := a.span.SpanContext()
+	if eo, ok := h.(prometheus.ExemplarObserver); ok && sc.IsSampled() {
+		eo.ObserveWithExemplar(took.Seconds(), prometheus.Labels{"trace_id": sc.TraceID().String(), "span_id": sc.SpanID().String()})
+		return
+	}
+	h.Observe(took.Seconds())
 }

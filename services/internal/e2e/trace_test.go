@@ -5,9 +5,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -99,79 +99,217 @@ func (r *otlpReceiver) find(traceID []byte, prefix string) []collectedSpan {
 	return out
 }
 
-// One job is one trace across the gateway and worker processes: the submit's span is a child of the
-// request's traceparent, the worker's attempt span a child of the submit's, both exported over OTLP
-// by their own process, with the job's ids and no user input or raw user id in any attribute.
-func TestOneJobIsOneTraceAcrossProcesses(t *testing.T) {
-	spans, endpoint := startOTLPReceiver(t)
-	srv := streamstest.RunServer(t)
-	httpAddr := testkit.FreeAddr(t)
-	env := map[string]string{
-		"NATS_URL": srv.URL(), "JOBWIRE_JWT_SECRET": processSecret, "JOBWIRE_HTTP_ADDR": httpAddr,
-		"JOBWIRE_NOOP_JOBS": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100",
-	}
-	startProc(t, "projector", env, "projector")
-	startProc(t, "worker", env, "worker")
-	startProc(t, "gateway", env, "gateway")
-	base := "http://" + httpAddr
-	waitReady(t, base)
-	const user = "alice@example.com"
-	tok, _ := auth.NewSigner([]byte(processSecret), "").Sign(user, time.Hour, "", "")
-	c := api.NewClient(base, tok)
-	testkit.WaitJobType(t, c, "noop", true, 30*time.Second)
+// tracedUser is the user of the traced tests: an id whose owner token differs from it, so that a
+// leak of the raw id into a span shows.
+const tracedUser = "alice@example.com"
 
-	traceID, parentID := randomBytes(t, 16), randomBytes(t, 8)
-	const secretInput = "input-never-in-a-span"
-	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, base+"/v1/jobs",
-		strings.NewReader(`{"type":"noop","input":{"note":"`+secretInput+`"}}`))
-	req.Header.Set("Authorization", "Bearer "+tok)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("traceparent", "00-"+hex.EncodeToString(traceID)+"-"+hex.EncodeToString(parentID)+"-01")
+// tracedCluster runs the projector, the gateway and workers as separate processes that export their
+// spans to an in-test OTLP/HTTP receiver; the worker's metrics are served at metrics.
+func tracedCluster(t *testing.T, workers int) (c *cluster, spans *otlpReceiver, metrics string) {
+	t.Helper()
+	spans, endpoint := startOTLPReceiver(t)
+	c = startServices(t, 0, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100"})
+	tok, _ := auth.NewSigner([]byte(processSecret), "").Sign(tracedUser, time.Hour, "", "")
+	c.client = api.NewClient(c.base, tok)
+	metrics = testkit.FreeAddr(t)
+	for i := range workers {
+		env := maps.Clone(c.env)
+		if i == 0 {
+			env["JOBWIRE_METRICS_ADDR"] = metrics
+		}
+		c.workers = append(c.workers, startProc(t, fmt.Sprintf("worker-%d", i), env, "worker"))
+	}
+	testkit.WaitJobType(t, c.client, api.JobTypePlaylistImport, true, 30*time.Second)
+	return c, spans, metrics
+}
+
+// traceparentTransport sends every request with one traceparent header, as a traced caller would.
+type traceparentTransport struct{ traceparent string }
+
+func (tp traceparentTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("traceparent", tp.traceparent)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// submitTraced submits an import whose request carries a new traceparent, and returns the job with
+// the trace id and the request's span id.
+func submitTraced(t *testing.T, c *cluster, name string) (st api.JobState, traceID, parentID []byte) {
+	t.Helper()
+	traceID, parentID = randomBytes(t, 16), randomBytes(t, 8)
+	traced := *c.client
+	traced.HTTP = &http.Client{Transport: traceparentTransport{"00-" + hex.EncodeToString(traceID) + "-" + hex.EncodeToString(parentID) + "-01"}}
+	content, _, _, _ := testPlaylist()
+	st, _, err := traced.Submit(context.Background(), importRequest(name, api.FormatM3U, content), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, traceID, parentID
+}
+
+// waitSpans waits until the trace holds n spans named prefix... and returns them.
+func (r *otlpReceiver) waitSpans(t *testing.T, traceID []byte, prefix string, n int) []collectedSpan {
+	t.Helper()
+	var found []collectedSpan
+	streamstest.WaitFor(t, 20*time.Second, func() error {
+		if found = r.find(traceID, prefix); len(found) < n {
+			return fmt.Errorf("%d %s spans in the trace so far, want %d", len(found), prefix, n)
+		}
+		return nil
+	})
+	return found
+}
+
+// waitSpanWith waits until the trace holds a span named prefix... whose attribute key is value.
+func (r *otlpReceiver) waitSpanWith(t *testing.T, traceID []byte, prefix, key, value string) collectedSpan {
+	t.Helper()
+	var found collectedSpan
+	streamstest.WaitFor(t, 20*time.Second, func() error {
+		for _, s := range r.find(traceID, prefix) {
+			if s.attr(key) == value {
+				found = s
+				return nil
+			}
+		}
+		return fmt.Errorf("no %s span with %s=%s in the trace so far", prefix, key, value)
+	})
+	return found
+}
+
+// checkParent fails unless child's parent is parent's span.
+func checkParent(t *testing.T, child, parent collectedSpan) {
+	t.Helper()
+	if !bytes.Equal(child.span.ParentSpanId, parent.span.SpanId) {
+		t.Errorf("%s (%s) has parent %x, want %s %x", child.span.Name, child.service, child.span.ParentSpanId, parent.span.Name, parent.span.SpanId)
+	}
+}
+
+// checkAttrs fails unless s has every attribute of want.
+func checkAttrs(t *testing.T, s collectedSpan, want map[string]string) {
+	t.Helper()
+	for key, value := range want {
+		if got := s.attr(key); got != value {
+			t.Errorf("%s: %s = %q, want %q", s.span.Name, key, got, value)
+		}
+	}
+}
+
+// One import is one trace across the gateway, worker and projector processes: the submit's span is a
+// child of the request's traceparent; the queue wait and the attempt are children of the submit; the
+// projector's write of the queued state is a child of the submit and its write of the completed state a
+// child of the attempt; the gateway's SSE delivery of the completed state a child of that write. Each
+// process exports its own spans over OTLP, with the job's ids and no user input or raw user id in any
+// attribute; the worker's job-duration histogram carries the trace id as an exemplar.
+func TestOneImportIsOneTraceAcrossProcesses(t *testing.T) {
+	c, spans, metrics := tracedCluster(t, 1)
+	st, traceID, parentID := submitTraced(t, c, "traced-mix")
+	final, _ := watchToEnd(t, c.client, st.ID)
+	if final.State != api.StateCompleted {
+		t.Fatalf("job ended %s", final.State)
+	}
+	ids := map[string]string{"jobwire.job.id": st.ID, "jobwire.job.type": api.JobTypePlaylistImport, "jobwire.owner": "alice_40example_2Ecom"}
+
+	submit := spans.waitSpans(t, traceID, "jobwire.submit", 1)[0]
+	wait := spans.waitSpans(t, traceID, "jobwire.queue_wait", 1)[0]
+	attempt := spans.waitSpans(t, traceID, "jobwire.attempt", 1)[0]
+	deliver := spans.waitSpans(t, traceID, "jobwire.deliver", 1)[0]
+	queued := spans.waitSpanWith(t, traceID, "jobwire.project", "jobwire.state", "queued")
+	completed := spans.waitSpanWith(t, traceID, "jobwire.project", "jobwire.state", "completed")
+	for s, service := range map[*collectedSpan]string{&submit: "jobwire-gateway", &wait: "jobwire-worker", &attempt: "jobwire-worker",
+		&queued: "jobwire-projector", &completed: "jobwire-projector", &deliver: "jobwire-gateway"} {
+		if s.service != service {
+			t.Errorf("%s exported by %q, want %q", s.span.Name, s.service, service)
+		}
+		checkAttrs(t, *s, ids)
+	}
+	if !bytes.Equal(submit.span.ParentSpanId, parentID) {
+		t.Errorf("the submit span's parent is %x, want the request's %x", submit.span.ParentSpanId, parentID)
+	}
+	checkParent(t, wait, submit)
+	checkParent(t, attempt, submit)
+	checkParent(t, queued, submit)
+	checkParent(t, completed, attempt)
+	checkParent(t, deliver, completed)
+	checkAttrs(t, attempt, map[string]string{"jobwire.outcome": "job.completed", "jobwire.attempt": "1", "messaging.system": "nats",
+		"messaging.operation.type": "process", "messaging.destination.name": "jobs.queue." + api.JobTypePlaylistImport})
+	checkAttrs(t, deliver, map[string]string{"jobwire.state": "completed", "jobwire.state.revision": fmt.Sprint(final.Revision)})
+	if n := deliver.attr("jobwire.sse.streams"); n == "" || n == "0" {
+		t.Errorf("the delivery reached %q streams, want the test's own stream", n)
+	}
+	if wait.span.StartTimeUnixNano > attempt.span.StartTimeUnixNano || wait.span.EndTimeUnixNano > attempt.span.EndTimeUnixNano {
+		t.Errorf("the queue wait (%d-%d) does not precede the attempt (%d-%d)", wait.span.StartTimeUnixNano, wait.span.EndTimeUnixNano,
+			attempt.span.StartTimeUnixNano, attempt.span.EndTimeUnixNano)
+	}
+	checkNoUserData(t, spans, tracedUser, "traced-mix")
+	checkExemplar(t, metrics, hex.EncodeToString(traceID))
+}
+
+// A worker killed in the middle of a job leaves its attempt's span unended (never exported); the re-run
+// on another worker is a new attempt span, number 2, in the same trace, a child of the submit.
+func TestACrashReRunIsASecondAttemptSpanInTheSameTrace(t *testing.T) {
+	c, spans, _ := tracedCluster(t, 2)
+	st, traceID, _ := submitTraced(t, c, "crashing-mix")
+	waitFor(t, c.client, st.ID, func(s api.JobState) bool { return s.Progress.Done >= 15 })
+	c.killRunner(t, st.ID)
+	final := waitFor(t, c.client, st.ID, func(s api.JobState) bool { return s.State.Terminal() })
+	if final.State != api.StateCompleted || final.Attempt != 2 {
+		t.Fatalf("job ended %s on attempt %d", final.State, final.Attempt)
+	}
+	submit := spans.waitSpans(t, traceID, "jobwire.submit", 1)[0]
+	rerun := spans.waitSpanWith(t, traceID, "jobwire.attempt", "jobwire.attempt", "2")
+	checkParent(t, rerun, submit)
+	checkAttrs(t, rerun, map[string]string{"jobwire.outcome": "job.completed", "jobwire.job.id": st.ID})
+	if n := len(spans.find(traceID, "jobwire.queue_wait")); n != 1 {
+		t.Errorf("%d queue waits, want 1: a redelivery is no queue wait", n)
+	}
+	completed := spans.waitSpanWith(t, traceID, "jobwire.project", "jobwire.state", "completed")
+	checkParent(t, completed, rerun)
+}
+
+// checkNoUserData fails if any span's attribute holds one of values (the raw user id, the input).
+func checkNoUserData(t *testing.T, spans *otlpReceiver, values ...string) {
+	t.Helper()
+	spans.mu.Lock()
+	defer spans.mu.Unlock()
+	for _, s := range spans.spans {
+		for _, kv := range s.span.Attributes {
+			for _, v := range values {
+				if strings.Contains(kv.Value.String(), v) {
+					t.Errorf("span %s attribute %s holds user data %q: %s", s.span.Name, kv.Key, v, kv.Value)
+				}
+			}
+		}
+	}
+}
+
+// checkExemplar fails unless the worker's jobwire_job_duration_seconds, scraped as OpenMetrics, has an
+// exemplar with traceID.
+func checkExemplar(t *testing.T, metrics, traceID string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+metrics+"/metrics", nil)
+	req.Header.Set("Accept", "application/openmetrics-text; version=1.0.0")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st api.JobState
-	_ = json.NewDecoder(resp.Body).Decode(&st)
+	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("submit: %d", resp.StatusCode)
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if strings.HasPrefix(line, "jobwire_job_duration_seconds_bucket") && strings.Contains(line, `trace_id="`+traceID+`"`) {
+			return
+		}
 	}
-	waitFor(t, c, st.ID, func(s api.JobState) bool { return s.State == api.StateCompleted })
+	t.Errorf("no exemplar with trace_id %s in the job-duration histogram:\n%s", traceID, grepLines(string(body), "jobwire_job_duration_seconds"))
+}
 
-	var submit, attempt collectedSpan
-	streamstest.WaitFor(t, 20*time.Second, func() error {
-		s, a := spans.find(traceID, "jobwire.submit"), spans.find(traceID, "jobwire.attempt")
-		if len(s) != 1 || len(a) != 1 {
-			return fmt.Errorf("%d submit and %d attempt spans in the trace so far", len(s), len(a))
-		}
-		submit, attempt = s[0], a[0]
-		return nil
-	})
-	switch {
-	case submit.service != "jobwire-gateway" || attempt.service != "jobwire-worker":
-		t.Errorf("services %q and %q, want jobwire-gateway and jobwire-worker", submit.service, attempt.service)
-	case !bytes.Equal(submit.span.ParentSpanId, parentID):
-		t.Errorf("the submit span's parent is %x, want the request's %x", submit.span.ParentSpanId, parentID)
-	case !bytes.Equal(attempt.span.ParentSpanId, submit.span.SpanId):
-		t.Errorf("the attempt span's parent is %x, want the submit span %x", attempt.span.ParentSpanId, submit.span.SpanId)
-	}
-	for key, want := range map[string]string{"jobwire.job.id": st.ID, "jobwire.job.type": "noop", "jobwire.owner": "alice_40example_2Ecom",
-		"jobwire.outcome": "job.completed", "messaging.system": "nats"} {
-		if got := attempt.attr(key); got != want {
-			t.Errorf("attempt span %s = %q, want %q", key, got, want)
+func grepLines(text, substr string) string {
+	var out []string
+	for line := range strings.SplitSeq(text, "\n") {
+		if strings.Contains(line, substr) {
+			out = append(out, line)
 		}
 	}
-	if got := submit.attr("jobwire.job.id"); got != st.ID {
-		t.Errorf("submit span jobwire.job.id = %q, want %s", got, st.ID)
-	}
-	for _, s := range append(spans.find(traceID, ""), spans.find(nil, "")...) {
-		for _, kv := range s.span.Attributes {
-			if v := kv.Value.String(); strings.Contains(v, secretInput) || strings.Contains(v, user) {
-				t.Errorf("span %s attribute %s holds the input or the raw user id: %s", s.span.Name, kv.Key, v)
-			}
-		}
-	}
+	return strings.Join(out, "\n")
 }
 
 func randomBytes(t *testing.T, n int) []byte {

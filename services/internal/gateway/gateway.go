@@ -25,6 +25,7 @@ import (
 	"github.com/jobwire/jobwire/services/internal/registry"
 	"github.com/jobwire/jobwire/services/internal/relay"
 	"github.com/jobwire/jobwire/services/internal/sse"
+	"github.com/jobwire/jobwire/services/internal/telemetry"
 	"github.com/jobwire/jobwire/services/internal/ticker"
 	"github.com/jobwire/jobwire/services/internal/web"
 	"github.com/jobwire/jobwire/streams"
@@ -262,7 +263,14 @@ func (g *Gateway) Start(ctx context.Context) error {
 	if err := g.types.Start(ctx); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
-	g.hub = relay.NewHub(store.State(), g.cfg.Relay, g.deps.Registry, g.log)
+	relayCfg := g.cfg.Relay
+	if telemetry.Enabled() && relayCfg.Traces == nil {
+		if relayCfg.Traces, err = g.deps.JS.Stream(ctx, streams.KVStream(streams.BucketState)); err != nil {
+			g.types.Stop()
+			return fmt.Errorf("gateway: open %s for traces: %w", streams.KVStream(streams.BucketState), err)
+		}
+	}
+	g.hub = relay.NewHub(store.State(), relayCfg, g.deps.Registry, g.log)
 	if err := g.hub.Start(ctx); err != nil {
 		g.types.Stop()
 		return fmt.Errorf("gateway: %w", err)

@@ -154,7 +154,9 @@ func (p *Projector) foldBatch(batch []jetstream.Msg) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	folds, writes := p.foldJobs(ctx, jobs)
+	spans := traceWrites(jobs, folds, writes)
 	streams.PublishAll(ctx, p.js, writes)
+	endWrites(spans, writes)
 	for i, j := range jobs {
 		if writes[i].Err != nil {
 			p.writer.forget(j.key)

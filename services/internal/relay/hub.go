@@ -66,6 +66,9 @@ type Hub struct {
 	lastRev  uint64
 	ready    bool
 
+	traces StoredMessages
+	tracer *deliveryTracer // while started with Config.Traces
+
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -75,6 +78,10 @@ type Config struct {
 	// SnapshotMemory bounds the bytes of job states the hub keeps encoded for streams that open or
 	// resume. Default DefaultSnapshotMemory.
 	SnapshotMemory int
+	// Traces, when set, is the JOB_STATE bucket's stream: the hub then records a span for each terminal
+	// state it delivers, continuing the trace of the projector's write of it (one direct get per
+	// finished job). Default nil: no tracing.
+	Traces StoredMessages
 }
 
 // NewHub returns a hub over the JOB_STATE bucket; reg may be nil.
@@ -82,7 +89,7 @@ func NewHub(kv jetstream.KeyValue, cfg Config, reg prometheus.Registerer, log *s
 	if cfg.SnapshotMemory <= 0 {
 		cfg.SnapshotMemory = DefaultSnapshotMemory
 	}
-	h := &Hub{kv: kv, log: log,
+	h := &Hub{kv: kv, log: log, traces: cfg.Traces,
 		byJob: map[string]map[Subscriber]struct{}{}, byOwner: map[string]map[Subscriber]struct{}{},
 		index: map[string]map[string]indexed{}, types: map[string]*typeTally{}, due: map[string]due{}, now: time.Now,
 		latest:  newSnapshots(cfg.SnapshotMemory),
@@ -117,6 +124,9 @@ func (h *Hub) Start(ctx context.Context) error {
 	h.floor = startRev + 1
 	h.mu.Unlock()
 	h.watches.Set(1)
+	if h.traces != nil {
+		h.tracer = newDeliveryTracer(h.traces)
+	}
 	initial := make(chan struct{})
 	go h.run(w, startRev, initial)
 	select {
@@ -136,6 +146,10 @@ func (h *Hub) Stop() {
 	h.cancel()
 	<-h.done
 	h.watches.Set(0)
+	if h.tracer != nil {
+		h.tracer.stop()
+		h.tracer = nil
+	}
 }
 
 // Ready reports whether the current states are loaded.
@@ -175,6 +189,10 @@ func (h *Hub) apply(e jetstream.KeyValueEntry, loading bool) {
 		return
 	}
 	h.updates.Inc()
+	var received time.Time
+	if h.tracer != nil {
+		received = time.Now()
+	}
 	msg, st, err := entryMessage(e, jobID)
 	if err != nil {
 		h.log.Error("relay: undecodable job state", "key", e.Key(), "rev", e.Revision(), "err", err)
@@ -196,6 +214,10 @@ func (h *Hub) apply(e jetstream.KeyValueEntry, loading bool) {
 	}
 	for s := range h.byOwner[owner] {
 		s.Offer(msg)
+	}
+	if h.tracer != nil && st != nil && st.State.Terminal() {
+		h.tracer.offer(delivery{key: e.Key(), owner: owner, state: *st,
+			streams: len(h.byJob[e.Key()]) + len(h.byOwner[owner]), start: received, end: time.Now()})
 	}
 }
 
