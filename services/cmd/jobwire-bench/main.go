@@ -34,7 +34,7 @@ func main() {
 // flags are the command-line settings; zero values leave the options of the run (full or --quick).
 type flags struct {
 	quick, noBull, noDirect, npmInstall, keep bool
-	floor, pin, jobsFloor, controls           bool
+	floor, pin, jobsFloor, controls, traces   bool
 	jsonOut, jobwire, bullDir                 string
 	watchers, jobs, legacy, workers           []int
 	duration, legacyDuration, rateDuration    time.Duration
@@ -74,6 +74,7 @@ func (f *flags) options(cmd *cobra.Command) bench.Options {
 	set("batch-size", func() { o.BatchSize = f.batchSize })
 	set("jobs-floor", func() { o.JobsFloor = f.jobsFloor })
 	set("controls", func() { o.Controls = f.controls })
+	set("traces", func() { o.Traces = f.traces })
 	set("backlog-jobs", func() { o.BacklogJobs = f.backlogJobs })
 	if f.noBull {
 		o.BullMQ = false
@@ -118,6 +119,7 @@ func newRoot() *cobra.Command {
 	p.BoolVar(&f.noBull, "no-bullmq", false, "jobs: skip the BullMQ side")
 	p.BoolVar(&f.noDirect, "no-direct", false, "jobs: skip the direct JetStream submit and preloaded-backlog runs (and so the jobs floor)")
 	p.IntVar(&f.batchSize, "batch-size", 0, "jobs: jobs per POST /v1/jobs/batch of the batch row and the backlog at scale (default 1000, at most 1000)")
+	p.BoolVar(&f.traces, "traces", false, "jobs: after the first HTTP noop row, the same run with every process exporting its traces over OTLP/HTTP to a collector in the bench (what tracing on costs per job)")
 	p.BoolVar(&f.controls, "controls", false, "jobs: after the first HTTP noop row, the same run with every job at priority high and under a rate limit it never reaches (what the queue controls cost per job)")
 	p.BoolVar(&f.jobsFloor, "jobs-floor", true, "jobs: after the first preloaded-backlog row, drain the same backlog on bare NATS (floor worker and projector processes writing jobwire's messages per job to streams configured as jobwire's) and report jobwire's drain as a fraction of it")
 	p.IntVar(&f.backlogJobs, "backlog-jobs", 0, "jobs: the backlog at scale: queue this many noop jobs in batches with no worker running, then report store bytes per job, gateway and projector restart times and the drain with worker and gateway RSS (default 0: skipped; issue 15 asks for 1000000)")

@@ -52,6 +52,7 @@ type Options struct {
 	JobsFloor    bool          // after the first preloaded-backlog row, drain the same backlog on bare NATS (jobwire-bench: on unless --jobs-floor=false)
 	BacklogJobs  int           // jobs of the backlog at scale, submitted in batches with no worker running (default 0: skipped)
 	Controls     bool          // after the first HTTP noop row, the same run with every job at priority high, then under a rate limit it never reaches: what the queue controls cost per job
+	Traces       bool          // after the first HTTP noop row (and the controls rows), the same run with every process exporting traces over OTLP/HTTP: what tracing on costs per job
 
 	// BullMQ.
 	BullMQJobs    int    // jobs of the BullMQ addBulk and backlog runs (default 20000)
@@ -137,12 +138,12 @@ func Quick() Options {
 
 // Smoke returns the smallest configuration (the package test): 50 watchers of one job (and their
 // floor row), 5 noop jobs (batches of 2) and 2 imports on one worker and the jobs floor of the 5, a
-// backlog at scale of 10 jobs, the controls rows, 5 BullMQ jobs.
+// backlog at scale of 10 jobs, the controls rows, the traced row, 5 BullMQ jobs.
 func Smoke() Options {
 	return Options{Watchers: []int{50}, Jobs: []int{1}, LoadDuration: time.Second, Warmup: 500 * time.Millisecond,
 		Settle: 500 * time.Millisecond, Drain: 500 * time.Millisecond, IdleWait: time.Second, LegacyWatchers: []int{50}, LegacyDuration: time.Second,
 		Workers: []int{1}, Concurrency: 8, NoopJobs: 5, BullMQJobs: 5, ImportJobs: 2, ImportTracks: 10, RateDuration: time.Second,
-		Submitters: 4, JobTimeout: time.Minute, BatchSize: 2, BacklogJobs: 10, BullMQ: true, DirectSubmit: true, Floor: true, JobsFloor: true, Controls: true}
+		Submitters: 4, JobTimeout: time.Minute, BatchSize: 2, BacklogJobs: 10, BullMQ: true, DirectSubmit: true, Floor: true, JobsFloor: true, Controls: true, Traces: true}
 }
 
 // jobTimeout is how long a run of n jobs may take to finish them: JobTimeout, or for a large backlog 5
@@ -349,6 +350,13 @@ func runJobsSuite(ctx context.Context, s *stack, o Options, rep *Report) error {
 				return fmt.Errorf("controls: %w", err)
 			}
 			jr.Throughput = append(jr.Throughput, rows...)
+		}
+		if o.Traces && workers == o.Workers[0] {
+			row, err := b.traced(ctx, workers, o.NoopJobs)
+			if err != nil {
+				return fmt.Errorf("traces: %w", err)
+			}
+			jr.Throughput = append(jr.Throughput, row)
 		}
 		batch, err := b.throughput(ctx, KindNoop, SubmitBatch, workers, o.NoopJobs)
 		if err != nil {

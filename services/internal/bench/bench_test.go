@@ -105,6 +105,19 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s via %s: jobwire ran %d Redis commands", x.Kind, x.Submit, x.Cost.RedisCommands)
 		}
 	}
+	traced := 0
+	for _, x := range j.Throughput {
+		if x.Traces != nil {
+			traced++
+			// submit, queue wait, attempt, at least one projector write, the delivery of the completed state
+			if x.Traces.SpansPerJob < 5 || x.Traces.BytesPerJob <= 0 {
+				t.Errorf("traced row: %.1f spans and %.0f bytes per job, want every job's 5 spans or more", x.Traces.SpansPerJob, x.Traces.BytesPerJob)
+			}
+		}
+	}
+	if traced != 1 {
+		t.Errorf("%d traced rows, want 1", traced)
+	}
 	for _, k := range []string{"noop/backlog", "noop/http", "noop/batch", "noop/js", "import/http"} {
 		if !kinds[k] {
 			t.Errorf("no %s run in %v", k, kinds)

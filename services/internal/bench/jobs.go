@@ -59,6 +59,8 @@ type Throughput struct {
 	SubmitPerSec float64   `json:"submitPerSec"`
 	Latency      Quantiles `json:"latency"`
 	Cost         *Cost     `json:"costPerJob,omitempty"`
+	// Traces is what the row's processes exported, when it ran with tracing on.
+	Traces *TraceExport `json:"traces,omitempty"`
 	// CPU is the cores each process used during the run (workers summed).
 	CPU map[string]float64 `json:"cpuCores"`
 }
