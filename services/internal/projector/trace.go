@@ -12,18 +12,19 @@ import (
 )
 
 // tracerName names the projector's spans' instrumentation scope.
-const tracerName = "github.com/jobwire/jobwire/projector"
+const tracerName = "github.com/jobwire/jobwire/services/internal/projector"
 
 // traceWrites starts, for each job whose state a batch writes, the span of that write: a child of the
 // trace its last event in the batch carries (the worker's attempt, or the gateway's submit). A recorded
 // span's context goes into the write's headers, so a gateway that relays the new state continues the
-// trace. Without a TracerProvider nothing is recorded and no header is added. Spans are nil where
-// nothing is written.
+// trace. Only writes that change a job's lifecycle are traced (a batch of progress events alone is
+// not: a long job writes hundreds). Without a TracerProvider nothing is recorded and no header is
+// added. Spans are nil where nothing is traced.
 func traceWrites(jobs []*jobEvents, folds []fold, writes []streams.Pipelined) []trace.Span {
 	spans := make([]trace.Span, len(jobs))
 	tracer := otel.Tracer(tracerName)
 	for i, j := range jobs {
-		if writes[i].Err != nil || writes[i].Msg == nil {
+		if writes[i].Err != nil || writes[i].Msg == nil || onlyProgress(j.events) {
 			continue
 		}
 		last := j.msgs[len(j.msgs)-1]
@@ -32,7 +33,8 @@ func traceWrites(jobs []*jobEvents, folds []fold, writes []streams.Pipelined) []
 		if span.IsRecording() {
 			span.SetAttributes(
 				attribute.String("messaging.system", "nats"),
-				attribute.String("messaging.destination.name", last.Subject()),
+				attribute.String("messaging.destination.name", streams.StreamEvents),
+				attribute.String("messaging.consumer.group.name", streams.ConsumerProjector),
 				attribute.String("messaging.operation.type", "process"),
 				attribute.Int("messaging.batch.message_count", len(j.msgs)),
 				attribute.String("jobwire.job.id", folds[i].st.ID),
@@ -61,4 +63,14 @@ func endWrites(spans []trace.Span, writes []streams.Pipelined) {
 		}
 		span.End()
 	}
+}
+
+// onlyProgress reports whether events are progress events only.
+func onlyProgress(events []streams.Event) bool {
+	for _, ev := range events {
+		if ev.Type != streams.EventProgress {
+			return false
+		}
+	}
+	return true
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // tracerName names the relay's spans' instrumentation scope.
-const tracerName = "github.com/jobwire/jobwire/relay"
+const tracerName = "github.com/jobwire/jobwire/services/internal/relay"
 
 // StoredMessages reads the last message stored on a subject; the JOB_STATE bucket's jetstream.Stream
 // is one.

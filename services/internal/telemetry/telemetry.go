@@ -27,7 +27,8 @@ func Enabled() bool {
 
 // Start installs, when Enabled, a global TracerProvider that batches spans to the OTLP/HTTP endpoint
 // the OTEL_EXPORTER_OTLP_* variables name, samples as OTEL_TRACES_SAMPLER says (default: parent-based,
-// always on), and names the process OTEL_SERVICE_NAME, else service. Trace context travels as W3C
+// always on), and names the process OTEL_SERVICE_NAME, else service, with service.instance.id
+// "<host>-<pid>" (OTEL_RESOURCE_ATTRIBUTES may set both). Trace context travels as W3C
 // traceparent. The returned stop flushes what is left; when not Enabled, Start installs nothing and
 // stop does nothing, so tracing off costs a no-op tracer.
 func Start(ctx context.Context, service string) (stop func(context.Context) error, err error) {
@@ -39,7 +40,10 @@ func Start(ctx context.Context, service string) (stop func(context.Context) erro
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: OTLP exporter: %w", err)
 	}
-	res, err := resource.New(ctx, resource.WithAttributes(attribute.String("service.name", service)), resource.WithFromEnv())
+	host, _ := os.Hostname()
+	res, err := resource.New(ctx, resource.WithAttributes(attribute.String("service.name", service),
+		// as the worker names itself in job.started events: which replica did what
+		attribute.String("service.instance.id", fmt.Sprintf("%s-%d", host, os.Getpid()))), resource.WithFromEnv())
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: resource: %w", err)
 	}
