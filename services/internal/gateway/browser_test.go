@@ -55,7 +55,7 @@ func TestCORSWithExactOrigins(t *testing.T) {
 		status, hdr, _ := request(t, "OPTIONS", b.url+path, "", "", "", "Origin", appOrigin,
 			"Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", "authorization, content-type")
 		if status != 204 || hdr.Get("Access-Control-Allow-Origin") != appOrigin || hdr.Get("Access-Control-Allow-Credentials") != "true" ||
-			!strings.Contains(hdr.Get("Access-Control-Allow-Methods"), "POST") || !strings.Contains(hdr.Get("Access-Control-Allow-Headers"), "Authorization") ||
+			!strings.Contains(hdr.Get("Access-Control-Allow-Methods"), "POST") || !strings.Contains(hdr.Get("Access-Control-Allow-Headers"), "Authorization") || !strings.Contains(hdr.Get("Access-Control-Allow-Headers"), "traceparent") ||
 			!strings.Contains(hdr.Get("Vary"), "Origin") || hdr.Get("Access-Control-Max-Age") == "" {
 			t.Errorf("preflight %s: %d %v", path, status, hdr)
 		}

@@ -14,7 +14,7 @@ import (
 // What a preflight allows, and what a cross-origin script may read.
 const (
 	corsAllowMethods  = "GET, POST, DELETE"
-	corsAllowHeaders  = "Authorization, Content-Type, Idempotency-Key, Last-Event-ID"
+	corsAllowHeaders  = "Authorization, Content-Type, Idempotency-Key, Last-Event-ID, traceparent, tracestate"
 	corsExposeHeaders = "Location, Retry-After, WWW-Authenticate"
 	corsMaxAge        = "600"
 )

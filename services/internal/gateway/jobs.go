@@ -152,7 +152,9 @@ func (g *Gateway) submitBatch(c *fiber.Ctx) error {
 		}
 		subs, at = append(subs, sub), append(at, i)
 	}
-	ctx, cancel := context.WithTimeout(c.UserContext(), requestTimeout)
+	ctx, span := g.submitBatchSpan(c, owner, len(subs))
+	defer span.End()
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	for k, r := range g.store.SubmitMany(ctx, subs) {
 		results[at[k]] = g.batchResult(subs[k], r)

@@ -38,6 +38,20 @@ func (g *Gateway) submitSpan(c *fiber.Ctx, sub jobstore.Submission) (context.Con
 		))
 }
 
+// submitBatchSpan starts the span of one batch submit, a child of the request's traceparent or a new
+// root: every job of the batch carries it, so a batch is one trace (as one submit is), with each job's
+// attempts under the batch's span.
+func (g *Gateway) submitBatchSpan(c *fiber.Ctx, owner string, jobs int) (context.Context, trace.Span) {
+	ctx := propagation.TraceContext{}.Extract(c.UserContext(), requestHeaders{c})
+	return otel.Tracer(tracerName).Start(ctx, "jobwire.submit_batch", trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.operation.type", "send"),
+			attribute.Int("messaging.batch.message_count", jobs),
+			attribute.String("jobwire.owner", owner),
+		))
+}
+
 // endSubmitSpan records what became of the submit.
 func endSubmitSpan(span trace.Span, st api.JobState, created bool, err error) {
 	if err != nil {
