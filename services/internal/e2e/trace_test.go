@@ -226,6 +226,9 @@ func TestOneImportIsOneTraceAcrossProcesses(t *testing.T) {
 	}
 	checkParent(t, wait, submit)
 	checkParent(t, attempt, submit)
+	// The handler's own spans (the importer's) are children of the attempt, in the worker's export.
+	checkParent(t, spans.waitSpans(t, traceID, "playlist.parse", 1)[0], attempt)
+	checkParent(t, spans.waitSpans(t, traceID, "playlist.import_tracks", 1)[0], attempt)
 	// The write of the queued state (if the projector read the submit alone) continues the submit; every
 	// later write continues the attempt.
 	for _, w := range spans.find(traceID, "jobwire.project") {

@@ -9,6 +9,11 @@ import (
 	"strings"
 	"sync"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/jobwire/jobwire/api"
 	"github.com/jobwire/jobwire/streams"
 )
@@ -58,7 +63,7 @@ func (im *Importer) Run(ctx context.Context, owner, jobID string, in api.Playlis
 	if err != nil {
 		return res, fmt.Errorf("import: %w", err)
 	}
-	entries, invalid, err := Parse(format, in.Content, im.Limits)
+	entries, invalid, err := parseTraced(ctx, format, in.Content, im.Limits)
 	if err != nil {
 		if in.Name != "" {
 			return res, fmt.Errorf("import %q: %w", clip(in.Name), err)
@@ -73,9 +78,34 @@ func (im *Importer) Run(ctx context.Context, owner, jobID string, in api.Playlis
 		r.resolver = LocalResolver{}
 	}
 	tracks := r.dedupe(entries)
+	ctx, span := tracer.Start(ctx, "playlist.import_tracks", trace.WithAttributes(attribute.Int("playlist.tracks", len(tracks))))
 	err = r.importAll(ctx, tracks, progress)
 	r.finish()
+	endSpan(span, err, attribute.Int("playlist.added", r.res.Added), attribute.Int("playlist.existing", r.res.Existing))
 	return r.res, err
+}
+
+// tracer is the importer's: its spans are children of the attempt span in the handler's context.
+var tracer = otel.Tracer("github.com/jobwire/jobwire/services/internal/importer")
+
+// parseTraced is Parse in a span of its own (format and counts as attributes, never the content).
+func parseTraced(ctx context.Context, format, content string, limits Limits) ([]Entry, []api.InvalidLine, error) {
+	_, span := tracer.Start(ctx, "playlist.parse", trace.WithAttributes(attribute.String("playlist.format", format),
+		attribute.Int("playlist.bytes", len(content))))
+	entries, invalid, err := Parse(format, content, limits)
+	endSpan(span, err, attribute.Int("playlist.entries", len(entries)), attribute.Int("playlist.invalid_lines", len(invalid)))
+	return entries, invalid, err
+}
+
+// endSpan ends span with attrs, or with an error status when err is set. The status says no more than
+// that: an import's errors may quote its content.
+func endSpan(span trace.Span, err error, attrs ...attribute.KeyValue) {
+	if err != nil {
+		span.SetStatus(codes.Error, "failed")
+	} else {
+		span.SetAttributes(attrs...)
+	}
+	span.End()
 }
 
 // run is the state of one Run.
