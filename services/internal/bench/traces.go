@@ -3,68 +3,22 @@ package bench
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"sync/atomic"
 
-	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	"google.golang.org/protobuf/proto"
+	"github.com/jobwire/jobwire/services/internal/testkit"
 )
 
-// otlpSink is a real OTLP/HTTP trace endpoint (POST /v1/traces, protobuf) that decodes each export,
-// counts its spans and bytes, and keeps nothing: the collector of the traced row.
-type otlpSink struct {
-	srv          *http.Server
-	url          string
-	spans, bytes atomic.Int64
-}
-
-func startOTLPSink() (*otlpSink, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("OTLP sink: %w", err)
-	}
-	s := &otlpSink{url: "http://" + ln.Addr().String()}
-	s.srv = &http.Server{Handler: http.HandlerFunc(s.export)}
-	go func() { _ = s.srv.Serve(ln) }()
-	return s, nil
-}
-
-func (s *otlpSink) export(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	var req coltrace.ExportTraceServiceRequest
-	if err == nil {
-		err = proto.Unmarshal(body, &req)
-	}
-	if r.URL.Path != "/v1/traces" || err != nil {
-		http.Error(w, "not an OTLP trace export", http.StatusBadRequest)
-		return
-	}
-	s.bytes.Add(int64(len(body)))
-	for _, rs := range req.ResourceSpans {
-		for _, ss := range rs.ScopeSpans {
-			s.spans.Add(int64(len(ss.Spans)))
-		}
-	}
-	out, _ := proto.Marshal(&coltrace.ExportTraceServiceResponse{})
-	w.Header().Set("Content-Type", "application/x-protobuf")
-	_, _ = w.Write(out)
-}
-
-func (s *otlpSink) close() { _ = s.srv.Close() }
-
 // traced runs the HTTP noop row again with every jobwire process (gateway, workers, projector)
-// exporting its spans over OTLP/HTTP to an otlpSink, with the OpenTelemetry SDK's default batching and
-// every job sampled (each submit is a new root): what tracing on costs per job. The processes are
-// restarted with tracing on for the row, and again without it after.
+// exporting its spans over OTLP/HTTP to a receiver in the bench (a real endpoint that decodes and
+// counts every export), with the OpenTelemetry SDK's default batching and every job sampled (each
+// submit is a new root): what tracing on costs per job. The processes are restarted with tracing on
+// for the row, and again without it after.
 func (b *jobsBench) traced(ctx context.Context, workers, n int) (Throughput, error) {
-	sink, err := startOTLPSink()
+	sink, err := testkit.NewOTLPReceiver(false)
 	if err != nil {
 		return Throughput{}, err
 	}
-	defer sink.close()
-	b.s.env["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.url
+	defer sink.Close()
+	b.s.env["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.URL
 	if err := b.s.restartServices(ctx, workers, b.o.Concurrency); err != nil {
 		return Throughput{}, err
 	}
@@ -76,7 +30,8 @@ func (b *jobsBench) traced(ctx context.Context, workers, n int) (Throughput, err
 	if err != nil {
 		return Throughput{}, err
 	}
-	row.Traces = &TraceExport{SpansPerJob: float64(sink.spans.Load()) / float64(n), BytesPerJob: float64(sink.bytes.Load()) / float64(n)}
+	spans, bytes := sink.Counts()
+	row.Traces = &TraceExport{SpansPerJob: float64(spans) / float64(n), BytesPerJob: float64(bytes) / float64(n)}
 	row.Kind += fmt.Sprintf(", traced: %.1f spans, %.0f B of OTLP per job", row.Traces.SpansPerJob, row.Traces.BytesPerJob)
 	return row, nil
 }

@@ -9,16 +9,9 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
-	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/jobwire/jobwire/api"
 	"github.com/jobwire/jobwire/services/internal/auth"
@@ -26,77 +19,44 @@ import (
 	"github.com/jobwire/jobwire/streams/streamstest"
 )
 
-// collectedSpan is one span an OTLP/HTTP export brought, with its process's service name.
-type collectedSpan struct {
-	service string
-	span    *tracepb.Span
-}
-
-func (s collectedSpan) attr(key string) string {
-	for _, kv := range s.span.Attributes {
-		if kv.Key == key {
-			if _, ok := kv.Value.Value.(*commonpb.AnyValue_IntValue); ok {
-				return fmt.Sprint(kv.Value.GetIntValue())
-			}
-			return kv.Value.GetStringValue()
-		}
-	}
-	return ""
-}
-
-// otlpReceiver is a real OTLP/HTTP endpoint (POST /v1/traces, protobuf) that keeps every span.
-type otlpReceiver struct {
-	mu    sync.Mutex
-	spans []collectedSpan
-}
-
-func startOTLPReceiver(t *testing.T) (*otlpReceiver, string) {
-	t.Helper()
-	r := &otlpReceiver{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		body, err := io.ReadAll(req.Body)
-		var export coltrace.ExportTraceServiceRequest
-		if err == nil {
-			err = proto.Unmarshal(body, &export)
-		}
-		if req.URL.Path != "/v1/traces" || err != nil {
-			http.Error(w, fmt.Sprintf("bad export to %s: %v", req.URL.Path, err), http.StatusBadRequest)
-			return
-		}
-		r.mu.Lock()
-		for _, rs := range export.ResourceSpans {
-			service := ""
-			for _, kv := range rs.GetResource().GetAttributes() {
-				if kv.Key == "service.name" {
-					service = kv.Value.GetStringValue()
-				}
-			}
-			for _, ss := range rs.ScopeSpans {
-				for _, s := range ss.Spans {
-					r.spans = append(r.spans, collectedSpan{service: service, span: s})
-				}
-			}
-		}
-		r.mu.Unlock()
-		w.Header().Set("Content-Type", "application/x-protobuf")
-		out, _ := proto.Marshal(&coltrace.ExportTraceServiceResponse{})
-		_, _ = w.Write(out)
-	}))
-	t.Cleanup(srv.Close)
-	return r, srv.URL
-}
-
-// find returns the spans of trace id whose name starts with prefix.
-func (r *otlpReceiver) find(traceID []byte, prefix string) []collectedSpan {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []collectedSpan
-	for _, s := range r.spans {
-		if bytes.Equal(s.span.TraceId, traceID) && strings.HasPrefix(s.span.Name, prefix) {
+// traceSpans returns the spans of trace id whose name starts with prefix (every span for a nil id).
+func traceSpans(r *testkit.OTLPReceiver, traceID []byte, prefix string) []testkit.ReceivedSpan {
+	var out []testkit.ReceivedSpan
+	for _, s := range r.Spans() {
+		if (traceID == nil || bytes.Equal(s.TraceId, traceID)) && strings.HasPrefix(s.Name, prefix) {
 			out = append(out, s)
 		}
 	}
 	return out
+}
+
+// waitSpans waits until the trace holds n spans named prefix... and returns them.
+func waitSpans(t *testing.T, r *testkit.OTLPReceiver, traceID []byte, prefix string, n int) []testkit.ReceivedSpan {
+	t.Helper()
+	var found []testkit.ReceivedSpan
+	streamstest.WaitFor(t, 20*time.Second, func() error {
+		if found = traceSpans(r, traceID, prefix); len(found) < n {
+			return fmt.Errorf("%d %s spans in the trace so far, want %d", len(found), prefix, n)
+		}
+		return nil
+	})
+	return found
+}
+
+// waitSpanWith waits until the trace holds a span named prefix... whose attribute key is value.
+func waitSpanWith(t *testing.T, r *testkit.OTLPReceiver, traceID []byte, prefix, key, value string) testkit.ReceivedSpan {
+	t.Helper()
+	var found testkit.ReceivedSpan
+	streamstest.WaitFor(t, 20*time.Second, func() error {
+		for _, s := range traceSpans(r, traceID, prefix) {
+			if s.Attr(key) == value {
+				found = s
+				return nil
+			}
+		}
+		return fmt.Errorf("no %s span with %s=%s in the trace so far", prefix, key, value)
+	})
+	return found
 }
 
 // tracedUser is the user of the traced tests: an id whose owner token differs from it, so that a
@@ -105,10 +65,10 @@ const tracedUser = "alice@example.com"
 
 // tracedCluster runs the projector, the gateway and workers as separate processes that export their
 // spans to an in-test OTLP/HTTP receiver; the worker's metrics are served at metrics.
-func tracedCluster(t *testing.T, workers int) (c *cluster, spans *otlpReceiver, metrics string) {
+func tracedCluster(t *testing.T, workers int) (c *cluster, spans *testkit.OTLPReceiver, metrics string) {
 	t.Helper()
-	spans, endpoint := startOTLPReceiver(t)
-	c = startServices(t, 0, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100"})
+	spans = testkit.StartOTLPReceiver(t)
+	c = startServices(t, 0, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": spans.URL, "OTEL_BSP_SCHEDULE_DELAY": "100"})
 	tok, _ := auth.NewSigner([]byte(processSecret), "").Sign(tracedUser, time.Hour, "", "")
 	c.client = api.NewClient(c.base, tok)
 	metrics = testkit.FreeAddr(t)
@@ -147,49 +107,20 @@ func submitTraced(t *testing.T, c *cluster, name string) (st api.JobState, trace
 	return st, traceID, parentID
 }
 
-// waitSpans waits until the trace holds n spans named prefix... and returns them.
-func (r *otlpReceiver) waitSpans(t *testing.T, traceID []byte, prefix string, n int) []collectedSpan {
-	t.Helper()
-	var found []collectedSpan
-	streamstest.WaitFor(t, 20*time.Second, func() error {
-		if found = r.find(traceID, prefix); len(found) < n {
-			return fmt.Errorf("%d %s spans in the trace so far, want %d", len(found), prefix, n)
-		}
-		return nil
-	})
-	return found
-}
-
-// waitSpanWith waits until the trace holds a span named prefix... whose attribute key is value.
-func (r *otlpReceiver) waitSpanWith(t *testing.T, traceID []byte, prefix, key, value string) collectedSpan {
-	t.Helper()
-	var found collectedSpan
-	streamstest.WaitFor(t, 20*time.Second, func() error {
-		for _, s := range r.find(traceID, prefix) {
-			if s.attr(key) == value {
-				found = s
-				return nil
-			}
-		}
-		return fmt.Errorf("no %s span with %s=%s in the trace so far", prefix, key, value)
-	})
-	return found
-}
-
 // checkParent fails unless child's parent is parent's span.
-func checkParent(t *testing.T, child, parent collectedSpan) {
+func checkParent(t *testing.T, child, parent testkit.ReceivedSpan) {
 	t.Helper()
-	if !bytes.Equal(child.span.ParentSpanId, parent.span.SpanId) {
-		t.Errorf("%s (%s) has parent %x, want %s %x", child.span.Name, child.service, child.span.ParentSpanId, parent.span.Name, parent.span.SpanId)
+	if !bytes.Equal(child.ParentSpanId, parent.SpanId) {
+		t.Errorf("%s (%s) has parent %x, want %s %x", child.Name, child.Service, child.ParentSpanId, parent.Name, parent.SpanId)
 	}
 }
 
 // checkAttrs fails unless s has every attribute of want.
-func checkAttrs(t *testing.T, s collectedSpan, want map[string]string) {
+func checkAttrs(t *testing.T, s testkit.ReceivedSpan, want map[string]string) {
 	t.Helper()
 	for key, value := range want {
-		if got := s.attr(key); got != value {
-			t.Errorf("%s: %s = %q, want %q", s.span.Name, key, got, value)
+		if got := s.Attr(key); got != value {
+			t.Errorf("%s: %s = %q, want %q", s.Name, key, got, value)
 		}
 	}
 }
@@ -209,30 +140,30 @@ func TestOneImportIsOneTraceAcrossProcesses(t *testing.T) {
 	}
 	ids := map[string]string{"jobwire.job.id": st.ID, "jobwire.job.type": api.JobTypePlaylistImport, "jobwire.owner": "alice_40example_2Ecom"}
 
-	submit := spans.waitSpans(t, traceID, "jobwire.submit", 1)[0]
-	wait := spans.waitSpans(t, traceID, "jobwire.queue_wait", 1)[0]
-	attempt := spans.waitSpans(t, traceID, "jobwire.attempt", 1)[0]
-	deliver := spans.waitSpans(t, traceID, "jobwire.deliver", 1)[0]
-	completed := spans.waitSpanWith(t, traceID, "jobwire.project", "jobwire.state", "completed")
-	for s, service := range map[*collectedSpan]string{&submit: "jobwire-gateway", &wait: "jobwire-worker", &attempt: "jobwire-worker",
+	submit := waitSpans(t, spans, traceID, "jobwire.submit", 1)[0]
+	wait := waitSpans(t, spans, traceID, "jobwire.queue_wait", 1)[0]
+	attempt := waitSpans(t, spans, traceID, "jobwire.attempt", 1)[0]
+	deliver := waitSpans(t, spans, traceID, "jobwire.deliver", 1)[0]
+	completed := waitSpanWith(t, spans, traceID, "jobwire.project", "jobwire.state", "completed")
+	for s, service := range map[*testkit.ReceivedSpan]string{&submit: "jobwire-gateway", &wait: "jobwire-worker", &attempt: "jobwire-worker",
 		&completed: "jobwire-projector", &deliver: "jobwire-gateway"} {
-		if s.service != service {
-			t.Errorf("%s exported by %q, want %q", s.span.Name, s.service, service)
+		if s.Service != service {
+			t.Errorf("%s exported by %q, want %q", s.Name, s.Service, service)
 		}
 		checkAttrs(t, *s, ids)
 	}
-	if !bytes.Equal(submit.span.ParentSpanId, parentID) {
-		t.Errorf("the submit span's parent is %x, want the request's %x", submit.span.ParentSpanId, parentID)
+	if !bytes.Equal(submit.ParentSpanId, parentID) {
+		t.Errorf("the submit span's parent is %x, want the request's %x", submit.ParentSpanId, parentID)
 	}
 	checkParent(t, wait, submit)
 	checkParent(t, attempt, submit)
 	// The handler's own spans (the importer's) are children of the attempt, in the worker's export.
-	checkParent(t, spans.waitSpans(t, traceID, "playlist.parse", 1)[0], attempt)
-	checkParent(t, spans.waitSpans(t, traceID, "playlist.import_tracks", 1)[0], attempt)
+	checkParent(t, waitSpans(t, spans, traceID, "playlist.parse", 1)[0], attempt)
+	checkParent(t, waitSpans(t, spans, traceID, "playlist.import_tracks", 1)[0], attempt)
 	// The write of the queued state (if the projector read the submit alone) continues the submit; every
 	// later write continues the attempt.
-	for _, w := range spans.find(traceID, "jobwire.project") {
-		if w.attr("jobwire.state") == "queued" {
+	for _, w := range traceSpans(spans, traceID, "jobwire.project") {
+		if w.Attr("jobwire.state") == "queued" {
 			checkParent(t, w, submit)
 		} else {
 			checkParent(t, w, attempt)
@@ -243,12 +174,12 @@ func TestOneImportIsOneTraceAcrossProcesses(t *testing.T) {
 	checkAttrs(t, attempt, map[string]string{"jobwire.outcome": "job.completed", "jobwire.attempt": "1", "messaging.system": "nats",
 		"messaging.operation.type": "process", "messaging.destination.name": "jobs.queue." + api.JobTypePlaylistImport})
 	checkAttrs(t, deliver, map[string]string{"jobwire.state": "completed", "jobwire.state.revision": fmt.Sprint(final.Revision)})
-	if n := deliver.attr("jobwire.sse.streams"); n == "" || n == "0" {
+	if n := deliver.Attr("jobwire.sse.streams"); n == "" || n == "0" {
 		t.Errorf("the delivery reached %q streams, want the test's own stream", n)
 	}
-	if wait.span.StartTimeUnixNano > attempt.span.StartTimeUnixNano || wait.span.EndTimeUnixNano > attempt.span.EndTimeUnixNano {
-		t.Errorf("the queue wait (%d-%d) does not precede the attempt (%d-%d)", wait.span.StartTimeUnixNano, wait.span.EndTimeUnixNano,
-			attempt.span.StartTimeUnixNano, attempt.span.EndTimeUnixNano)
+	if wait.StartTimeUnixNano > attempt.StartTimeUnixNano || wait.EndTimeUnixNano > attempt.EndTimeUnixNano {
+		t.Errorf("the queue wait (%d-%d) does not precede the attempt (%d-%d)", wait.StartTimeUnixNano, wait.EndTimeUnixNano,
+			attempt.StartTimeUnixNano, attempt.EndTimeUnixNano)
 	}
 	checkNoUserData(t, spans, tracedUser, "traced-mix")
 	checkExemplar(t, metrics, hex.EncodeToString(traceID))
@@ -265,14 +196,14 @@ func TestACrashReRunIsASecondAttemptSpanInTheSameTrace(t *testing.T) {
 	if final.State != api.StateCompleted || final.Attempt != 2 {
 		t.Fatalf("job ended %s on attempt %d", final.State, final.Attempt)
 	}
-	submit := spans.waitSpans(t, traceID, "jobwire.submit", 1)[0]
-	rerun := spans.waitSpanWith(t, traceID, "jobwire.attempt", "jobwire.attempt", "2")
+	submit := waitSpans(t, spans, traceID, "jobwire.submit", 1)[0]
+	rerun := waitSpanWith(t, spans, traceID, "jobwire.attempt", "jobwire.attempt", "2")
 	checkParent(t, rerun, submit)
 	checkAttrs(t, rerun, map[string]string{"jobwire.outcome": "job.completed", "jobwire.job.id": st.ID})
-	if n := len(spans.find(traceID, "jobwire.queue_wait")); n != 1 {
+	if n := len(traceSpans(spans, traceID, "jobwire.queue_wait")); n != 1 {
 		t.Errorf("%d queue waits, want 1: a redelivery is no queue wait", n)
 	}
-	completed := spans.waitSpanWith(t, traceID, "jobwire.project", "jobwire.state", "completed")
+	completed := waitSpanWith(t, spans, traceID, "jobwire.project", "jobwire.state", "completed")
 	checkParent(t, completed, rerun)
 }
 
@@ -289,28 +220,26 @@ func TestABatchIsOneTrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	batch := spans.waitSpans(t, traceID, "jobwire.submit_batch", 1)[0]
-	if !bytes.Equal(batch.span.ParentSpanId, parentID) || batch.attr("messaging.batch.message_count") != "2" {
-		t.Errorf("batch span: parent %x (want %x), %s jobs", batch.span.ParentSpanId, parentID, batch.attr("messaging.batch.message_count"))
+	batch := waitSpans(t, spans, traceID, "jobwire.submit_batch", 1)[0]
+	if !bytes.Equal(batch.ParentSpanId, parentID) || batch.Attr("messaging.batch.message_count") != "2" {
+		t.Errorf("batch span: parent %x (want %x), %s jobs", batch.ParentSpanId, parentID, batch.Attr("messaging.batch.message_count"))
 	}
 	for _, r := range results {
 		if r.Job == nil {
 			t.Fatalf("batch item: %+v", r)
 		}
-		checkParent(t, spans.waitSpanWith(t, traceID, "jobwire.attempt", "jobwire.job.id", r.Job.ID), batch)
+		checkParent(t, waitSpanWith(t, spans, traceID, "jobwire.attempt", "jobwire.job.id", r.Job.ID), batch)
 	}
 }
 
 // checkNoUserData fails if any span's attribute holds one of values (the raw user id, the input).
-func checkNoUserData(t *testing.T, spans *otlpReceiver, values ...string) {
+func checkNoUserData(t *testing.T, spans *testkit.OTLPReceiver, values ...string) {
 	t.Helper()
-	spans.mu.Lock()
-	defer spans.mu.Unlock()
-	for _, s := range spans.spans {
-		for _, kv := range s.span.Attributes {
+	for _, s := range spans.Spans() {
+		for _, kv := range s.Attributes {
 			for _, v := range values {
 				if strings.Contains(kv.Value.String(), v) {
-					t.Errorf("span %s attribute %s holds user data %q: %s", s.span.Name, kv.Key, v, kv.Value)
+					t.Errorf("span %s attribute %s holds user data %q: %s", s.Name, kv.Key, v, kv.Value)
 				}
 			}
 		}

@@ -2,19 +2,14 @@ package telemetry_test
 
 import (
 	"context"
-	"io"
-	"net/http"
-	"net/http/httptest"
+	"fmt"
 	"os"
-	"strings"
-	"sync"
 	"testing"
 
 	"go.opentelemetry.io/otel"
-	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/jobwire/jobwire/services/internal/telemetry"
+	"github.com/jobwire/jobwire/services/internal/testkit"
 )
 
 func TestEnabledFollowsTheStandardVariables(t *testing.T) {
@@ -56,29 +51,7 @@ func TestStartWithoutAnEndpointInstallsNothing(t *testing.T) {
 // With an endpoint, spans go to it over OTLP/HTTP (protobuf), named by service and instance, and
 // stop flushes what is left.
 func TestStartExportsToTheEndpoint(t *testing.T) {
-	var mu sync.Mutex
-	var resources []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		var req coltrace.ExportTraceServiceRequest
-		if r.URL.Path != "/v1/traces" || proto.Unmarshal(body, &req) != nil {
-			http.Error(w, "bad export", http.StatusBadRequest)
-			return
-		}
-		mu.Lock()
-		for _, rs := range req.ResourceSpans {
-			for _, kv := range rs.GetResource().GetAttributes() {
-				resources = append(resources, kv.Key+"="+kv.Value.GetStringValue())
-			}
-			for _, ss := range rs.ScopeSpans {
-				for _, s := range ss.Spans {
-					resources = append(resources, "span="+s.Name)
-				}
-			}
-		}
-		mu.Unlock()
-	}))
-	defer srv.Close()
+	srv := testkit.StartOTLPReceiver(t)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", srv.URL)
 	before := otel.GetTracerProvider()
 	t.Cleanup(func() { otel.SetTracerProvider(before) })
@@ -91,13 +64,9 @@ func TestStartExportsToTheEndpoint(t *testing.T) {
 	if err := stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	got := strings.Join(resources, " ")
-	mu.Unlock()
 	host, _ := os.Hostname()
-	for _, want := range []string{"service.name=jobwire-test", "service.instance.id=" + host + "-", "span=one"} {
-		if !strings.Contains(got, want) {
-			t.Errorf("export %q lacks %q", got, want)
-		}
+	got := srv.Spans()
+	if len(got) != 1 || got[0].Name != "one" || got[0].Service != "jobwire-test" || got[0].Instance != fmt.Sprintf("%s-%d", host, os.Getpid()) {
+		t.Errorf("exported %+v, want span one of jobwire-test, instance %s-%d", got, host, os.Getpid())
 	}
 }
