@@ -90,6 +90,13 @@ var Vars = []Var{
 	{"JOBWIRE_DATA_DIR", "./data", "dev", "where the embedded NATS server keeps its data"},
 	{"JOBWIRE_NATS_PORT", strconv.Itoa(devserver.DefaultPort), "dev", "client port of the embedded NATS server"},
 	{"JOBWIRE_NATS_MONITOR_ADDR", devserver.DefaultMonitorAddr, "dev", "monitoring address of the embedded NATS server"},
+	{"OTEL_EXPORTER_OTLP_ENDPOINT", "", "gateway worker projector mirror dev", "OpenTelemetry collector (OTLP/HTTP, e.g. http://otel-collector:4318): set, the process exports its traces; unset, it installs nothing (the SDK's other OTEL_EXPORTER_OTLP_* variables apply: headers, certificates, timeouts)"},
+	{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", "gateway worker projector mirror dev", "the traces endpoint only (full URL, e.g. http://otel-collector:4318/v1/traces); also turns traces on"},
+	{"OTEL_SERVICE_NAME", "jobwire-<command>", "gateway worker projector mirror dev", "service.name of the process's spans (service.instance.id is <host>-<pid>)"},
+	{"OTEL_RESOURCE_ATTRIBUTES", "", "gateway worker projector mirror dev", "more resource attributes, key=value,... (e.g. deployment.environment.name=prod)"},
+	{"OTEL_TRACES_SAMPLER", "parentbased_always_on", "gateway worker projector mirror dev", "which traces to keep; a gateway facing untrusted clients: traceidratio (see SECURITY.md)"},
+	{"OTEL_TRACES_SAMPLER_ARG", "", "gateway worker projector mirror dev", "the sampler's argument, e.g. 0.1 for a ratio"},
+	{"OTEL_SDK_DISABLED", "false", "gateway worker projector mirror dev", "true: no traces even with an endpoint set"},
 	{"JOBWIRE_URL", "http://127.0.0.1:8080", "submit watch jobs cancel history library job-types", "gateway URL for the CLI"},
 	{"JOBWIRE_TOKEN", "", "submit watch jobs cancel history library job-types", "token for the CLI"},
 }
