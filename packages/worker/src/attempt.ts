@@ -11,7 +11,7 @@ import { cancelSubject, eventSubject, streams } from "./names.js";
 import type { ResolvedTypeOptions } from "./options.js";
 import { ProgressEmitter } from "./progress.js";
 import { retrying } from "./retry.js";
-import { endAttemptSpan, injectTrace, startAttemptSpan, withSpan, type Otel } from "./trace.js";
+import { endAttemptSpan, injectTrace, recordQueueWait, startAttemptSpan, withSpan, type Otel } from "./trace.js";
 
 /** What an attempt needs of the runner that took it. */
 export interface RunnerContext {
@@ -107,7 +107,12 @@ export class Attempt {
   /** Starts the attempt's span (once, and only with the OpenTelemetry API), before job.started is written. */
   startSpan(): void {
     if (this.span || !this.rc.otel) return;
-    this.span = startAttemptSpan(this.rc.otel, { subject: this.msg.subject, headers: this.msg.headers, job: this.job, number: this.number });
+    const t = { subject: this.msg.subject, headers: this.msg.headers, job: this.job, number: this.number };
+    this.span = startAttemptSpan(this.rc.otel, t);
+    const info = this.msg.info;
+    if (this.span.isRecording() && info?.deliveryCount === 1 && info.storedAtMs > 0) {
+      recordQueueWait(this.rc.otel, t, info.storedAtMs, info.streamSequence);
+    }
   }
 
   /** Ends the attempt's span, if it has one, with its outcome. */

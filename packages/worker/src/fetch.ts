@@ -32,6 +32,8 @@ export interface DeliveryInfo {
   /** How often the server delivered the message, this delivery included. */
   deliveryCount: number;
   streamSequence: number;
+  /** When JetStream stored the message, in ms since the epoch (the ack subject's timestamp). */
+  storedAtMs: number;
 }
 
 /**
@@ -46,7 +48,9 @@ export function parseAckSubject(reply: string | undefined): DeliveryInfo | undef
   const deliveryCount = Number(t[at + 2]);
   const streamSequence = Number(t[at + 3]);
   if (!Number.isSafeInteger(deliveryCount) || !Number.isSafeInteger(streamSequence) || streamSequence < 1) return undefined;
-  return { stream: t[at]!, consumer: t[at + 1]!, deliveryCount, streamSequence };
+  const ts = t[at + 5] ?? "";
+  const storedAtMs = /^[0-9]{1,20}$/.test(ts) ? Number(BigInt(ts) / 1_000_000n) : 0;
+  return { stream: t[at]!, consumer: t[at + 1]!, deliveryCount, streamSequence, storedAtMs };
 }
 
 const enc = new TextEncoder();

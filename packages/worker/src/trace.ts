@@ -113,6 +113,27 @@ export function startAttemptSpan(otel: Otel, t: AttemptTrace): Span {
 }
 
 /**
+ * Records, for a message's first delivery, its wait in the queue as a span of its own beside the
+ * attempt's: from when JetStream stored the message (a submit, or the re-queue of a retry) to this
+ * claim, as the Go SDK does. A redelivery's wait is not a queue wait, so it records none.
+ */
+export function recordQueueWait(otel: Otel, t: AttemptTrace, storedAtMs: number, sequence: number): void {
+  const parent = extractTrace(otel, otel.ROOT_CONTEXT, t.headers);
+  otel.trace.getTracer(tracerName).startSpan(`jobwire.queue_wait ${t.job.type}`, {
+    kind: otel.SpanKind.INTERNAL,
+    startTime: new Date(storedAtMs),
+    attributes: {
+      "messaging.system": "nats",
+      "messaging.destination.name": t.subject,
+      "jobwire.job.id": t.job.jobId,
+      "jobwire.job.type": t.job.type,
+      "jobwire.owner": t.job.owner,
+      "jobwire.message.sequence": sequence,
+    },
+  }, parent).end();
+}
+
+/**
  * Ends an attempt's span with its outcome, the type of its last lifecycle event (job.completed,
  * job.failed, job.cancelled; "handed_back" when it wrote none), and that event's error code, which
  * also makes the span's status an error.

@@ -130,7 +130,8 @@ test("a rate limit spaces the starts, holding deliveries past their lease withou
     times.push(Date.parse(starts(await api.history(id))[0].at));
   }
   times.sort((a, b) => a - b);
-  assert.ok(times.at(-1) - times[0] < 900, `6 unlimited starts took ${times.at(-1) - times[0]} ms`);
+  // More starts in one window than the limit allowed: the limit no longer applies.
+  assert.ok(mostWithin(times, 900) > limit, `at most ${limit} unlimited starts within 0.9 s: ${times.map((t) => t - times[0])}`);
 });
 
 test("priorities: a backlog runs high first and low last; a retry stays on its level", async () => {

@@ -57,8 +57,8 @@ test("job messages and events carry the priority in the Go SDK's field order", (
 });
 
 test("delivery metadata from a $JS.ACK subject, in both of its forms", () => {
-  assert.deepEqual(parseAckSubject("$JS.ACK.JOBS.worker-demo_count.3.42.17.1764763200000000000.0"), { stream: "JOBS", consumer: "worker-demo_count", deliveryCount: 3, streamSequence: 42 });
-  assert.deepEqual(parseAckSubject("$JS.ACK.hub.ACCHASH.JOBS.worker-demo_count-high.1.9.9.1764763200000000000.0.rnd"), { stream: "JOBS", consumer: "worker-demo_count-high", deliveryCount: 1, streamSequence: 9 });
+  assert.deepEqual(parseAckSubject("$JS.ACK.JOBS.worker-demo_count.3.42.17.1764763200000000000.0"), { stream: "JOBS", consumer: "worker-demo_count", deliveryCount: 3, streamSequence: 42, storedAtMs: 1764763200000 });
+  assert.deepEqual(parseAckSubject("$JS.ACK.hub.ACCHASH.JOBS.worker-demo_count-high.1.9.9.1764763200000000000.0.rnd"), { stream: "JOBS", consumer: "worker-demo_count-high", deliveryCount: 1, streamSequence: 9, storedAtMs: 1764763200000 });
   assert.equal(parseAckSubject(undefined), undefined);
   assert.equal(parseAckSubject("_INBOX.abc"), undefined);
   assert.equal(parseAckSubject("$JS.ACK.JOBS.c.x.y"), undefined);

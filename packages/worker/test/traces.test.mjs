@@ -83,7 +83,7 @@ async function queue(type, input, trace = {}) {
 
 /** The ended attempt spans of a job, in the order they ended, once there are n. */
 const attemptSpans = (jobId, n = 1) => waitFor(`${n} attempt span(s) of ${jobId}`, () => {
-  const spans = exporter.getFinishedSpans().filter((s) => s.attributes["jobwire.job.id"] === jobId);
+  const spans = exporter.getFinishedSpans().filter((s) => s.attributes["jobwire.job.id"] === jobId && s.name.startsWith("jobwire.attempt "));
   return spans.length >= n && spans;
 });
 
@@ -125,6 +125,18 @@ test("the attempt span continues the job message's traceparent; the handler's sp
     "jobwire.outcome": "job.completed",
   });
   assert.equal(span.status.code, SpanStatusCode.UNSET);
+
+  // The queue wait: its own span beside the attempt's, from the message's storing to the claim.
+  const waits = exporter.getFinishedSpans().filter((s) => s.attributes["jobwire.job.id"] === jobId && s.name.startsWith("jobwire.queue_wait "));
+  assert.equal(waits.length, 1, "one queue wait");
+  const [wait] = waits;
+  assert.equal(wait.name, "jobwire.queue_wait test.traced");
+  assert.equal(wait.spanContext().traceId, traceId);
+  assert.equal(wait.parentSpanContext?.spanId, parentSpanId, "the queue wait continues the job message's trace");
+  assert.equal(wait.attributes["messaging.destination.name"], "jobs.queue.test.traced");
+  assert.ok(wait.attributes["jobwire.message.sequence"] > 0);
+  const ms = (t) => t[0] * 1e3 + t[1] / 1e6;
+  assert.ok(ms(wait.startTime) <= ms(span.startTime) && ms(wait.endTime) <= ms(span.endTime), "the wait precedes the attempt");
 
   const work = exporter.getFinishedSpans().find((s) => s.name === "greet work" && s.spanContext().traceId === traceId);
   assert.ok(work, "the handler's span is in the job's trace");
