@@ -56,5 +56,16 @@
 // workers in GET /v1/job-types. While workers with different schema versions run, a submit must match
 // every version they serve; so a new version must accept every input the old one accepted.
 //
+// # Traces
+//
+// Each attempt is an OpenTelemetry span, "jobwire.attempt <type>", on the global TracerProvider (a
+// no-op unless your program installs one: the SDK depends on the OpenTelemetry API only). It continues
+// the W3C trace context the job's message carries (the gateway's submit span), and the handler's ctx
+// carries it, so the spans the handler starts join the job's trace; the attempt's events, a retry's
+// message and a dead letter carry it on. A first delivery also records its queue wait as a span.
+// Attributes are ids, never the input: job id, type, owner token, attempt, outcome, error code. With
+// a sampled span, jobwire_job_duration_seconds keeps the trace id as an exemplar (served when the
+// registry is scraped as OpenMetrics: promhttp.HandlerOpts{EnableOpenMetrics: true}).
+//
 // Package workertest runs a worker against an embedded NATS server in your own tests.
 package worker
