@@ -92,13 +92,20 @@ func (tp traceparentTransport) RoundTrip(r *http.Request) (*http.Response, error
 	return http.DefaultTransport.RoundTrip(r)
 }
 
+// tracedClient is the cluster's client with every request in a new trace: it returns the trace id and
+// the requests' (the caller's) span id.
+func tracedClient(t *testing.T, c *cluster) (traced *api.Client, traceID, parentID []byte) {
+	traceID, parentID = randomBytes(t, 16), randomBytes(t, 8)
+	copied := *c.client
+	copied.HTTP = &http.Client{Transport: traceparentTransport{"00-" + hex.EncodeToString(traceID) + "-" + hex.EncodeToString(parentID) + "-01"}}
+	return &copied, traceID, parentID
+}
+
 // submitTraced submits an import whose request carries a new traceparent, and returns the job with
 // the trace id and the request's span id.
 func submitTraced(t *testing.T, c *cluster, name string) (st api.JobState, traceID, parentID []byte) {
 	t.Helper()
-	traceID, parentID = randomBytes(t, 16), randomBytes(t, 8)
-	traced := *c.client
-	traced.HTTP = &http.Client{Transport: traceparentTransport{"00-" + hex.EncodeToString(traceID) + "-" + hex.EncodeToString(parentID) + "-01"}}
+	traced, traceID, parentID := tracedClient(t, c)
 	content, _, _, _ := testPlaylist()
 	st, _, err := traced.Submit(context.Background(), importRequest(name, api.FormatM3U, content), "")
 	if err != nil {
@@ -211,9 +218,7 @@ func TestACrashReRunIsASecondAttemptSpanInTheSameTrace(t *testing.T) {
 // job's attempt a child of the batch span.
 func TestABatchIsOneTrace(t *testing.T) {
 	c, spans, _ := tracedCluster(t, 1)
-	traceID, parentID := randomBytes(t, 16), randomBytes(t, 8)
-	traced := *c.client
-	traced.HTTP = &http.Client{Transport: traceparentTransport{"00-" + hex.EncodeToString(traceID) + "-" + hex.EncodeToString(parentID) + "-01"}}
+	traced, traceID, parentID := tracedClient(t, c)
 	content, _, _, _ := testPlaylist()
 	items := []api.BatchItem{{SubmitRequest: importRequest("batch-a", api.FormatM3U, content)}, {SubmitRequest: importRequest("batch-b", api.FormatM3U, content)}}
 	results, err := traced.SubmitBatch(context.Background(), items)
