@@ -1028,14 +1028,17 @@ import { JobwireClient, JobsStore, POSITION_KEY, isTerminal } from '/static/jobw
       el.purgeDialog.showModal();
     }
   });
+  // Every opening sets purgeKey first, so nothing clears it on close: the dialog's close event is
+  // dispatched later, and a purge opened right after the last one closed would lose its key to it.
   el.purgeConfirm.addEventListener('click', () => {
     const key = operator.purgeKey;
+    operator.purgeKey = '';
     el.purgeDialog.close();
     if (key) actOnDeadLetter('purge', key);
   });
-  el.purgeCancel.addEventListener('click', () => el.purgeDialog.close());
-  el.purgeDialog.addEventListener('close', () => {
+  el.purgeCancel.addEventListener('click', () => {
     operator.purgeKey = '';
+    el.purgeDialog.close();
   });
   el.dlqMore.addEventListener('click', () => loadDeadLetters(true));
 
