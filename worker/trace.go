@@ -1,12 +1,11 @@
 package worker
 
 import (
+	"context"
 	"time"
 
-	"context"
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"

@@ -126,7 +126,7 @@ func (b *jobsBench) backlog(ctx context.Context, workers, n int) (res Backlog, e
 func (b *jobsBench) restarts(ctx context.Context, res *Backlog) error {
 	b.s.stopGateway()
 	t := time.Now()
-	if err := b.s.startGateway(ctx, 100); err != nil {
+	if err := b.s.startGateway(ctx, jobsGatewayStreams); err != nil {
 		return err
 	}
 	res.GatewayReadySecs = time.Since(t).Seconds()

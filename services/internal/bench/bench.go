@@ -282,7 +282,7 @@ func runJobsSuite(ctx context.Context, s *stack, o Options, rep *Report) error {
 	if o.JobsFloor && !o.DirectSubmit {
 		rep.Skipped = append(rep.Skipped, "jobs floor: it copies the preloaded-backlog row, which --no-direct skips")
 	}
-	if err := s.startGateway(ctx, 100); err != nil {
+	if err := s.startGateway(ctx, jobsGatewayStreams); err != nil {
 		return err
 	}
 	tr, err := startTracker(ctx, s.js)

@@ -233,6 +233,10 @@ func (s *stack) startJobwireOn(cpu int, name string, env map[string]string, args
 	return startProcOn(cpu, name, s.exe, args, all)
 }
 
+// jobsGatewayStreams is the stream count the jobs benchmark's gateway is started for: it serves no
+// watchers (the tracker watches JOB_STATE itself), so the least the gateway takes.
+const jobsGatewayStreams = 100
+
 // startGateway starts a fresh `jobwire gateway` that accepts maxStreams streams, all of them from one
 // user if need be, without a submit rate limit, on its own CPU under --pin, and waits until it is ready.
 func (s *stack) startGateway(ctx context.Context, maxStreams int) error {

@@ -51,7 +51,7 @@ func (s *stack) restartServices(ctx context.Context, workers, concurrency int) e
 	if err := s.startProjector(ctx); err != nil {
 		return err
 	}
-	if err := s.startGateway(ctx, 100); err != nil {
+	if err := s.startGateway(ctx, jobsGatewayStreams); err != nil {
 		return err
 	}
 	return s.startWorkers(ctx, workers, concurrency)
