@@ -386,9 +386,14 @@ func TestProgressIsCoalesced(t *testing.T) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(w.Collectors()...)
-	if n, err := testutil.GatherAndCount(reg, "jobwire_progress_events_total", "jobwire_jobs_finished_total"); err != nil || n != 2 {
-		t.Fatalf("metrics: %d %v", n, err)
-	}
+	// The worker counts the finish after the terminal event is stored and acked, so the state can be
+	// seen a moment before the count.
+	streamstest.WaitFor(t, 10*time.Second, func() error {
+		if n, err := testutil.GatherAndCount(reg, "jobwire_progress_events_total", "jobwire_jobs_finished_total"); err != nil || n != 2 {
+			return fmt.Errorf("metrics: %d series, %v", n, err)
+		}
+		return nil
+	})
 }
 
 func TestNATSRestartLosesNothing(t *testing.T) {
